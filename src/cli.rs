@@ -1,0 +1,161 @@
+//! Command-line definition and dispatch.
+//!
+//! Argument handling is in two phases: clap parses what was typed into plain structs here, then
+//! the `run_*` functions open the root and call into the modules that do the work. Exit codes:
+//! 0 success, 1 the command ran and found fatal problems, 2 it could not run (bad arguments,
+//! I/O failure).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::build;
+
+/// Build ostree-based OS images with container tools, and turn them into ostree commits.
+#[derive(Debug, Parser)]
+#[command(name = "ostree-container", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make the container's root filesystem right for ostree (run at the end of each RUN).
+    Commit(CommitArgs),
+    /// Check the root filesystem's layout without changing anything.
+    Lint(LintArgs),
+    #[cfg(feature = "host")]
+    #[command(flatten)]
+    Host(crate::host::cli::HostCommand),
+}
+
+/// Options shared by `commit` and `lint`.
+#[derive(Debug, Args, Clone)]
+pub struct RootArgs {
+    /// Operate on this directory as the image's root (default: `/`, only inside a container).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print one JSON document instead of human-readable lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    #[command(flatten)]
+    pub root: RootArgs,
+    /// Print what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    #[command(flatten)]
+    pub root: RootArgs,
+    /// Exit non-zero on warnings too.
+    #[arg(long)]
+    pub fatal_warnings: bool,
+    /// Skip the named check (repeatable); see `--list`.
+    #[arg(long, value_name = "NAME")]
+    pub skip: Vec<String>,
+    /// List the checks and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Turn the three ways of being called into one argument vector for clap.
+///
+/// - `ostree-container commit …` is left as it is.
+/// - `… container commit …` (libostree's dispatch passes `container` first) drops `container`.
+/// - Called as `ostree` (installed or bind-mounted over /usr/bin/ostree in an image without
+///   libostree), only `ostree container <verb>` is ours; anything else is an error saying so.
+pub fn normalize_args(mut args: Vec<OsString>) -> std::result::Result<Vec<OsString>, String> {
+    if args.is_empty() {
+        args.push("ostree-container".into());
+    }
+    let argv0 = Path::new(&args[0])
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let has_container = args.get(1).map(|a| a == "container").unwrap_or(false);
+    if argv0 == "ostree" && !has_container {
+        return Err(
+            "this `ostree` is ostree-container and only implements `ostree container <verb>` \
+             (commit, lint, …); install libostree's `ostree` for other commands"
+                .into(),
+        );
+    }
+    if has_container {
+        args.remove(1);
+    }
+    args[0] = "ostree-container".into();
+    Ok(args)
+}
+
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("OSTREE_CONTAINER_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// Parse and run; returns the process exit code.
+pub fn run(args: Vec<OsString>) -> Result<u8> {
+    let args = match normalize_args(args) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return Ok(2);
+        }
+    };
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return Ok(code);
+        }
+    };
+    match cli.command {
+        Command::Commit(a) => build::run_commit(&a),
+        Command::Lint(a) => build::run_lint(&a),
+        #[cfg(feature = "host")]
+        Command::Host(c) => crate::host::run(c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn normalize_forms() {
+        let want = v(&["ostree-container", "commit", "--json"]);
+        assert_eq!(normalize_args(v(&["ostree-container", "commit", "--json"])).unwrap(), want);
+        assert_eq!(
+            normalize_args(v(&[
+                "/usr/libexec/libostree/ext/ostree-container",
+                "container",
+                "commit",
+                "--json"
+            ]))
+            .unwrap(),
+            want
+        );
+        assert_eq!(normalize_args(v(&["/usr/bin/ostree", "container", "commit", "--json"])).unwrap(), want);
+        let err = normalize_args(v(&["ostree", "admin", "status"])).unwrap_err();
+        assert!(err.contains("only implements `ostree container"), "{err}");
+    }
+}

@@ -1,0 +1,4 @@
+//! Host-side subcommands, flattened into the top-level CLI.
+
+#[derive(Debug, clap::Subcommand)]
+pub enum HostCommand {}

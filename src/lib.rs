@@ -1,0 +1,12 @@
+//! Build ostree-based operating-system images with ordinary container tools.
+//!
+//! Two halves:
+//! - [`build`]: runs inside a Containerfile (`ostree container commit`, `lint`). It never links
+//!   libostree, so the binary built with `--no-default-features` needs only glibc.
+//! - `host` (cargo feature `host`, on by default): imports a finished OCI image into an ostree
+//!   repository.
+
+pub mod build;
+pub mod cli;
+#[cfg(feature = "host")]
+pub mod host;
