@@ -1,5 +1,11 @@
 //! Build side: what runs inside a Containerfile.
 
+pub mod passwd;
+pub mod rootfs;
+pub mod sysusers;
+pub mod tmpfiles;
+pub mod words;
+
 use anyhow::Result;
 
 use crate::cli::{CommitArgs, LintArgs};
