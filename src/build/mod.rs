@@ -1,19 +1,103 @@
-//! Build side: what runs inside a Containerfile.
+//! Build side: what runs inside a Containerfile (`ostree container commit`, `lint`).
+//!
+//! - [`rootfs`]: symlink-safe access to the image's root;
+//! - [`passwd`], [`sysusers`], [`tmpfiles`], [`words`]: the formats read and written;
+//! - [`plan`]: what `commit` would change (read-only), [`apply`]: doing it, [`fsops`]: the
+//!   filesystem operations it needs;
+//! - [`lints`]: the layout checks; [`report`]: human and JSON output.
 
+pub mod apply;
+pub mod fsops;
+pub mod lints;
 pub mod passwd;
+pub mod plan;
+pub mod report;
 pub mod rootfs;
 pub mod sysusers;
 pub mod tmpfiles;
 pub mod words;
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
 
-use crate::cli::{CommitArgs, LintArgs};
+use anyhow::{Context as _, Result};
 
-pub fn run_commit(_args: &CommitArgs) -> Result<u8> {
-    anyhow::bail!("commit: not implemented yet")
+use crate::cli::{CommitArgs, LintArgs, RootArgs};
+use report::{Report, Severity};
+use rootfs::Root;
+
+/// Are we inside a container build? The markers buildah, podman and docker leave.
+pub fn in_container() -> bool {
+    Path::new("/run/.containerenv").exists()
+        || Path::new("/.dockerenv").exists()
+        || std::env::var_os("container").is_some_and(|v| !v.is_empty())
 }
 
-pub fn run_lint(_args: &LintArgs) -> Result<u8> {
-    anyhow::bail!("lint: not implemented yet")
+fn open_root(args: &RootArgs) -> Result<(PathBuf, Root)> {
+    let path = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let root = Root::open(&path).with_context(|| format!("opening the root {}", path.display()))?;
+    Ok((path, root))
+}
+
+fn emit(report: &Report, json: bool) {
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+}
+
+pub fn run_commit(args: &CommitArgs) -> Result<u8> {
+    if args.root.root.is_none() && !in_container() {
+        eprintln!(
+            "error: refusing to run on what looks like a host: no container marker \
+             (/run/.containerenv, /.dockerenv or the `container` variable) was found. \
+             `commit` rewrites /; run it at the end of a RUN step in a Containerfile, \
+             or pass --root DIR to work on an image's root from outside. Nothing was changed."
+        );
+        return Ok(2);
+    }
+    let (path, root) = open_root(&args.root)?;
+    let mut report = Report::new("commit", path.display().to_string(), args.dry_run);
+    let plan = plan::plan(&root);
+    if args.dry_run {
+        report.actions = plan.changes.iter().map(apply::describe).collect();
+        let cx = lints::Context {
+            root: &root,
+            scan: lints::Scan::run(&root),
+            plan,
+        };
+        report.findings = lints::run_lints(&cx, &[], true);
+    } else {
+        let (actions, failures) = apply::apply(&root, &plan);
+        report.actions = actions;
+        report.findings = failures;
+        let cx = lints::Context::new(&root);
+        report.findings.extend(lints::run_lints(&cx, &[], false));
+    }
+    report.finish();
+    emit(&report, args.root.json);
+    Ok(if report.counts.errors > 0 { 1 } else { 0 })
+}
+
+pub fn run_lint(args: &LintArgs) -> Result<u8> {
+    if args.list {
+        print!("{}", lints::list_text());
+        return Ok(0);
+    }
+    for s in &args.skip {
+        if !lints::LINTS.iter().any(|l| l.name == s) {
+            anyhow::bail!("--skip {s:?}: no such check; `lint --list` shows them");
+        }
+    }
+    let (path, root) = open_root(&args.root)?;
+    let cx = lints::Context::new(&root);
+    let mut report = Report::new("lint", path.display().to_string(), false);
+    report.findings = lints::run_lints(&cx, &args.skip, false);
+    report.finish();
+    emit(&report, args.root.json);
+    let fatal = report
+        .findings
+        .iter()
+        .any(|f| f.severity == Severity::Error || args.fatal_warnings);
+    Ok(if fatal { 1 } else { 0 })
 }

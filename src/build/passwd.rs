@@ -110,7 +110,9 @@ pub fn parse_group(file: &str, text: &str) -> Result<Vec<Group>, ParseError> {
 
 /// The names in shadow(5) or gshadow(5) text, with their line numbers.
 pub fn parse_shadow_names(text: &str) -> Vec<(usize, String)> {
-    records(text).map(|(line, f)| (line, f[0].to_string())).collect()
+    records(text)
+        .map(|(line, f)| (line, f[0].to_string()))
+        .collect()
 }
 
 /// Remove the lines of shadow/gshadow `text` whose name is not in `keep`; returns the new text
@@ -144,7 +146,12 @@ pub struct Accounts {
 
 impl Accounts {
     /// Build from the already-parsed files, /etc first.
-    pub fn merge(etc_users: Vec<User>, lib_users: Vec<User>, etc_groups: Vec<Group>, lib_groups: Vec<Group>) -> Self {
+    pub fn merge(
+        etc_users: Vec<User>,
+        lib_users: Vec<User>,
+        etc_groups: Vec<Group>,
+        lib_groups: Vec<Group>,
+    ) -> Self {
         let mut users: BTreeMap<String, User> = BTreeMap::new();
         for u in lib_users.into_iter().chain(etc_users) {
             users.insert(u.name.clone(), u);
@@ -162,11 +169,17 @@ impl Accounts {
 
     /// The user name for `uid`, as the image sees it (first entry in uid order).
     pub fn user_name(&self, uid: u32) -> Option<&str> {
-        self.users.iter().find(|u| u.uid == uid).map(|u| u.name.as_str())
+        self.users
+            .iter()
+            .find(|u| u.uid == uid)
+            .map(|u| u.name.as_str())
     }
 
     pub fn group_name(&self, gid: u32) -> Option<&str> {
-        self.groups.iter().find(|g| g.gid == gid).map(|g| g.name.as_str())
+        self.groups
+            .iter()
+            .find(|g| g.gid == gid)
+            .map(|g| g.name.as_str())
     }
 
     pub fn has_user(&self, name: &str) -> bool {
@@ -195,7 +208,11 @@ mod tests {
 
     #[test]
     fn passwd_errors_name_file_and_line() {
-        let e = parse_passwd("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nbad:x:zero:0:::\n").unwrap_err();
+        let e = parse_passwd(
+            "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nbad:x:zero:0:::\n",
+        )
+        .unwrap_err();
         assert_eq!(e.to_string(), "/etc/passwd:2: uid \"zero\" is not a number");
         let e = parse_passwd("/etc/passwd", "a:b:c\n").unwrap_err();
         assert!(e.to_string().contains("expected 7 fields"), "{e}");
@@ -214,7 +231,11 @@ mod tests {
         let t = "root:*:19000:0:99999:7:::\nghost:!:1::::::\nalice:$6$x:1::::::\n";
         assert_eq!(
             parse_shadow_names(t),
-            vec![(1, "root".to_string()), (2, "ghost".to_string()), (3, "alice".to_string())]
+            vec![
+                (1, "root".to_string()),
+                (2, "ghost".to_string()),
+                (3, "alice".to_string())
+            ]
         );
         let (out, dropped) = drop_shadow_entries(t, &|n| n != "ghost");
         assert_eq!(dropped, vec!["ghost"]);
@@ -223,7 +244,11 @@ mod tests {
 
     #[test]
     fn merge_prefers_etc_and_sorts_by_id() {
-        let etc = parse_passwd("e", "b:x:1000:1000::/home/b:/bin/sh\nroot:x:0:0::/root:/bin/sh\n").unwrap();
+        let etc = parse_passwd(
+            "e",
+            "b:x:1000:1000::/home/b:/bin/sh\nroot:x:0:0::/root:/bin/sh\n",
+        )
+        .unwrap();
         let lib = parse_passwd("l", "b:x:5:5::/:/bin/false\nbin:x:2:2::/bin:/bin/false\n").unwrap();
         let a = Accounts::merge(etc, lib, vec![], vec![]);
         let names: Vec<_> = a.users.iter().map(|u| (u.name.as_str(), u.uid)).collect();

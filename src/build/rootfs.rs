@@ -63,8 +63,17 @@ fn kind_of(mode: u32) -> Kind {
 /// `statx(dir, name, AT_SYMLINK_NOFOLLOW)`; `Ok(None)` when the name does not exist.
 pub fn stat(dir: &Dir, name: impl AsRef<Path>) -> io::Result<Option<Meta>> {
     let name = name.as_ref();
-    let name = if name.as_os_str().is_empty() { Path::new(".") } else { name };
-    match rustix::fs::statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS | StatxFlags::MNT_ID) {
+    let name = if name.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        name
+    };
+    match rustix::fs::statx(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS | StatxFlags::MNT_ID,
+    ) {
         Ok(st) => {
             let has_mnt = st.stx_mask & StatxFlags::MNT_ID.bits() != 0;
             Ok(Some(Meta {
@@ -77,8 +86,12 @@ pub fn stat(dir: &Dir, name: impl AsRef<Path>) -> io::Result<Option<Meta>> {
                 ino: st.stx_ino,
                 dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor),
                 mnt_id: has_mnt.then_some(st.stx_mnt_id),
-                mount_root: st.stx_attributes_mask.contains(rustix::fs::StatxAttributes::MOUNT_ROOT)
-                    && st.stx_attributes.contains(rustix::fs::StatxAttributes::MOUNT_ROOT),
+                mount_root: st
+                    .stx_attributes_mask
+                    .contains(rustix::fs::StatxAttributes::MOUNT_ROOT)
+                    && st
+                        .stx_attributes
+                        .contains(rustix::fs::StatxAttributes::MOUNT_ROOT),
             }))
         }
         Err(rustix::io::Errno::NOENT) => Ok(None),
@@ -110,7 +123,10 @@ pub fn open_path_nofollow(root: &Dir, rel: &Path) -> io::Result<Option<Dir>> {
             },
             Component::CurDir | Component::RootDir => {}
             Component::ParentDir | Component::Prefix(_) => {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("path {rel:?} leaves the root")))
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("path {rel:?} leaves the root"),
+                ))
             }
         }
     }
@@ -119,7 +135,10 @@ pub fn open_path_nofollow(root: &Dir, rel: &Path) -> io::Result<Option<Dir>> {
 
 /// Split a relative path into (parent, file name).
 pub fn split(rel: &Path) -> (&Path, &OsStr) {
-    (rel.parent().unwrap_or(Path::new("")), rel.file_name().unwrap_or(OsStr::new(".")))
+    (
+        rel.parent().unwrap_or(Path::new("")),
+        rel.file_name().unwrap_or(OsStr::new(".")),
+    )
 }
 
 /// The raw target of the symlink `name` in `dir`.
@@ -145,17 +164,28 @@ pub fn read_optional(root: &Dir, rel: &Path) -> io::Result<Option<Vec<u8>>> {
     let Some(dir) = open_path_nofollow(root, parent)? else {
         return Ok(None);
     };
-    let fd = match rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+    let fd = match rustix::fs::openat(
+        &dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(rustix::io::Errno::LOOP) => {
-            return Err(io::Error::other(format!("{} is a symlink; expected a regular file", display(rel))))
+            return Err(io::Error::other(format!(
+                "{} is a symlink; expected a regular file",
+                display(rel)
+            )))
         }
         Err(e) => return Err(e.into()),
     };
     let mut f = std::fs::File::from(fd);
     if !f.metadata()?.is_file() {
-        return Err(io::Error::other(format!("{} is not a regular file", display(rel))));
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            display(rel)
+        )));
     }
     let mut buf = Vec::new();
     f.read_to_end(&mut buf)?;
@@ -172,7 +202,13 @@ pub fn create_dir_all(root: &Dir, rel: &Path, mode: u32) -> io::Result<Dir> {
                 Err(e) => return Err(e.into()),
             }
             cur = open_dir_nofollow(&cur, name).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot create {}: a component is not a directory ({e})", display(rel)))
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot create {}: a component is not a directory ({e})",
+                        display(rel)
+                    ),
+                )
             })?;
         }
     }
@@ -180,8 +216,14 @@ pub fn create_dir_all(root: &Dir, rel: &Path, mode: u32) -> io::Result<Dir> {
 }
 
 /// Write a file atomically (temporary file in the same directory, then rename), with `mode`,
-/// owned by the caller (root in a build).
-pub fn write_atomic(dir: &Dir, name: &OsStr, contents: &[u8], mode: u32) -> io::Result<()> {
+/// owned by `owner` (uid, gid) or by the caller.
+pub fn write_atomic(
+    dir: &Dir,
+    name: &OsStr,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
     let mut tmp = OsString::from(".");
     tmp.push(name);
     tmp.push(format!(".tmp{}", std::process::id()));
@@ -194,8 +236,19 @@ pub fn write_atomic(dir: &Dir, name: &OsStr, contents: &[u8], mode: u32) -> io::
     let mut f = std::fs::File::from(fd);
     let res = f
         .write_all(contents)
+        .and_then(|_| match owner {
+            Some((u, g)) => rustix::fs::fchown(
+                &f,
+                Some(rustix::fs::Uid::from_raw(u)),
+                Some(rustix::fs::Gid::from_raw(g)),
+            )
+            .map_err(io::Error::from),
+            None => Ok(()),
+        })
         .and_then(|_| rustix::fs::fchmod(&f, Mode::from_raw_mode(mode)).map_err(io::Error::from))
-        .and_then(|_| rustix::fs::renameat(dir, tmp.as_os_str(), dir, name).map_err(io::Error::from));
+        .and_then(|_| {
+            rustix::fs::renameat(dir, tmp.as_os_str(), dir, name).map_err(io::Error::from)
+        });
     if res.is_err() {
         let _ = rustix::fs::unlinkat(dir, tmp.as_os_str(), AtFlags::empty());
     }
@@ -281,7 +334,10 @@ pub fn resolve(
             if let Some(target) = readlink(&candidate)? {
                 links += 1;
                 if links > 40 {
-                    return Err(io::Error::other(format!("too many levels of symbolic links at {}", display(&candidate))));
+                    return Err(io::Error::other(format!(
+                        "too many levels of symbolic links at {}",
+                        display(&candidate)
+                    )));
                 }
                 if target.is_absolute() {
                     out = PathBuf::new();
@@ -310,7 +366,11 @@ pub fn lexical_target(link: &Path, target: &Path) -> Option<PathBuf> {
     let mut out: Vec<OsString> = if target.is_absolute() {
         Vec::new()
     } else {
-        link.parent().unwrap_or(Path::new("")).components().filter_map(normal).collect()
+        link.parent()
+            .unwrap_or(Path::new(""))
+            .components()
+            .filter_map(normal)
+            .collect()
     };
     for c in target.components() {
         match c {
@@ -330,34 +390,66 @@ mod tests {
     use std::collections::HashMap;
 
     fn resolve_with(links: &[(&str, &str)], path: &str, follow_last: bool) -> io::Result<String> {
-        let map: HashMap<PathBuf, PathBuf> = links.iter().map(|(a, b)| (PathBuf::from(a), PathBuf::from(b))).collect();
-        let p = resolve(Path::new(path), follow_last, &mut |p: &Path| Ok(map.get(p).cloned()))?;
+        let map: HashMap<PathBuf, PathBuf> = links
+            .iter()
+            .map(|(a, b)| (PathBuf::from(a), PathBuf::from(b)))
+            .collect();
+        let p = resolve(Path::new(path), follow_last, &mut |p: &Path| {
+            Ok(map.get(p).cloned())
+        })?;
         Ok(p.to_string_lossy().into_owned())
     }
 
     #[test]
     fn resolves_like_the_image_would() {
-        let links = [("root", "var/roothome"), ("var/run", "../run"), ("opt", "/var/opt"), ("loop", "loop"), ("up", "../../../..")];
-        assert_eq!(resolve_with(&links, "/root/.ssh", false).unwrap(), "var/roothome/.ssh");
+        let links = [
+            ("root", "var/roothome"),
+            ("var/run", "../run"),
+            ("opt", "/var/opt"),
+            ("loop", "loop"),
+            ("up", "../../../.."),
+        ];
+        assert_eq!(
+            resolve_with(&links, "/root/.ssh", false).unwrap(),
+            "var/roothome/.ssh"
+        );
         assert_eq!(resolve_with(&links, "/root", false).unwrap(), "root");
         assert_eq!(resolve_with(&links, "/root", true).unwrap(), "var/roothome");
         assert_eq!(resolve_with(&links, "/var/run/x", false).unwrap(), "run/x");
-        assert_eq!(resolve_with(&links, "/opt/app/bin", false).unwrap(), "var/opt/app/bin");
-        assert_eq!(resolve_with(&links, "/up/etc/passwd", false).unwrap(), "etc/passwd");
+        assert_eq!(
+            resolve_with(&links, "/opt/app/bin", false).unwrap(),
+            "var/opt/app/bin"
+        );
+        assert_eq!(
+            resolve_with(&links, "/up/etc/passwd", false).unwrap(),
+            "etc/passwd"
+        );
         assert_eq!(resolve_with(&links, "/a/../../b", false).unwrap(), "b");
         assert!(resolve_with(&links, "/loop/x", false).is_err());
     }
 
     #[test]
     fn lexical_targets() {
-        assert_eq!(lexical_target(Path::new("var/opt/x"), Path::new("../../usr/lib/opt/x")), Some(PathBuf::from("usr/lib/opt/x")));
-        assert_eq!(lexical_target(Path::new("var/x"), Path::new("/etc")), Some(PathBuf::from("etc")));
-        assert_eq!(lexical_target(Path::new("var/x"), Path::new("../../../etc")), None);
+        assert_eq!(
+            lexical_target(Path::new("var/opt/x"), Path::new("../../usr/lib/opt/x")),
+            Some(PathBuf::from("usr/lib/opt/x"))
+        );
+        assert_eq!(
+            lexical_target(Path::new("var/x"), Path::new("/etc")),
+            Some(PathBuf::from("etc"))
+        );
+        assert_eq!(
+            lexical_target(Path::new("var/x"), Path::new("../../../etc")),
+            None
+        );
     }
 
     #[test]
     fn display_escapes_non_utf8() {
-        assert_eq!(display(Path::new(OsStr::from_bytes(b"var/a\xffb"))), "/var/a\\xffb");
+        assert_eq!(
+            display(Path::new(OsStr::from_bytes(b"var/a\xffb"))),
+            "/var/a\\xffb"
+        );
         assert_eq!(display(Path::new("/etc")), "/etc");
     }
 
@@ -368,8 +460,14 @@ mod tests {
         std::fs::write(t.path().join("a/b/f"), "x").unwrap();
         std::os::unix::fs::symlink("/etc", t.path().join("a/link")).unwrap();
         let root = Root::open(t.path()).unwrap();
-        assert_eq!(read_optional(&root.dir, Path::new("a/b/f")).unwrap(), Some(b"x".to_vec()));
-        assert_eq!(read_optional(&root.dir, Path::new("a/missing")).unwrap(), None);
+        assert_eq!(
+            read_optional(&root.dir, Path::new("a/b/f")).unwrap(),
+            Some(b"x".to_vec())
+        );
+        assert_eq!(
+            read_optional(&root.dir, Path::new("a/missing")).unwrap(),
+            None
+        );
         assert!(read_optional(&root.dir, Path::new("a/link/passwd")).is_err());
         assert!(open_path_nofollow(&root.dir, Path::new("a/link")).is_err());
         let m = stat(&root.dir, "a/link").unwrap().unwrap();
@@ -378,7 +476,7 @@ mod tests {
         assert!(create_dir_all(&root.dir, Path::new("a/link/x"), 0o755).is_err());
         assert!(!Path::new("/etc/x").exists());
         let d = create_dir_all(&root.dir, Path::new("n/m"), 0o755).unwrap();
-        write_atomic(&d, OsStr::new("f"), b"hello", 0o640).unwrap();
+        write_atomic(&d, OsStr::new("f"), b"hello", 0o640, None).unwrap();
         assert_eq!(std::fs::read(t.path().join("n/m/f")).unwrap(), b"hello");
     }
 }

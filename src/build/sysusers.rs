@@ -46,9 +46,16 @@ impl Declared {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let err = |reason: String| ParseError { file: file.into(), line: i + 1, reason };
+            let err = |reason: String| ParseError {
+                file: file.into(),
+                line: i + 1,
+                reason,
+            };
             let (w, _) = split_words(line.as_bytes(), 6).map_err(|e| err(e.to_string()))?;
-            let w: Vec<String> = w.into_iter().map(|w| String::from_utf8_lossy(&w).into_owned()).collect();
+            let w: Vec<String> = w
+                .into_iter()
+                .map(|w| String::from_utf8_lossy(&w).into_owned())
+                .collect();
             if w.len() < 2 {
                 return Err(err("expected at least a type and a name".into()));
             }
@@ -65,7 +72,9 @@ impl Declared {
                     self.groups.insert(w[1].clone());
                 }
                 "m" => {
-                    let group = w.get(2).ok_or_else(|| err("`m` needs a user and a group".into()))?;
+                    let group = w
+                        .get(2)
+                        .ok_or_else(|| err("`m` needs a user and a group".into()))?;
                     self.members.insert((w[1].clone(), group.clone()));
                 }
                 "r" => {}
@@ -128,7 +137,10 @@ pub fn lines_for(accounts: &Accounts, declared: &Declared) -> (Vec<String>, Vec<
         let id = if accounts.groups.iter().any(|g| g.gid == u.gid) {
             format!("{}:{}", u.uid, u.gid)
         } else {
-            problems.push(Problem::MissingPrimaryGroup { user: u.name.clone(), gid: u.gid });
+            problems.push(Problem::MissingPrimaryGroup {
+                user: u.name.clone(),
+                gid: u.gid,
+            });
             u.uid.to_string()
         };
         out.push(format!(
@@ -150,7 +162,11 @@ pub fn lines_for(accounts: &Accounts, declared: &Declared) -> (Vec<String>, Vec<
         }
     }
     for (group, user) in members {
-        out.push(format!("m {} {}", escape_word(user.as_bytes()), escape_word(group.as_bytes())));
+        out.push(format!(
+            "m {} {}",
+            escape_word(user.as_bytes()),
+            escape_word(group.as_bytes())
+        ));
     }
     (out, problems)
 }
@@ -161,7 +177,12 @@ mod tests {
     use crate::build::passwd::{parse_group, parse_passwd};
 
     fn accounts(passwd: &str, group: &str) -> Accounts {
-        Accounts::merge(parse_passwd("p", passwd).unwrap(), vec![], parse_group("g", group).unwrap(), vec![])
+        Accounts::merge(
+            parse_passwd("p", passwd).unwrap(),
+            vec![],
+            parse_group("g", group).unwrap(),
+            vec![],
+        )
     }
 
     #[test]
@@ -174,7 +195,10 @@ mod tests {
         .unwrap();
         assert!(d.users.contains("root") && d.users.contains("foo") && d.users.contains("bar"));
         assert!(d.groups.contains("root") && d.groups.contains("adm") && d.groups.contains("bar"));
-        assert!(!d.groups.contains("foo"), "u foo 100:adm creates no group foo");
+        assert!(
+            !d.groups.contains("foo"),
+            "u foo 100:adm creates no group foo"
+        );
         assert!(d.members.contains(&("alice".into(), "sudo".into())));
         let e = d.add_file("x.conf", b"z foo\n").unwrap_err();
         assert_eq!(e.to_string(), "x.conf:1: unknown line type \"z\"");
@@ -200,15 +224,25 @@ mod tests {
                 "m alice sudo",
             ]
         );
-        assert_eq!(problems, vec![Problem::MissingPrimaryGroup { user: "nobody".into(), gid: 65534 }]);
+        assert_eq!(
+            problems,
+            vec![Problem::MissingPrimaryGroup {
+                user: "nobody".into(),
+                gid: 65534
+            }]
+        );
     }
 
     #[test]
     fn generated_lines_are_read_back_as_declared() {
-        let a = accounts("svc:x:998:997:With space:/var/lib/svc:/bin/false\n", "svc:x:997:\nwheel:x:10:svc\n");
+        let a = accounts(
+            "svc:x:998:997:With space:/var/lib/svc:/bin/false\n",
+            "svc:x:997:\nwheel:x:10:svc\n",
+        );
         let (lines, _) = lines_for(&a, &Declared::default());
         let mut d = Declared::default();
-        d.add_file("ours.conf", lines.join("\n").as_bytes()).unwrap();
+        d.add_file("ours.conf", lines.join("\n").as_bytes())
+            .unwrap();
         assert_eq!(lines_for(&a, &d).0, Vec::<String>::new());
     }
 }

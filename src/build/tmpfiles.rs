@@ -125,18 +125,30 @@ pub fn parse(file: &str, text: &[u8]) -> Result<Vec<Line>, ParseError> {
     for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let trimmed: &[u8] = {
-            let start = raw.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(raw.len());
+            let start = raw
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(raw.len());
             &raw[start..]
         };
         if trimmed.is_empty() || trimmed[0] == b'#' {
             continue;
         }
-        let err = |reason: String| ParseError { file: file.into(), line: i + 1, reason };
+        let err = |reason: String| ParseError {
+            file: file.into(),
+            line: i + 1,
+            reason,
+        };
         let (words, rest) = split_words(trimmed, 6).map_err(|e| err(e.to_string()))?;
         if words.len() < 2 {
             return Err(err("expected at least a type and a path".into()));
         }
-        let field = |n: usize| words.get(n).map(|w| String::from_utf8_lossy(w).into_owned()).unwrap_or_else(|| "-".into());
+        let field = |n: usize| {
+            words
+                .get(n)
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .unwrap_or_else(|| "-".into())
+        };
         out.push(Line {
             kind: field(0),
             path: unpercent(&words[1]),
@@ -144,7 +156,11 @@ pub fn parse(file: &str, text: &[u8]) -> Result<Vec<Line>, ParseError> {
             user: field(3),
             group: field(4),
             age: field(5),
-            argument: if rest.is_empty() { b"-".to_vec() } else { unpercent(&rest) },
+            argument: if rest.is_empty() {
+                b"-".to_vec()
+            } else {
+                unpercent(&rest)
+            },
         });
     }
     Ok(out)
@@ -178,7 +194,10 @@ mod tests {
 
     #[test]
     fn writes_the_three_types() {
-        assert_eq!(Line::dir(b"/var/lib/foo", 0o40750, "foo", "adm").to_config(), "d /var/lib/foo 0750 foo adm - -");
+        assert_eq!(
+            Line::dir(b"/var/lib/foo", 0o40750, "foo", "adm").to_config(),
+            "d /var/lib/foo 0750 foo adm - -"
+        );
         assert_eq!(
             Line::symlink(b"/var/opt/app", b"../../usr/lib/opt/app").to_config(),
             "L /var/opt/app - - - - ../../usr/lib/opt/app"
@@ -187,7 +206,10 @@ mod tests {
             Line::copy(b"/var/lib/a b", b"/usr/share/factory/var/lib/a b").to_config(),
             r"C /var/lib/a\x20b - - - - /usr/share/factory/var/lib/a b"
         );
-        assert_eq!(Line::dir(b"/var/100%", 0o1777, "0", "0").to_config(), "d /var/100%% 1777 0 0 - -");
+        assert_eq!(
+            Line::dir(b"/var/100%", 0o1777, "0", "0").to_config(),
+            "d /var/100%% 1777 0 0 - -"
+        );
     }
 
     #[test]
@@ -197,7 +219,14 @@ mod tests {
         assert_eq!(l.len(), 5);
         assert_eq!(l[0].path, b"/var/lib/x");
         assert_eq!(l[0].argument, b"-");
-        assert_eq!((l[1].kind.as_str(), l[1].path.as_slice(), l[1].argument.as_slice()), ("L+", &b"/var/a b"[..], &b"../run"[..]));
+        assert_eq!(
+            (
+                l[1].kind.as_str(),
+                l[1].path.as_slice(),
+                l[1].argument.as_slice()
+            ),
+            ("L+", &b"/var/a b"[..], &b"../run"[..])
+        );
         assert_eq!(l[2].path, b"/var/l\xffn");
         assert_eq!(l[3].path, b"/var/p%c");
         assert_eq!(l[3].argument, b"/usr/share/factory/var/p%c");
@@ -208,7 +237,10 @@ mod tests {
     fn parse_errors_name_the_line() {
         let e = parse("/usr/lib/tmpfiles.d/x.conf", b"d /ok\nd \"/broken\n").unwrap_err();
         assert_eq!(e.line, 2);
-        assert!(e.to_string().starts_with("/usr/lib/tmpfiles.d/x.conf:2:"), "{e}");
+        assert!(
+            e.to_string().starts_with("/usr/lib/tmpfiles.d/x.conf:2:"),
+            "{e}"
+        );
         assert!(parse("x", b"d\n").is_err());
     }
 
@@ -231,6 +263,9 @@ mod tests {
         s.insert(Line::dir(b"/var/lib/b", 0o755, "root", "root"));
         s.insert(Line::dir(b"/var/lib", 0o755, "root", "root"));
         s.insert(Line::dir(b"/var/lib/b", 0o700, "root", "root"));
-        assert_eq!(s.render("# h\n"), "# h\nd /var/lib 0755 root root - -\nd /var/lib/b 0700 root root - -\n");
+        assert_eq!(
+            s.render("# h\n"),
+            "# h\nd /var/lib 0755 root root - -\nd /var/lib/b 0700 root root - -\n"
+        );
     }
 }

@@ -69,7 +69,12 @@ fn hex_val(c: u8) -> Option<u32> {
 /// Decode one escape (the text after a backslash); returns the bytes and how many input bytes
 /// it used.
 fn unescape_one(s: &[u8]) -> Result<(Vec<u8>, usize), WordError> {
-    let bad = |n: usize| WordError::BadEscape(format!("\\{}", String::from_utf8_lossy(&s[..n.min(s.len())])));
+    let bad = |n: usize| {
+        WordError::BadEscape(format!(
+            "\\{}",
+            String::from_utf8_lossy(&s[..n.min(s.len())])
+        ))
+    };
     let Some(&c) = s.first() else {
         return Err(bad(0));
     };
@@ -102,7 +107,9 @@ fn unescape_one(s: &[u8]) -> Result<(Vec<u8>, usize), WordError> {
             if s.len() < 3 || !s[..3].iter().all(|d| (b'0'..=b'7').contains(d)) {
                 return Err(bad(3));
             }
-            let v = s[..3].iter().fold(0u32, |acc, d| acc * 8 + (d - b'0') as u32);
+            let v = s[..3]
+                .iter()
+                .fold(0u32, |acc, d| acc * 8 + (d - b'0') as u32);
             if v > 255 {
                 return Err(bad(3));
             }
@@ -165,25 +172,45 @@ mod tests {
     fn words(s: &str) -> Vec<String> {
         let (w, rest) = split_words(s.as_bytes(), 16).unwrap();
         assert!(rest.is_empty());
-        w.into_iter().map(|w| String::from_utf8(w).unwrap()).collect()
+        w.into_iter()
+            .map(|w| String::from_utf8(w).unwrap())
+            .collect()
     }
 
     #[test]
     fn splits_on_blanks_and_quotes() {
-        assert_eq!(words("d   /var/lib/x\t0755 root root - -"), ["d", "/var/lib/x", "0755", "root", "root", "-", "-"]);
-        assert_eq!(words(r#"u foo 100:101 "Foo Bar,,," /home/foo /bin/sh"#), ["u", "foo", "100:101", "Foo Bar,,,", "/home/foo", "/bin/sh"]);
+        assert_eq!(
+            words("d   /var/lib/x\t0755 root root - -"),
+            ["d", "/var/lib/x", "0755", "root", "root", "-", "-"]
+        );
+        assert_eq!(
+            words(r#"u foo 100:101 "Foo Bar,,," /home/foo /bin/sh"#),
+            ["u", "foo", "100:101", "Foo Bar,,,", "/home/foo", "/bin/sh"]
+        );
         assert_eq!(words(r#"a"b c"d 'e f'"#), ["ab cd", "e f"]);
         assert_eq!(words(r#""""#), [""]);
     }
 
     #[test]
     fn escapes() {
-        assert_eq!(words(r"/var/a\x20b /x\\y \s \101 \u00e9"), ["/var/a b", r"/x\y", " ", "A", "é"]);
+        assert_eq!(
+            words(r"/var/a\x20b /x\\y \s \101 \u00e9"),
+            ["/var/a b", r"/x\y", " ", "A", "é"]
+        );
         let (w, _) = split_words(br"/var/\xff", 4).unwrap();
         assert_eq!(w[0], b"/var/\xff");
-        assert_eq!(split_words(b"\"open", 4).unwrap_err(), WordError::UnterminatedQuote);
-        assert!(matches!(split_words(br"\q", 4).unwrap_err(), WordError::BadEscape(_)));
-        assert!(matches!(split_words(br"\x4", 4).unwrap_err(), WordError::BadEscape(_)));
+        assert_eq!(
+            split_words(b"\"open", 4).unwrap_err(),
+            WordError::UnterminatedQuote
+        );
+        assert!(matches!(
+            split_words(br"\q", 4).unwrap_err(),
+            WordError::BadEscape(_)
+        ));
+        assert!(matches!(
+            split_words(br"\x4", 4).unwrap_err(),
+            WordError::BadEscape(_)
+        ));
     }
 
     #[test]
@@ -195,7 +222,14 @@ mod tests {
 
     #[test]
     fn escape_round_trips() {
-        for w in [&b"/var/a b"[..], b"/var/\xff\x01", b"100%", b"q\"uo'te\\", b"plain/path-1.2_x", b""] {
+        for w in [
+            &b"/var/a b"[..],
+            b"/var/\xff\x01",
+            b"100%",
+            b"q\"uo'te\\",
+            b"plain/path-1.2_x",
+            b"",
+        ] {
             let e = escape_word(w);
             let (parsed, rest) = split_words(e.replace("%%", "%").as_bytes(), 1).unwrap();
             assert!(rest.is_empty());

@@ -1,0 +1,692 @@
+//! What `commit` changes, worked out without changing anything.
+//!
+//! [`plan`] reads the image and returns a list of [`Change`]s plus findings. `commit` applies
+//! the changes ([`super::apply`]); `commit --dry-run` prints them; `lint` turns the pending ones
+//! into findings. Because the plan is computed from the tree as it is, a second `commit` finds
+//! nothing to do, and `lint` after `commit` finds no /var or account work left.
+//!
+//! The policies, with the exact lines written:
+//! - **Clean**: the contents of /tmp, /var/tmp, /var/cache and /run; regular files (and links)
+//!   under /var/log. Mount points and other filesystems are never touched.
+//! - **Package databases**: /var/lib/dpkg and /var/lib/rpm (where /usr/lib/sysimage/rpm does not
+//!   exist) move to /usr/lib/sysimage/<name>: `L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg`.
+//! - **/opt** (where /opt resolves to /var/opt): each entry moves to /usr/lib/opt/<name>:
+//!   `L /var/opt/<name> - - - - ../../usr/lib/opt/<name>`. Entries that are symlinks stay links.
+//! - **/usr/local** (where it resolves to /var/usrlocal): every file moves to the same place under
+//!   /usr/lib/usrlocal with an `L` line for it; directories get `d` lines, so /usr/local/bin and
+//!   the rest stay writable on the machine.
+//! - **The rest of /var**: `d` for directories (mode, owner names from the image's own passwd
+//!   and group), `L` for symlinks, and for regular files a copy in /usr/share/factory/var (a hard
+//!   link where possible: ostree stores the content once) with
+//!   `C /var/<path> - - - - /usr/share/factory/var/<path>`. The file stays in /var too, so later
+//!   RUN steps and `podman run` still see it. Paths that a tmpfiles.d file in /usr/lib, /etc or
+//!   /run already declares (after resolving symlinked parents: /root/x is /var/roothome/x) get
+//!   no line. All lines go to [`TMPFILES_CONF`], regenerated from /var on every run.
+//! - **Accounts**: every user, group and supplementary membership in /etc/passwd, /etc/group
+//!   (and /usr/lib/passwd, /usr/lib/group) that no other sysusers.d file declares, in
+//!   [`SYSUSERS_CONF`] (format in [`super::sysusers`]). Entries in /etc/shadow or /etc/gshadow
+//!   without a passwd or group entry are dropped: systemd-sysusers fails on them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::passwd::{self, Accounts};
+use super::report::{Finding, Severity};
+use super::rootfs::{
+    display, lexical_target, list, open_path_nofollow, read_link, read_optional, split, stat, Kind,
+    Meta, Root,
+};
+use super::sysusers::{self, Declared, Problem};
+use super::tmpfiles::{self, Line, LineSet};
+
+pub const TMPFILES_CONF: &str = "usr/lib/tmpfiles.d/ostree-container-var.conf";
+pub const SYSUSERS_CONF: &str = "usr/lib/sysusers.d/ostree-container-users.conf";
+pub const FACTORY: &str = "usr/share/factory";
+
+const TMPFILES_HEADER: &str = "# Written by `ostree container commit` (ostree-container): the image's /var content, so that\n\
+# machines that already run this OS get it too (ostree never updates /var on upgrade).\n\
+# Regenerated from /var on every run; do not edit.\n";
+const SYSUSERS_HEADER: &str =
+    "# Written by `ostree container commit` (ostree-container): the users and groups the image\n\
+# build added, with the ids it allocated, so that machines that already run this OS get them.\n\
+# Regenerated from /etc/passwd and /etc/group on every run; do not edit.\n";
+
+/// Directories whose contents `commit` removes.
+pub const CLEAN_DIRS: &[&str] = &["tmp", "var/tmp", "var/cache", "run"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Remove this entry and everything below it (mount points excepted).
+    Remove { path: PathBuf },
+    /// Move `from` to `to` (replacing an older `to`), and leave a symlink `from -> link`.
+    Relocate {
+        from: PathBuf,
+        to: PathBuf,
+        link: PathBuf,
+        replace: bool,
+    },
+    /// Hard-link (or copy) the /var file `path` to the same path under /usr/share/factory.
+    Factory { path: PathBuf },
+    /// Write a generated file.
+    Write {
+        path: PathBuf,
+        contents: Vec<u8>,
+        detail: String,
+    },
+    /// Drop entries without an account from /etc/shadow or /etc/gshadow.
+    DropShadow { path: PathBuf, names: Vec<String> },
+}
+
+impl Change {
+    /// The image path the change is about, for reports and findings.
+    pub fn path(&self) -> &Path {
+        match self {
+            Change::Remove { path }
+            | Change::Factory { path }
+            | Change::Write { path, .. }
+            | Change::DropShadow { path, .. } => path,
+            Change::Relocate { from, .. } => from,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub findings: Vec<Finding>,
+    /// /var paths whose tmpfiles.d line is missing or differs from the one written last time.
+    pub var_lines_pending: Vec<PathBuf>,
+    /// sysusers.d lines for accounts that no sysusers.d file (this tool's included) declares.
+    pub accounts_pending: Vec<String>,
+}
+
+fn finding(
+    check: &'static str,
+    severity: Severity,
+    paths: Vec<String>,
+    message: String,
+    fix: &str,
+) -> Finding {
+    Finding {
+        check,
+        severity,
+        paths,
+        message,
+        fix: fix.into(),
+    }
+}
+
+fn slash(rel: &Path) -> Vec<u8> {
+    let mut v = b"/".to_vec();
+    v.extend_from_slice(rel.as_os_str().as_bytes());
+    v
+}
+
+/// The relative symlink target that leads from a link at `link` to `target` (both relative to
+/// the root): one `..` per directory above the link, then the target.
+pub fn relative_link(link: &Path, target: &Path) -> PathBuf {
+    let depth = link.parent().map(|p| p.components().count()).unwrap_or(0);
+    let mut out = PathBuf::new();
+    for _ in 0..depth {
+        out.push("..");
+    }
+    out.join(target)
+}
+
+/// Read every `*.conf` in the three configuration directories of a systemd tool, in name
+/// order, skipping `skip` (this tool's own file). Returns (image path, contents).
+fn read_conf_dirs(root: &Root, sub: &str, skip: &str) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for base in ["usr/lib", "etc", "run"] {
+        let dir_rel = Path::new(base).join(sub);
+        let Some(dir) = open_path_nofollow(&root.dir, &dir_rel).ok().flatten() else {
+            continue;
+        };
+        for name in list(&dir)? {
+            let rel = dir_rel.join(&name);
+            if !name.as_bytes().ends_with(b".conf") || rel == Path::new(skip) {
+                continue;
+            }
+            // A link to /dev/null masks a file; other links are followed inside the root.
+            let resolved = root.resolve(&rel, true)?;
+            if let Some(text) = read_optional(&root.dir, &resolved).unwrap_or(None) {
+                out.push((rel, text));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The image's accounts, or a finding saying why they could not be read.
+pub fn read_accounts(root: &Root) -> Result<Accounts, Finding> {
+    let fail = |msg: String| {
+        finding(
+            "undeclared-accounts",
+            Severity::Error,
+            vec![],
+            format!("could not check: {msg}"),
+            "fix the file named in the message",
+        )
+    };
+    let read = |rel: &str| -> Result<String, Finding> {
+        let bytes =
+            read_optional(&root.dir, Path::new(rel)).map_err(|e| fail(format!("/{rel}: {e}")))?;
+        Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
+    };
+    let users = |rel: &str| {
+        passwd::parse_passwd(&format!("/{rel}"), &read(rel)?).map_err(|e| fail(e.to_string()))
+    };
+    let groups = |rel: &str| {
+        passwd::parse_group(&format!("/{rel}"), &read(rel)?).map_err(|e| fail(e.to_string()))
+    };
+    Ok(Accounts::merge(
+        users("etc/passwd")?,
+        users("usr/lib/passwd")?,
+        groups("etc/group")?,
+        groups("usr/lib/group")?,
+    ))
+}
+
+/// Work out everything `commit` would do.
+pub fn plan(root: &Root) -> Plan {
+    let mut p = Plan::default();
+    let accounts = match read_accounts(root) {
+        Ok(a) => Some(a),
+        Err(f) => {
+            p.findings.push(f);
+            None
+        }
+    };
+    if let Err(e) = plan_clean(root, &mut p) {
+        p.findings.push(finding(
+            "tmp-run-content",
+            Severity::Error,
+            vec![],
+            format!("could not check: {e}"),
+            "see the message",
+        ));
+    }
+    match plan_relocations(root, &mut p) {
+        Ok(relocated) => {
+            if let Err(e) = plan_var(root, &relocated, accounts.as_ref(), &mut p) {
+                p.findings.push(finding(
+                    "var-content",
+                    Severity::Error,
+                    vec![],
+                    format!("could not check: {e}"),
+                    "see the message",
+                ));
+            }
+        }
+        Err(e) => p.findings.push(finding(
+            "var-content",
+            Severity::Error,
+            vec![],
+            format!("could not check: {e}"),
+            "see the message",
+        )),
+    }
+    if let Some(a) = &accounts {
+        if let Err(e) = plan_accounts(root, a, &mut p) {
+            p.findings.push(finding(
+                "undeclared-accounts",
+                Severity::Error,
+                vec![],
+                format!("could not check: {e}"),
+                "see the message",
+            ));
+        }
+    }
+    p
+}
+
+fn plan_clean(root: &Root, p: &mut Plan) -> std::io::Result<()> {
+    for d in CLEAN_DIRS {
+        let Ok(Some(dir)) = open_path_nofollow(&root.dir, Path::new(d)) else {
+            continue; // missing, or a symlink: the api-dirs check reports that
+        };
+        if stat(&dir, ".")?.is_some_and(|m| root.is_foreign(&m)) {
+            continue; // a tmpfs or bind mount: not image content
+        }
+        for name in list(&dir)? {
+            let m = stat(&dir, &name)?;
+            if m.is_some_and(|m| !root.is_foreign(&m)) {
+                p.changes.push(Change::Remove {
+                    path: Path::new(d).join(name),
+                });
+            }
+        }
+    }
+    // Log files, keeping the directories (packages expect them).
+    if let Ok(Some(dir)) = open_path_nofollow(&root.dir, Path::new("var/log")) {
+        walk_files(root, &dir, Path::new("var/log"), &mut |rel, _| {
+            p.changes.push(Change::Remove {
+                path: rel.to_path_buf(),
+            })
+        })?;
+    }
+    Ok(())
+}
+
+/// Call `f` for every non-directory below `dir` (image content only), in name order.
+fn walk_files(
+    root: &Root,
+    dir: &cap_std::fs::Dir,
+    rel: &Path,
+    f: &mut dyn FnMut(&Path, &Meta),
+) -> std::io::Result<()> {
+    for name in list(dir)? {
+        let Some(m) = stat(dir, &name)? else { continue };
+        if root.is_foreign(&m) {
+            continue;
+        }
+        let child = rel.join(&name);
+        if m.kind == Kind::Dir {
+            walk_files(
+                root,
+                &super::rootfs::open_dir_nofollow(dir, &name)?,
+                &child,
+                f,
+            )?;
+        } else {
+            f(&child, &m);
+        }
+    }
+    Ok(())
+}
+
+/// Plans the moves into /usr; returns the /var paths that will be links afterwards, with their
+/// targets.
+fn plan_relocations(root: &Root, p: &mut Plan) -> std::io::Result<BTreeMap<PathBuf, PathBuf>> {
+    let mut links = BTreeMap::new();
+    let kind_at = |rel: &Path| -> std::io::Result<Option<Meta>> {
+        let (parent, name) = split(rel);
+        match open_path_nofollow(&root.dir, parent) {
+            Ok(Some(d)) => stat(&d, name),
+            _ => Ok(None),
+        }
+    };
+    let mut relocate = |p: &mut Plan, from: PathBuf, to: PathBuf, replace: bool| {
+        let link = relative_link(&from, &to);
+        links.insert(from.clone(), link.clone());
+        p.changes.push(Change::Relocate {
+            from,
+            to,
+            link,
+            replace,
+        });
+    };
+
+    for (db, always) in [("dpkg", true), ("rpm", false)] {
+        let from = PathBuf::from("var/lib").join(db);
+        let to = PathBuf::from("usr/lib/sysimage").join(db);
+        let Some(m) = kind_at(&from)? else { continue };
+        if m.kind != Kind::Dir || root.is_foreign(&m) {
+            continue;
+        }
+        if kind_at(&to)?.is_some() {
+            if always {
+                p.findings.push(finding(
+                    "var-content",
+                    Severity::Error,
+                    vec![display(&from), display(&to)],
+                    format!("both {} and {} exist: a step replaced the link to the package database with a directory", display(&from), display(&to)),
+                    "merge the two by hand, keep the one in /usr/lib/sysimage, and make /var/lib/<name> a link to it again",
+                ));
+            }
+            continue;
+        }
+        relocate(p, from, to, false);
+    }
+
+    if root.resolve(Path::new("opt"), true)? == Path::new("var/opt") {
+        if let Some(dir) = open_path_nofollow(&root.dir, Path::new("var/opt"))? {
+            for name in list(&dir)? {
+                let Some(m) = stat(&dir, &name)? else {
+                    continue;
+                };
+                let from = Path::new("var/opt").join(&name);
+                if root.is_foreign(&m) {
+                    continue;
+                }
+                if m.kind == Kind::Symlink {
+                    let target = read_link(&dir, &name)?;
+                    // Already relocated by an earlier commit: nothing to say.
+                    if Path::new(&target)
+                        != relative_link(&from, &Path::new("usr/lib/opt").join(&name))
+                    {
+                        p.findings.push(finding(
+                            "var-content",
+                            Severity::Warning,
+                            vec![display(&from)],
+                            format!("{} is a symlink to {:?}: kept as a link (an L line), not moved into /usr", display(&from), target),
+                            "install the software itself under /opt, or ignore this if the link is intended",
+                        ));
+                    }
+                    continue;
+                }
+                let to = Path::new("usr/lib/opt").join(&name);
+                let replace = kind_at(&to)?.is_some();
+                relocate(p, from, to, replace);
+            }
+        }
+    }
+
+    if root.resolve(Path::new("usr/local"), true)? == Path::new("var/usrlocal") {
+        if let Some(dir) = open_path_nofollow(&root.dir, Path::new("var/usrlocal"))? {
+            let mut files = Vec::new();
+            walk_files(root, &dir, Path::new("var/usrlocal"), &mut |rel, m| {
+                if m.kind == Kind::File {
+                    files.push(rel.to_path_buf());
+                }
+            })?;
+            for from in files {
+                let to = Path::new("usr/lib/usrlocal").join(
+                    from.strip_prefix("var/usrlocal")
+                        .expect("below var/usrlocal"),
+                );
+                let replace = kind_at(&to)?.is_some();
+                relocate(p, from, to, replace);
+            }
+        }
+    }
+    Ok(links)
+}
+
+/// Paths declared by the image's tmpfiles.d files other than ours, as the image sees them.
+fn declared_tmpfiles(root: &Root, p: &mut Plan) -> std::io::Result<BTreeSet<PathBuf>> {
+    let mut declared = BTreeSet::new();
+    for (file, text) in read_conf_dirs(root, "tmpfiles.d", TMPFILES_CONF)? {
+        match tmpfiles::parse(&display(&file), &text) {
+            Ok(lines) => {
+                for l in lines {
+                    let path = PathBuf::from(OsStr::from_bytes(&l.path));
+                    if path.is_absolute() {
+                        declared.insert(root.resolve(&path, false)?);
+                    }
+                }
+            }
+            Err(e) => p.findings.push(finding(
+                "var-content",
+                Severity::Warning,
+                vec![display(&file)],
+                format!(
+                    "cannot read {}: {e}; its declarations are not taken into account",
+                    display(&file)
+                ),
+                "fix the line named in the message",
+            )),
+        }
+    }
+    Ok(declared)
+}
+
+fn owner_names(accounts: Option<&Accounts>, m: &Meta) -> (String, String) {
+    let user = accounts
+        .and_then(|a| a.user_name(m.uid))
+        .map(String::from)
+        .unwrap_or_else(|| m.uid.to_string());
+    let group = accounts
+        .and_then(|a| a.group_name(m.gid))
+        .map(String::from)
+        .unwrap_or_else(|| m.gid.to_string());
+    (user, group)
+}
+
+/// Is `rel` removed by the cleaning step (so no line for it)?
+fn cleaned(rel: &Path, m: &Meta) -> bool {
+    let under = |d: &str| rel.starts_with(d) && rel != Path::new(d);
+    under("var/tmp") || under("var/cache") || (under("var/log") && m.kind != Kind::Dir)
+}
+
+fn plan_var(
+    root: &Root,
+    relocated: &BTreeMap<PathBuf, PathBuf>,
+    accounts: Option<&Accounts>,
+    p: &mut Plan,
+) -> std::io::Result<()> {
+    let declared = declared_tmpfiles(root, p)?;
+    let previous_text = read_optional(&root.dir, Path::new(TMPFILES_CONF))?.unwrap_or_default();
+    let previous: LineSet = LineSet {
+        lines: tmpfiles::parse(TMPFILES_CONF, &previous_text)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| (l.path.clone(), l))
+            .collect(),
+    };
+    let mut lines = LineSet::default();
+    let mut escaping = Vec::new();
+    let Some(var) = open_path_nofollow(&root.dir, Path::new("var"))? else {
+        return Ok(());
+    };
+    // Relocated entries become links; the walk below sees what is there now.
+    for (from, link) in relocated {
+        if !declared.contains(from) {
+            lines.insert(Line::symlink(&slash(from), link.as_os_str().as_bytes()));
+        }
+    }
+    let mut stack: Vec<(cap_std::fs::Dir, PathBuf)> = vec![(var, PathBuf::from("var"))];
+    while let Some((dir, rel)) = stack.pop() {
+        for name in list(&dir)? {
+            let child = rel.join(&name);
+            let Some(m) = stat(&dir, &name)? else {
+                continue;
+            };
+            if root.is_foreign(&m) || relocated.contains_key(&child) || cleaned(&child, &m) {
+                continue;
+            }
+            let is_declared = declared.contains(&child);
+            match m.kind {
+                Kind::Dir => {
+                    if !is_declared {
+                        let (u, g) = owner_names(accounts, &m);
+                        lines.insert(Line::dir(&slash(&child), m.perm, &u, &g));
+                    }
+                    stack.push((super::rootfs::open_dir_nofollow(&dir, &name)?, child));
+                }
+                Kind::Symlink => {
+                    let target = read_link(&dir, &name)?;
+                    if lexical_target(&child, Path::new(&target)).is_none() {
+                        escaping.push(display(&child));
+                    }
+                    if !is_declared {
+                        lines.insert(Line::symlink(&slash(&child), target.as_bytes()));
+                    }
+                }
+                Kind::File => {
+                    if !is_declared {
+                        let factory = Path::new(FACTORY).join(&child);
+                        let (fparent, fname) = split(&factory);
+                        let same = match open_path_nofollow(&root.dir, fparent) {
+                            Ok(Some(d)) => {
+                                stat(&d, fname)?.is_some_and(|f| f.ino == m.ino && f.dev == m.dev)
+                            }
+                            _ => false,
+                        };
+                        if !same {
+                            p.changes.push(Change::Factory {
+                                path: child.clone(),
+                            });
+                        }
+                        lines.insert(Line::copy(&slash(&child), &slash(&factory)));
+                    }
+                }
+                _ => {} // the special-files check reports these
+            }
+        }
+    }
+    if !escaping.is_empty() {
+        escaping.sort();
+        p.findings.push(finding(
+            "var-link-escapes-root",
+            Severity::Warning,
+            escaping,
+            "symlinks in /var whose relative target climbs above the root; inside the image `..` stops at /, so they point somewhere else than intended".into(),
+            "make the targets absolute or relative to where the link is",
+        ));
+    }
+    // Factory copies named by the previous file whose /var file is gone: a later step removed it.
+    for l in previous.lines.values() {
+        if l.kind == "C" && !lines.lines.contains_key(&l.path) {
+            let var_rel = PathBuf::from(OsStr::from_bytes(&l.path[1..]));
+            let factory = Path::new(FACTORY).join(&var_rel);
+            let (fparent, fname) = split(&factory);
+            if let Ok(Some(d)) = open_path_nofollow(&root.dir, fparent) {
+                if stat(&d, fname)?.is_some() && stat_rel(root, &var_rel)?.is_none() {
+                    p.changes.push(Change::Remove { path: factory });
+                }
+            }
+        }
+    }
+    for (path, l) in &lines.lines {
+        if previous.lines.get(path) != Some(l) {
+            p.var_lines_pending
+                .push(PathBuf::from(OsStr::from_bytes(&path[1..])));
+        }
+    }
+    let rendered = lines.render(TMPFILES_HEADER);
+    if rendered.as_bytes() != previous_text.as_slice()
+        && !(lines.lines.is_empty() && previous_text.is_empty())
+    {
+        p.changes.push(Change::Write {
+            path: TMPFILES_CONF.into(),
+            detail: format!("{} tmpfiles.d lines", lines.lines.len()),
+            contents: rendered.into_bytes(),
+        });
+    }
+    Ok(())
+}
+
+fn stat_rel(root: &Root, rel: &Path) -> std::io::Result<Option<Meta>> {
+    let (parent, name) = split(rel);
+    match open_path_nofollow(&root.dir, parent) {
+        Ok(Some(d)) => stat(&d, name),
+        _ => Ok(None),
+    }
+}
+
+fn plan_accounts(root: &Root, accounts: &Accounts, p: &mut Plan) -> std::io::Result<()> {
+    let mut declared = Declared::default();
+    for (file, text) in read_conf_dirs(root, "sysusers.d", SYSUSERS_CONF)? {
+        if let Err(e) = declared.add_file(&display(&file), &text) {
+            p.findings.push(finding(
+                "undeclared-accounts",
+                Severity::Warning,
+                vec![display(&file)],
+                format!(
+                    "cannot read {}: {e}; its declarations are not taken into account",
+                    display(&file)
+                ),
+                "fix the line named in the message",
+            ));
+        }
+    }
+    let (lines, problems) = sysusers::lines_for(accounts, &declared);
+    for Problem::MissingPrimaryGroup { user, gid } in problems {
+        p.findings.push(finding(
+            "undeclared-accounts",
+            Severity::Warning,
+            vec!["/etc/passwd".into()],
+            format!("user {user:?} has primary gid {gid}, which no group in /etc/group has; machines will give it a group of its own id"),
+            "add the group to /etc/group (groupadd -g <gid> <name>) or change the user's primary group",
+        ));
+    }
+    let previous = read_optional(&root.dir, Path::new(SYSUSERS_CONF))?.unwrap_or_default();
+    let mut ours = Declared::default();
+    let _ = ours.add_file(SYSUSERS_CONF, &previous);
+    // Pending for lint: what not even our own file declares yet.
+    let mut all = declared.clone();
+    all.users.extend(ours.users);
+    all.groups.extend(ours.groups);
+    all.members.extend(ours.members);
+    p.accounts_pending = sysusers::lines_for(accounts, &all).0;
+
+    let mut contents = String::from(SYSUSERS_HEADER);
+    for l in &lines {
+        contents.push_str(l);
+        contents.push('\n');
+    }
+    if contents.as_bytes() != previous.as_slice() && !(lines.is_empty() && previous.is_empty()) {
+        p.changes.push(Change::Write {
+            path: SYSUSERS_CONF.into(),
+            detail: format!("{} sysusers.d lines", lines.len()),
+            contents: contents.into_bytes(),
+        });
+    }
+
+    // Shadow entries without an account.
+    for (file, known) in [
+        (
+            "etc/shadow",
+            accounts
+                .users
+                .iter()
+                .map(|u| u.name.clone())
+                .collect::<BTreeSet<_>>(),
+        ),
+        (
+            "etc/gshadow",
+            accounts
+                .groups
+                .iter()
+                .map(|g| g.name.clone())
+                .collect::<BTreeSet<_>>(),
+        ),
+    ] {
+        let text = match read_optional(&root.dir, Path::new(file)) {
+            Ok(Some(t)) => String::from_utf8_lossy(&t).into_owned(),
+            Ok(None) => continue,
+            Err(e) => {
+                p.findings.push(finding(
+                    "orphan-shadow",
+                    Severity::Error,
+                    vec![format!("/{file}")],
+                    format!("could not check: {e}"),
+                    "see the message",
+                ));
+                continue;
+            }
+        };
+        let names: Vec<String> = passwd::parse_shadow_names(&text)
+            .into_iter()
+            .map(|(_, n)| n)
+            .filter(|n| !known.contains(n))
+            .collect();
+        if !names.is_empty() {
+            p.changes.push(Change::DropShadow {
+                path: file.into(),
+                names,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_links() {
+        assert_eq!(
+            relative_link(Path::new("var/opt/app"), Path::new("usr/lib/opt/app")),
+            Path::new("../../usr/lib/opt/app")
+        );
+        assert_eq!(
+            relative_link(
+                Path::new("var/lib/dpkg"),
+                Path::new("usr/lib/sysimage/dpkg")
+            ),
+            Path::new("../../usr/lib/sysimage/dpkg")
+        );
+        assert_eq!(
+            relative_link(
+                Path::new("var/usrlocal/bin/tool"),
+                Path::new("usr/lib/usrlocal/bin/tool")
+            ),
+            Path::new("../../../usr/lib/usrlocal/bin/tool")
+        );
+    }
+}

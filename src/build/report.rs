@@ -1,0 +1,185 @@
+//! What `commit` and `lint` tell the user: actions taken, findings, counts; as text lines or as
+//! one JSON document (schema in docs/json.md).
+//!
+//! A finding is data ("this is wrong, here is the fix"); an error while checking is a finding
+//! too (check name, severity error, message "could not check: …"), so one broken check never
+//! hides the others.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Fatal: the image will not work correctly on an ostree machine.
+    Error,
+    /// Works, but something is lost or surprising on machines that already run the OS.
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The check's name (kebab-case), as listed by `lint --list`.
+    pub check: &'static str,
+    pub severity: Severity,
+    /// Every path concerned, absolute in the image, sorted.
+    pub paths: Vec<String>,
+    pub message: String,
+    /// One line saying how to fix it.
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    /// What was done: `remove`, `move`, `factory-copy`, `write`, `drop-shadow-entry`, ...
+    pub action: &'static str,
+    pub path: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub actions: usize,
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub command: &'static str,
+    pub root: String,
+    pub dry_run: bool,
+    pub actions: Vec<Action>,
+    pub findings: Vec<Finding>,
+    pub counts: Counts,
+}
+
+/// How many paths a finding shows in text output; JSON always has all of them.
+const TEXT_PATHS: usize = 10;
+
+impl Report {
+    pub fn new(command: &'static str, root: String, dry_run: bool) -> Self {
+        Report {
+            tool: "ostree-container",
+            version: env!("CARGO_PKG_VERSION"),
+            command,
+            root,
+            dry_run,
+            actions: Vec::new(),
+            findings: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Sort findings (errors first, then by check and path) and fill in the counts.
+    pub fn finish(&mut self) {
+        for f in &mut self.findings {
+            f.paths.sort();
+            f.paths.dedup();
+        }
+        self.findings
+            .sort_by(|a, b| (a.severity, a.check, &a.paths).cmp(&(b.severity, b.check, &b.paths)));
+        self.counts = Counts {
+            actions: self.actions.len(),
+            errors: self
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count(),
+            warnings: self
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Warning)
+                .count(),
+        };
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serializes")
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let verb_prefix = if self.dry_run { "would " } else { "" };
+        for a in &self.actions {
+            s.push_str(&format!("{verb_prefix}{} {}", a.action, a.path));
+            if !a.detail.is_empty() {
+                s.push_str(&format!(": {}", a.detail));
+            }
+            s.push('\n');
+        }
+        for f in &self.findings {
+            s.push_str(&format!(
+                "{}[{}]: {}\n",
+                f.severity.as_str(),
+                f.check,
+                f.message
+            ));
+            for p in f.paths.iter().take(TEXT_PATHS) {
+                s.push_str(&format!("  {p:?}\n"));
+            }
+            if f.paths.len() > TEXT_PATHS {
+                s.push_str(&format!(
+                    "  … and {} more (all of them with --json)\n",
+                    f.paths.len() - TEXT_PATHS
+                ));
+            }
+            s.push_str(&format!("  fix: {}\n", f.fix));
+        }
+        s.push_str(&format!(
+            "{}: {} action{}{}, {} error{}, {} warning{}\n",
+            self.command,
+            self.counts.actions,
+            if self.counts.actions == 1 { "" } else { "s" },
+            if self.dry_run { " planned" } else { "" },
+            self.counts.errors,
+            if self.counts.errors == 1 { "" } else { "s" },
+            self.counts.warnings,
+            if self.counts.warnings == 1 { "" } else { "s" },
+        ));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_truncates_paths_json_keeps_all() {
+        let mut r = Report::new("lint", "/".into(), false);
+        r.findings.push(Finding {
+            check: "special-files",
+            severity: Severity::Error,
+            paths: (0..12).map(|i| format!("/srv/fifo{i:02}")).collect(),
+            message: "12 files ostree cannot store".into(),
+            fix: "remove them".into(),
+        });
+        r.findings.push(Finding {
+            check: "boot-empty",
+            severity: Severity::Warning,
+            paths: vec!["/boot/x".into()],
+            message: "m".into(),
+            fix: "f".into(),
+        });
+        r.finish();
+        let t = r.to_text();
+        assert!(t.contains("error[special-files]: 12 files"), "{t}");
+        assert!(t.contains("… and 2 more"), "{t}");
+        assert!(t.ends_with("lint: 0 actions, 1 error, 1 warning\n"), "{t}");
+        let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(j["findings"][0]["paths"].as_array().unwrap().len(), 12);
+        assert_eq!(j["counts"]["errors"], 1);
+        assert_eq!(j["findings"][1]["severity"], "warning");
+    }
+}
