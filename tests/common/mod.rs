@@ -398,8 +398,8 @@ fn sha256_of(paths: &[&Path]) -> String {
 }
 
 /// Whether the base image's build ends with `ostree container commit` ("1") or skips it ("0",
-/// only while `commit` is not implemented).
-pub const BASE_COMMIT: &str = "0";
+/// for bringing up a new `commit`).
+pub const BASE_COMMIT: &str = "1";
 
 /// The ostree-ready Debian base image, built from `containerfiles/debian` with the binary under
 /// test, present in `buildah`'s storage; returns its name (`localhost/…-base-<variant>:<key>`).
