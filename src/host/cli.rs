@@ -1,4 +1,79 @@
-//! Host-side subcommands, flattened into the top-level CLI.
+//! Host-side subcommands, flattened into the top-level CLI. Names and arguments follow
+//! ostree-rs-ext's `ostree container` CLI where they overlap.
 
-#[derive(Debug, clap::Subcommand)]
-pub enum HostCommand {}
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Import an image into an ostree repository and print the merged commit.
+    ///
+    /// Unlike ostree-rs-ext, any image is accepted (plain layered images included).
+    Unencapsulate(UnencapsulateArgs),
+    /// Manage images stored in an ostree repository.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UnencapsulateArgs {
+    /// Path to the ostree repository.
+    #[arg(long, value_name = "REPO")]
+    pub repo: PathBuf,
+    /// Also point this ref at the imported commit.
+    #[arg(long, value_name = "REF")]
+    pub write_ref: Option<String>,
+    /// No progress bars and no summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Image reference, e.g. ostree-unverified-image:oci:/srv/os:latest.
+    pub imgref: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Import (or update) an image and print the merged commit.
+    Pull {
+        /// Path to the ostree repository.
+        repo: PathBuf,
+        /// Image reference, e.g. ostree-unverified-registry:quay.io/org/os:latest.
+        imgref: String,
+        /// No progress bars and no summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List stored images.
+    List {
+        #[arg(long, value_name = "REPO")]
+        repo: PathBuf,
+    },
+    /// Remove stored images' refs (objects are freed by `image prune`).
+    Remove {
+        #[arg(long, value_name = "REPO")]
+        repo: PathBuf,
+        /// Images, as listed by `image list` or as ostree-… references.
+        #[arg(required = true)]
+        imgrefs: Vec<String>,
+    },
+    /// Drop layers no stored image uses and delete unreachable objects.
+    Prune {
+        #[arg(long, value_name = "REPO")]
+        repo: PathBuf,
+    },
+    /// Show a stored image's build history.
+    History {
+        #[arg(long, value_name = "REPO")]
+        repo: PathBuf,
+        imgref: String,
+    },
+    /// Print a stored image's manifest (or config) JSON.
+    Metadata {
+        #[arg(long, value_name = "REPO")]
+        repo: PathBuf,
+        /// Print the config instead of the manifest.
+        #[arg(long)]
+        config: bool,
+        imgref: String,
+    },
+}

@@ -1,8 +1,114 @@
-//! Host side: import a finished OCI image into an ostree repository (placeholder until the
-//! exporter lands).
+//! Host side: import a finished OCI image into an ostree repository.
+//!
+//! Modules, in the order data flows through them:
+//! - [`imgref`]: the `ostree-…:` image reference grammar;
+//! - [`fetch`]: reaching the image (native `oci:`/`oci-archive:`, skopeo for the rest);
+//! - [`oci`]: reading the layout, verifying digests;
+//! - [`layer`]: decompressing and parsing one layer, with [`policy`] deciding each entry;
+//! - [`tree`]: layer trees and the merged tree (whiteouts, symlink safety);
+//! - [`repo`]: ostree object formats and writing;
+//! - [`import`]: orchestration and the transaction; [`metadata`]: commit metadata;
+//! - [`refescape`]: ref names; [`manage`]: list/remove/prune/history; [`progress`].
 
 pub mod cli;
+pub mod fetch;
+pub mod imgref;
+pub mod import;
+pub mod layer;
+pub mod manage;
+pub mod metadata;
+pub mod oci;
+pub mod policy;
+pub mod progress;
+pub mod refescape;
+pub mod repo;
+pub mod tree;
 
-pub fn run(cmd: cli::HostCommand) -> anyhow::Result<u8> {
-    match cmd {}
+use anyhow::Result;
+
+use cli::{HostCommand, ImageCommand, UnencapsulateArgs};
+use imgref::OstreeImageReference;
+
+pub fn run(cmd: HostCommand) -> Result<u8> {
+    match cmd {
+        HostCommand::Unencapsulate(UnencapsulateArgs {
+            repo,
+            write_ref,
+            quiet,
+            imgref,
+        }) => pull(&repo, &imgref, quiet, write_ref),
+        HostCommand::Image(c) => run_image(c),
+    }
+}
+
+fn pull(
+    repo: &std::path::Path,
+    imgref: &str,
+    quiet: bool,
+    write_ref: Option<String>,
+) -> Result<u8> {
+    let r: OstreeImageReference = imgref.parse()?;
+    let repo = import::open_repo(repo)?;
+    let res = import::pull(&repo, &r, &import::PullOptions { quiet, write_ref })?;
+    if !quiet {
+        eprintln!("{}", res.summary());
+    }
+    println!("{}", res.commit);
+    Ok(0)
+}
+
+fn run_image(c: ImageCommand) -> Result<u8> {
+    match c {
+        ImageCommand::Pull {
+            repo,
+            imgref,
+            quiet,
+        } => pull(&repo, &imgref, quiet, None),
+        ImageCommand::List { repo } => {
+            let repo = import::open_repo(&repo)?;
+            for i in manage::list(&repo)? {
+                println!("{i}");
+            }
+            Ok(0)
+        }
+        ImageCommand::Remove { repo, imgrefs } => {
+            let repo = import::open_repo(&repo)?;
+            let refs = imgrefs
+                .iter()
+                .map(|s| import::parse_any_imgref(s))
+                .collect::<Result<Vec<_>>>()?;
+            manage::remove(&repo, &refs)?;
+            Ok(0)
+        }
+        ImageCommand::Prune { repo } => {
+            let repo = import::open_repo(&repo)?;
+            let r = manage::prune(&repo)?;
+            println!(
+                "removed {} unused layers, pruned {} objects, freed {}",
+                r.layers_removed,
+                r.objects_pruned,
+                progress::bytes(r.bytes_freed)
+            );
+            Ok(0)
+        }
+        ImageCommand::History { repo, imgref } => {
+            let repo = import::open_repo(&repo)?;
+            print!(
+                "{}",
+                manage::history(&repo, &import::parse_any_imgref(&imgref)?)?
+            );
+            Ok(0)
+        }
+        ImageCommand::Metadata {
+            repo,
+            config,
+            imgref,
+        } => {
+            let repo = import::open_repo(&repo)?;
+            let (m, c) =
+                import::stored_manifest_and_config(&repo, &import::parse_any_imgref(&imgref)?)?;
+            println!("{}", if config { c } else { m });
+            Ok(0)
+        }
+    }
 }

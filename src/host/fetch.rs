@@ -1,0 +1,94 @@
+//! Getting an image into a readable OCI layout.
+//!
+//! `oci:` and `oci-archive:` are read in place ([`crate::host::oci`]). Every other transport
+//! (`registry:`/`docker://`, `containers-storage:`, `docker-archive:`, `dir:`), and any image
+//! whose reference asks for signature verification (`ostree-image-signed:`), goes through
+//! `skopeo copy` into a temporary `oci:` directory, so registries, mirrors, authentication and
+//! the signature policy are exactly containers/image's.
+//!
+//! Authentication for registries: `/etc/ostree/auth.json`, else `/run/ostree/auth.json`, else
+//! containers/image's defaults (`$REGISTRY_AUTH_FILE`, `${XDG_RUNTIME_DIR}/containers/auth.json`,
+//! …). Policy: `ostree-image-signed:` always uses containers-policy.json; for
+//! `ostree-unverified-*` the default policy is used when `/etc/containers/policy.json`
+//! exists and skopeo's `--insecure-policy` otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use super::imgref::{OstreeImageReference, SignatureSource, Transport};
+use super::oci::Layout;
+
+/// An opened layout, and the tag to look up in it; keeps any temporary copy alive.
+pub struct Source {
+    pub layout: Layout,
+    pub tag: Option<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+const AUTH_FILES: &[&str] = &["/etc/ostree/auth.json", "/run/ostree/auth.json"];
+
+/// Open the image named by `r`; `tmp_parent` holds any temporary copy.
+pub fn open(r: &OstreeImageReference, tmp_parent: &Path) -> Result<Source> {
+    if let SignatureSource::OstreeRemote(remote) = &r.sigverify {
+        bail!(
+            "{r}: verifying signatures through the ostree remote {remote:?} is not supported by this importer; \
+             use ostree-image-signed: (containers-policy.json) or ostree-unverified-image:"
+        );
+    }
+    let native = r.sigverify == SignatureSource::ContainerPolicyAllowInsecure;
+    match r.imgref.transport {
+        Transport::OciDir if native => {
+            let (path, tag) = r.imgref.oci_path_and_tag();
+            Ok(Source {
+                layout: Layout::open_dir(Path::new(path))?,
+                tag: tag.map(String::from),
+                _tmp: None,
+            })
+        }
+        Transport::OciArchive if native => {
+            let (path, tag) = r.imgref.oci_path_and_tag();
+            Ok(Source {
+                layout: Layout::open_archive(Path::new(path))?,
+                tag: tag.map(String::from),
+                _tmp: None,
+            })
+        }
+        _ => skopeo_copy(r, tmp_parent),
+    }
+}
+
+fn skopeo_copy(r: &OstreeImageReference, tmp_parent: &Path) -> Result<Source> {
+    let tmp = tempfile::Builder::new()
+        .prefix("ostree-container-fetch-")
+        .tempdir_in(tmp_parent)
+        .with_context(|| format!("creating a temporary directory in {}", tmp_parent.display()))?;
+    let dest: PathBuf = tmp.path().join("layout");
+    let mut cmd = Command::new("skopeo");
+    cmd.arg("copy").arg("--quiet");
+    let policy_exists = Path::new("/etc/containers/policy.json").exists();
+    if r.sigverify == SignatureSource::ContainerPolicyAllowInsecure && !policy_exists {
+        cmd.arg("--insecure-policy");
+    }
+    if r.imgref.transport == Transport::Registry {
+        if let Some(auth) = AUTH_FILES.iter().find(|p| Path::new(p).exists()) {
+            cmd.arg("--src-authfile").arg(auth);
+        }
+    }
+    cmd.arg(r.imgref.to_string())
+        .arg(format!("oci:{}:import", dest.display()));
+    let out = cmd.output().context("running skopeo (is it installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "skopeo copy {} failed: {}",
+            r.imgref,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(Source {
+        layout: Layout::open_dir(&dest)?,
+        tag: Some("import".into()),
+        _tmp: Some(tmp),
+    })
+}

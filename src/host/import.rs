@@ -1,0 +1,362 @@
+//! Importing an image: the orchestration of [`oci`](super::oci), [`layer`](super::layer),
+//! [`tree`](super::tree) and [`repo`](super::repo).
+//!
+//! # What is stored
+//!
+//! - one commit per layer, ref `ostree/container/blob/<escaped layer digest>`: the layer's
+//!   files, with `etc` at `usr/etc` and its whiteouts kept as empty `.wh.*` files; parents the
+//!   layer does not list get the lower layers' metadata;
+//! - the merged image, ref `ostree/container/image/<escaped image reference>`, with the
+//!   metadata described in [`metadata`](super::metadata).
+//!
+//! A layer whose ref already exists is not read again: its tree is loaded from the
+//! repository. Pulling an image whose manifest digest equals the one already stored does
+//! nothing.
+//!
+//! # Atomicity
+//!
+//! Everything is written in one ostree transaction: objects go to the transaction's staging
+//! directory and the refs are set when it is committed. An error aborts the transaction; a
+//! killed import leaves only a staging directory that libostree reuses or cleans up. Either
+//! way no ref moves and `ostree fsck` stays clean.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use ostree::gio::{self, prelude::FileExt};
+
+use super::fetch;
+use super::imgref::{ImageReference, OstreeImageReference};
+use super::layer::{self, Data, Item, LayerCounts, LayerError, LayerSource};
+use super::metadata::{self, ImageMeta};
+use super::oci;
+use super::progress::Progress;
+use super::refescape::{self, blob_ref, IMAGE_PREFIX};
+use super::repo::{self, Meta, ObjectWriter, S_IFDIR};
+use super::tree::{apply_layer, Dir, FileKind, LayerBuilder};
+
+#[derive(Debug, Default, Clone)]
+pub struct PullOptions {
+    pub quiet: bool,
+    /// Also point this ref at the merged commit.
+    pub write_ref: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PullResult {
+    pub commit: String,
+    pub manifest_digest: String,
+    /// The image ref already pointed at this manifest.
+    pub unchanged: bool,
+    pub layers_reused: usize,
+    pub layers_imported: usize,
+    pub blob_bytes: u64,
+    pub tar_bytes: u64,
+    pub files: u64,
+    pub filtered: u64,
+    pub objects_written: u64,
+    pub elapsed: Duration,
+}
+
+impl PullResult {
+    pub fn summary(&self) -> String {
+        if self.unchanged {
+            return format!(
+                "image unchanged ({}), commit {}",
+                self.manifest_digest, self.commit
+            );
+        }
+        format!(
+            "layers: {} imported, {} reused; {} read ({} uncompressed), {} files ({} new objects, {} filtered) in {:.1?}",
+            self.layers_imported,
+            self.layers_reused,
+            super::progress::bytes(self.blob_bytes),
+            super::progress::bytes(self.tar_bytes),
+            self.files,
+            self.objects_written,
+            self.filtered,
+            self.elapsed
+        )
+    }
+}
+
+/// The ref holding an image's merged commit.
+pub fn image_ref_name(imgref: &ImageReference) -> String {
+    refescape::prefix_escape(IMAGE_PREFIX, &imgref.to_string())
+        .expect("image reference is non-empty")
+}
+
+pub fn repo_path(repo: &ostree::Repo) -> Result<PathBuf> {
+    repo.path()
+        .path()
+        .ok_or_else(|| anyhow!("repository has no local path"))
+}
+
+pub fn open_repo(path: &Path) -> Result<ostree::Repo> {
+    let repo = ostree::Repo::new_for_path(path);
+    repo.open(gio::Cancellable::NONE)
+        .with_context(|| format!("opening ostree repository {}", path.display()))?;
+    Ok(repo)
+}
+
+/// Aborts the transaction unless committed.
+struct Txn<'a> {
+    repo: &'a ostree::Repo,
+    done: bool,
+}
+
+impl<'a> Txn<'a> {
+    fn begin(repo: &'a ostree::Repo) -> Result<Self> {
+        repo.prepare_transaction(gio::Cancellable::NONE)
+            .context("starting an ostree transaction")?;
+        Ok(Txn { repo, done: false })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        self.done = true;
+        self.repo
+            .commit_transaction(gio::Cancellable::NONE)
+            .context("committing the ostree transaction")?;
+        Ok(())
+    }
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.repo.abort_transaction(gio::Cancellable::NONE);
+        }
+    }
+}
+
+fn default_dirmeta() -> Meta {
+    Meta {
+        uid: 0,
+        gid: 0,
+        mode: S_IFDIR | 0o755,
+        xattrs: Vec::new(),
+    }
+}
+
+/// Import (or update) the image `r` into `repo`.
+pub fn pull(
+    repo: &ostree::Repo,
+    r: &OstreeImageReference,
+    opts: &PullOptions,
+) -> Result<PullResult> {
+    let start = Instant::now();
+    let tmp = repo_path(repo)?.join("tmp");
+    let source = fetch::open(r, &tmp)?;
+    let image = source.layout.resolve(source.tag.as_deref())?;
+    let image_ref = image_ref_name(&r.imgref);
+    let progress = Progress::new(opts.quiet);
+
+    if let Some(prev) = repo.resolve_rev(&image_ref, true)? {
+        let md = repo::commit_metadata(repo, &prev)?;
+        if md
+            .lookup::<String>(metadata::MANIFEST_DIGEST)
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some(image.manifest_digest.as_str())
+        {
+            if let Some(w) = &opts.write_ref {
+                repo.set_ref_immediate(None, w, Some(&prev), gio::Cancellable::NONE)?;
+            }
+            return Ok(PullResult {
+                commit: prev.to_string(),
+                manifest_digest: image.manifest_digest.clone(),
+                unchanged: true,
+                elapsed: start.elapsed(),
+                ..Default::default()
+            });
+        }
+    }
+
+    let txn = Txn::begin(repo)?;
+    let mut w = ObjectWriter::new(repo);
+    let mut result = PullResult {
+        manifest_digest: image.manifest_digest.clone(),
+        ..Default::default()
+    };
+    let default_meta = w.write_dirmeta(&default_dirmeta())?;
+    let mut merged = Dir::new(default_meta);
+    let layers = image.layers()?;
+    let n = layers.len();
+    for (i, (desc, diff_id)) in layers.iter().enumerate() {
+        let digest = desc.digest().to_string();
+        let bref = blob_ref(&digest);
+        let label = format!("layer {}/{n}", i + 1);
+        let layer_tree = match repo.resolve_rev(&bref, true)? {
+            Some(c) => {
+                result.layers_reused += 1;
+                repo::load_commit_tree(repo, &c)?
+            }
+            None => {
+                let compression = oci::layer_compression(desc.media_type().as_ref())
+                    .with_context(|| format!("{label} ({digest})"))?;
+                let pb = progress.layer(&label, desc.size());
+                let src = LayerSource {
+                    blob: Box::new(pb.wrap_read(source.layout.open_blob(&digest)?)),
+                    compression,
+                    digest: &digest,
+                    size: desc.size(),
+                    diff_id,
+                    name: &format!("{label} ({digest})"),
+                };
+                let imported = import_layer(&mut w, &merged, src, &tmp, default_meta, &pb);
+                pb.finish_and_clear();
+                let (tree, counts) =
+                    imported.with_context(|| format!("importing {label} ({digest})"))?;
+                let t = w.write_tree(&tree)?;
+                let md = std::collections::BTreeMap::new();
+                let commit = w.write_commit(&t, &tree.meta, &md, &digest, 0)?;
+                repo.transaction_set_ref(None, &bref, Some(&commit));
+                result.layers_imported += 1;
+                result.blob_bytes += counts.blob_bytes;
+                result.tar_bytes += counts.tar_bytes;
+                result.filtered += counts.filtered;
+                tree
+            }
+        };
+        apply_layer(&mut merged, &layer_tree);
+    }
+    result.files = merged.count_files();
+    let root_tree = w.write_tree(&merged)?;
+    let labels = image.labels();
+    let md = metadata::commit_metadata(&ImageMeta {
+        manifest_digest: &image.manifest_digest,
+        manifest_json: &String::from_utf8_lossy(&image.manifest_raw),
+        config_json: &String::from_utf8_lossy(&image.config_raw),
+        labels: &labels,
+        bootable: metadata::has_kernel(&merged),
+    });
+    let created = image
+        .config
+        .created()
+        .as_deref()
+        .and_then(metadata::parse_rfc3339)
+        .unwrap_or(0);
+    let commit = w.write_commit(
+        &root_tree,
+        &merged.meta,
+        &md,
+        &r.imgref.to_string(),
+        created,
+    )?;
+    repo.transaction_set_ref(None, &image_ref, Some(&commit));
+    if let Some(wr) = &opts.write_ref {
+        repo.transaction_set_ref(None, wr, Some(&commit));
+    }
+    result.objects_written = w.stats.content_written + w.stats.metadata_written;
+    txn.commit()?;
+    result.commit = commit;
+    result.elapsed = start.elapsed();
+    Ok(result)
+}
+
+/// Read one layer on a second thread while writing its objects here.
+fn import_layer(
+    w: &mut ObjectWriter<'_>,
+    lower: &Dir,
+    src: LayerSource<'_>,
+    spill_dir: &Path,
+    default_meta: super::tree::Csum,
+    pb: &indicatif::ProgressBar,
+) -> Result<(Dir, LayerCounts)> {
+    let (tx, rx) = sync_channel::<Item>(256);
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let r = layer::read_layer(src, &tx, spill_dir, &|c| Progress::files(pb, c));
+            drop(tx);
+            r
+        });
+        let mut builder = LayerBuilder::new(lower, default_meta);
+        let written: Result<()> = (|| {
+            for item in rx.iter() {
+                write_item(w, &mut builder, item)?;
+            }
+            Ok(())
+        })();
+        drop(rx);
+        let read = reader
+            .join()
+            .map_err(|_| anyhow!("layer reader thread panicked"))?;
+        match (read, written) {
+            (Err(LayerError::Stopped), Err(e)) => Err(e),
+            (Err(e), _) => Err(e.into()),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(counts), Ok(())) => Ok((builder.root, counts)),
+        }
+    })
+}
+
+fn write_item(w: &mut ObjectWriter<'_>, b: &mut LayerBuilder<'_>, item: Item) -> Result<()> {
+    match item {
+        Item::Dir { path, meta } => {
+            let m = w.write_dirmeta(&meta)?;
+            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            b.add_dir(&p, m)?;
+        }
+        Item::File {
+            path,
+            header,
+            csum,
+            data,
+            symlink,
+        } => {
+            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            match data {
+                Data::Mem(v) => w.write_content(&csum, &header, &v)?,
+                Data::Spilled(f, len) => w.write_content_stream(&csum, &header, f, len)?,
+            }
+            let kind = if symlink {
+                FileKind::Symlink
+            } else {
+                FileKind::Regular
+            };
+            b.add_file(&p, csum, kind)?;
+        }
+        Item::Hardlink { path, target } => {
+            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            let t: Vec<&str> = target.iter().map(String::as_str).collect();
+            b.add_hardlink(&p, &t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Parse what the user typed as an image: a full `ostree-…:` reference or a bare
+/// containers/image reference (`oci:/path:tag`, `docker://…`).
+pub fn parse_any_imgref(s: &str) -> Result<ImageReference> {
+    match s.parse::<OstreeImageReference>() {
+        Ok(r) => Ok(r.imgref),
+        Err(e) => s.parse::<ImageReference>().map_err(|_| anyhow!(e)),
+    }
+}
+
+/// Resolve the merged commit of a stored image.
+pub fn stored_image(repo: &ostree::Repo, imgref: &ImageReference) -> Result<String> {
+    let r = image_ref_name(imgref);
+    repo.resolve_rev(&r, true)?
+        .map(|s| s.to_string())
+        .ok_or_else(|| anyhow!("image {imgref} is not in the repository (no ref {r})"))
+}
+
+/// The stored manifest and config JSON of an image.
+pub fn stored_manifest_and_config(
+    repo: &ostree::Repo,
+    imgref: &ImageReference,
+) -> Result<(String, String)> {
+    let commit = stored_image(repo, imgref)?;
+    let md = repo::commit_metadata(repo, &commit)?;
+    let get = |k: &str| -> Result<String> {
+        md.lookup::<String>(k)
+            .ok()
+            .flatten()
+            .ok_or_else(|| anyhow!("commit {commit} has no {k} metadata"))
+    };
+    Ok((get(metadata::MANIFEST)?, get(metadata::IMAGE_CONFIG)?))
+}

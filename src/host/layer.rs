@@ -1,0 +1,384 @@
+//! Reading one layer blob: decompress, verify, parse the tar, classify each entry with
+//! [`crate::host::policy`], checksum its content, and hand the results to the writer.
+//!
+//! Runs on its own thread ([`read_layer`] takes a channel), so decompression, tar parsing and
+//! SHA-256 overlap with the repository writes on the importing thread. Memory stays bounded:
+//! files up to [`SPILL_THRESHOLD`] travel in memory through a bounded channel, larger ones
+//! are spilled to an unlinked temporary file while being hashed.
+//!
+//! # Tar entries
+//!
+//! Owner from the header (PAX `uid`/`gid` when present), mode `st_mode & 07777` (setuid,
+//! setgid and sticky kept), extended attributes from PAX `SCHILY.xattr.<name>` records
+//! (`security.selinux` is dropped: labels come from the image's policy, never from the tar).
+//! Whiteouts become empty regular files under their own name in the layer's tree, as
+//! ostree-rs-ext stores them.
+//!
+//! # Trust
+//!
+//! The compressed stream is hashed against the manifest's layer digest and size, and the
+//! decompressed stream against the config's diff_id; both are read to their end even when
+//! the tar ends early. When decompression or parsing fails, the blob digest is checked first,
+//! so a corrupted blob is reported as a digest mismatch naming both digests.
+
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::path::Path;
+use std::sync::mpsc::SyncSender;
+
+use flate2::bufread::MultiGzDecoder;
+use ostree::glib::Variant;
+
+use super::oci::{Compression, DigestReader, OciError};
+use super::policy::{classify, normalize, Disposition, EntryKind, Filtered, Rejected};
+use super::repo::{content_checksum, content_hasher, file_header, Meta, S_IFDIR, S_IFLNK, S_IFREG};
+use super::tree::{Csum, WH_OPAQUE, WH_PREFIX};
+
+/// Files larger than this are spilled to a temporary file instead of held in memory.
+pub const SPILL_THRESHOLD: u64 = 8 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error(transparent)]
+    Oci(#[from] OciError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("{path:?}: {reason}")]
+    Rejected { path: String, reason: Rejected },
+    #[error("the importer stopped")]
+    Stopped,
+}
+
+/// File content as it travels to the writer.
+pub enum Data {
+    Mem(Vec<u8>),
+    Spilled(std::fs::File, u64),
+}
+
+/// One classified tar entry, ready to write.
+pub enum Item {
+    /// Directory (empty path: the layer root).
+    Dir { path: Vec<String>, meta: Meta },
+    /// Regular file, symlink or whiteout marker.
+    File {
+        path: Vec<String>,
+        header: Variant,
+        csum: Csum,
+        data: Data,
+        symlink: bool,
+    },
+    Hardlink {
+        path: Vec<String>,
+        target: Vec<String>,
+    },
+}
+
+/// What one layer held.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LayerCounts {
+    pub entries: u64,
+    pub files: u64,
+    pub whiteouts: u64,
+    pub filtered: u64,
+    /// Compressed and uncompressed sizes.
+    pub blob_bytes: u64,
+    pub tar_bytes: u64,
+}
+
+/// Where the layer comes from and what it must hash to.
+pub struct LayerSource<'a> {
+    pub blob: Box<dyn Read + Send>,
+    pub compression: Compression,
+    pub digest: &'a str,
+    pub size: u64,
+    pub diff_id: &'a str,
+    /// For messages: "layer 2 (sha256:…)".
+    pub name: &'a str,
+}
+
+enum Decoder<R: io::BufRead> {
+    Plain(R),
+    Gzip(Box<MultiGzDecoder<R>>),
+    Zstd(zstd::Decoder<'static, R>),
+}
+
+impl<R: io::BufRead> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Plain(r) => r.read(buf),
+            Decoder::Gzip(r) => r.read(buf),
+            Decoder::Zstd(r) => r.read(buf),
+        }
+    }
+}
+
+impl<R: io::BufRead> Decoder<R> {
+    fn into_raw(self) -> R {
+        match self {
+            Decoder::Plain(r) => r,
+            Decoder::Gzip(r) => r.into_inner(),
+            Decoder::Zstd(r) => r.finish(),
+        }
+    }
+}
+
+fn entry_kind(t: tar::EntryType) -> EntryKind {
+    use tar::EntryType as T;
+    match t {
+        T::Regular | T::Continuous => EntryKind::Regular,
+        T::Directory => EntryKind::Directory,
+        T::Symlink => EntryKind::Symlink,
+        T::Link => EntryKind::Hardlink,
+        T::Char => EntryKind::CharDevice,
+        T::Block => EntryKind::BlockDevice,
+        T::Fifo => EntryKind::Fifo,
+        other => EntryKind::Other(other.as_byte()),
+    }
+}
+
+fn lossy(p: &[u8]) -> String {
+    String::from_utf8_lossy(p).into_owned()
+}
+
+fn comps(p: &str) -> Vec<String> {
+    if p.is_empty() {
+        Vec::new()
+    } else {
+        p.split('/').map(str::to_string).collect()
+    }
+}
+
+/// Read, verify and classify one layer, sending its items to `tx`.
+pub fn read_layer(
+    src: LayerSource<'_>,
+    tx: &SyncSender<Item>,
+    spill_dir: &Path,
+    on_entry: &dyn Fn(&LayerCounts),
+) -> Result<LayerCounts, LayerError> {
+    let name = src.name;
+    let raw = DigestReader::new(BufReader::with_capacity(256 << 10, src.blob));
+    let dec = match src.compression {
+        Compression::None => Decoder::Plain(BufReader::new(raw)),
+        Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(BufReader::new(raw)))),
+        Compression::Zstd => Decoder::Zstd(
+            zstd::Decoder::with_buffer(BufReader::new(raw)).map_err(|source| LayerError::Io {
+                what: format!("{name}: zstd"),
+                source,
+            })?,
+        ),
+    };
+    let mut tar_stream = DigestReader::new(dec);
+    let mut counts = LayerCounts::default();
+    let parsed = parse_tar(&mut tar_stream, tx, spill_dir, &mut counts, on_entry);
+    // Read both streams to their end, then check the blob first: a corrupted blob is
+    // reported as such even if it also broke decompression or the tar.
+    let drained = io::copy(&mut tar_stream, &mut io::sink());
+    let tar_digest = tar_stream.finish();
+    let mut raw = tar_stream.into_inner().into_raw().into_inner();
+    let _ = io::copy(&mut raw, &mut io::sink());
+    raw.verify(&format!("{name} blob"), src.digest, Some(src.size))?;
+    match parsed {
+        Err(LayerError::Stopped) => return Err(LayerError::Stopped),
+        Err(e) => return Err(e),
+        Ok(()) => {}
+    }
+    drained.map_err(|source| LayerError::Io {
+        what: format!("{name}: decompressing"),
+        source,
+    })?;
+    if tar_digest.0 != src.diff_id {
+        return Err(OciError::DigestMismatch {
+            what: format!("{name} uncompressed content (diff_id)"),
+            expected: src.diff_id.to_string(),
+            actual: tar_digest.0,
+        }
+        .into());
+    }
+    counts.blob_bytes = raw.count();
+    counts.tar_bytes = tar_digest.1;
+    Ok(counts)
+}
+
+fn parse_tar(
+    stream: &mut impl Read,
+    tx: &SyncSender<Item>,
+    spill_dir: &Path,
+    counts: &mut LayerCounts,
+    on_entry: &dyn Fn(&LayerCounts),
+) -> Result<(), LayerError> {
+    let ioe = |what: String| move |source| LayerError::Io { what, source };
+    let mut ar = tar::Archive::new(stream);
+    let send = |item| tx.send(item).map_err(|_| LayerError::Stopped);
+    for entry in ar.entries().map_err(ioe("reading tar".into()))? {
+        let mut entry = entry.map_err(ioe("reading tar".into()))?;
+        counts.entries += 1;
+        let raw_path = entry.path_bytes().into_owned();
+        let kind = entry_kind(entry.header().entry_type());
+        let size = entry.size();
+        let disp = classify(&raw_path, kind, size);
+        let reject = |reason| LayerError::Rejected {
+            path: lossy(&raw_path),
+            reason,
+        };
+        let meta = || -> Result<Meta, LayerError> {
+            Ok(Meta {
+                uid: entry.header().uid().map_err(ioe(lossy(&raw_path)))? as u32,
+                gid: entry.header().gid().map_err(ioe(lossy(&raw_path)))? as u32,
+                mode: entry.header().mode().map_err(ioe(lossy(&raw_path)))? & 0o7777,
+                xattrs: Vec::new(),
+            })
+        };
+        let mut meta = meta()?;
+        // PAX records: xattrs and large owner ids.
+        if let Some(exts) = entry.pax_extensions().map_err(ioe(lossy(&raw_path)))? {
+            for ext in exts {
+                let ext = ext.map_err(ioe(lossy(&raw_path)))?;
+                let Ok(key) = ext.key() else { continue };
+                if let Some(xname) = key.strip_prefix("SCHILY.xattr.") {
+                    if xname != "security.selinux" {
+                        meta.xattrs
+                            .push((xname.as_bytes().to_vec(), ext.value_bytes().to_vec()));
+                    }
+                } else if key == "uid" || key == "gid" {
+                    if let Some(v) = std::str::from_utf8(ext.value_bytes())
+                        .ok()
+                        .and_then(|s| s.parse::<u32>().ok())
+                    {
+                        if key == "uid" {
+                            meta.uid = v
+                        } else {
+                            meta.gid = v
+                        }
+                    }
+                }
+            }
+        }
+        meta.xattrs.sort();
+        meta.xattrs.dedup_by(|a, b| a.0 == b.0);
+        let path = match disp {
+            Disposition::Reject(r) => return Err(reject(r)),
+            Disposition::Filtered(
+                Filtered::Volatile | Filtered::BuildToolStub | Filtered::AufsMetadata,
+            ) => {
+                counts.filtered += 1;
+                continue;
+            }
+            Disposition::Root => {
+                if kind == EntryKind::Directory {
+                    meta.mode |= S_IFDIR;
+                    send(Item::Dir {
+                        path: Vec::new(),
+                        meta,
+                    })?;
+                }
+                continue;
+            }
+            Disposition::Whiteout { dir, name } => {
+                counts.whiteouts += 1;
+                let mut p = comps(&dir);
+                p.push(format!("{WH_PREFIX}{name}"));
+                send_marker(p, meta, tx)?;
+                continue;
+            }
+            Disposition::Opaque { dir } => {
+                counts.whiteouts += 1;
+                let mut p = comps(&dir);
+                p.push(WH_OPAQUE.to_string());
+                send_marker(p, meta, tx)?;
+                continue;
+            }
+            Disposition::Keep(p) => comps(&p),
+        };
+        match kind {
+            EntryKind::Directory => {
+                meta.mode |= S_IFDIR;
+                send(Item::Dir { path, meta })?;
+            }
+            EntryKind::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| reject(Rejected::Unsupported(kind)))?
+                    .into_owned();
+                let target = String::from_utf8(target).map_err(|_| reject(Rejected::NotUtf8))?;
+                meta.mode = S_IFLNK | 0o777;
+                let header = file_header(&meta, &target);
+                let csum = content_checksum(&header, &[]);
+                counts.files += 1;
+                send(Item::File {
+                    path,
+                    header,
+                    csum,
+                    data: Data::Mem(Vec::new()),
+                    symlink: true,
+                })?;
+            }
+            EntryKind::Hardlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| reject(Rejected::Unsupported(kind)))?
+                    .into_owned();
+                let target = normalize(&target).map_err(reject)?;
+                counts.files += 1;
+                send(Item::Hardlink {
+                    path,
+                    target: target.into_iter().map(String::from).collect(),
+                })?;
+            }
+            EntryKind::Regular => {
+                meta.mode |= S_IFREG;
+                let header = file_header(&meta, "");
+                let what = lossy(&raw_path);
+                let (csum, data) = if size <= SPILL_THRESHOLD {
+                    let mut buf = Vec::with_capacity(size as usize);
+                    entry.read_to_end(&mut buf).map_err(ioe(what))?;
+                    (content_checksum(&header, &buf), Data::Mem(buf))
+                } else {
+                    spill(&mut entry, &header, spill_dir).map_err(ioe(what))?
+                };
+                counts.files += 1;
+                send(Item::File {
+                    path,
+                    header,
+                    csum,
+                    data,
+                    symlink: false,
+                })?;
+            }
+            other => return Err(reject(Rejected::Unsupported(other))),
+        }
+        on_entry(counts);
+    }
+    Ok(())
+}
+
+fn send_marker(path: Vec<String>, mut meta: Meta, tx: &SyncSender<Item>) -> Result<(), LayerError> {
+    meta.mode = S_IFREG | (meta.mode & 0o7777);
+    meta.xattrs.clear();
+    let header = file_header(&meta, "");
+    let csum = content_checksum(&header, &[]);
+    tx.send(Item::File {
+        path,
+        header,
+        csum,
+        data: Data::Mem(Vec::new()),
+        symlink: false,
+    })
+    .map_err(|_| LayerError::Stopped)
+}
+
+fn spill(r: &mut impl Read, header: &Variant, dir: &Path) -> io::Result<(Csum, Data)> {
+    let mut f = tempfile::tempfile_in(dir)?;
+    let mut h = content_hasher(header);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha2::Digest::update(&mut h, &buf[..n]);
+        f.write_all(&buf[..n])?;
+        len += n as u64;
+    }
+    f.rewind()?;
+    Ok((sha2::Digest::finalize(h).into(), Data::Spilled(f, len)))
+}

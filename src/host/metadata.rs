@@ -1,0 +1,205 @@
+//! Metadata of the merged image commit.
+//!
+//! | key                              | type | value                                           |
+//! |----------------------------------|------|-------------------------------------------------|
+//! | `ostree.manifest-digest`         | s    | `sha256:…` of the image manifest                |
+//! | `ostree.manifest`                | s    | the manifest JSON, as stored in the image       |
+//! | `ostree.container.image-config`  | s    | the config JSON, as stored in the image         |
+//! | `ostree.importer.version`        | s    | this program's version                          |
+//! | `version`                        | s    | label `org.opencontainers.image.version` (or `version`) |
+//! | `ostree.bootable`                | b    | true when `/usr/lib/modules/*/vmlinuz` exists   |
+//!
+//! The commit's timestamp is the image config's `created` (0 when absent), its subject is the
+//! image reference; so the same image imported twice gives the same commit checksum.
+
+use std::collections::BTreeMap;
+
+use ostree::glib::{prelude::*, Variant};
+
+use super::tree::{Dir, Node};
+
+pub const MANIFEST_DIGEST: &str = "ostree.manifest-digest";
+pub const MANIFEST: &str = "ostree.manifest";
+pub const IMAGE_CONFIG: &str = "ostree.container.image-config";
+pub const IMPORTER_VERSION: &str = "ostree.importer.version";
+pub const VERSION: &str = "version";
+pub const BOOTABLE: &str = "ostree.bootable";
+
+pub const LABEL_OCI_VERSION: &str = "org.opencontainers.image.version";
+
+/// What goes into the merged commit's metadata.
+pub struct ImageMeta<'a> {
+    pub manifest_digest: &'a str,
+    pub manifest_json: &'a str,
+    pub config_json: &'a str,
+    pub labels: &'a std::collections::HashMap<String, String>,
+    pub bootable: bool,
+}
+
+pub fn commit_metadata(m: &ImageMeta<'_>) -> BTreeMap<String, Variant> {
+    let mut md = BTreeMap::new();
+    md.insert(MANIFEST_DIGEST.to_string(), m.manifest_digest.to_variant());
+    md.insert(MANIFEST.to_string(), m.manifest_json.to_variant());
+    md.insert(IMAGE_CONFIG.to_string(), m.config_json.to_variant());
+    md.insert(
+        IMPORTER_VERSION.to_string(),
+        env!("CARGO_PKG_VERSION").to_variant(),
+    );
+    if let Some(v) = m
+        .labels
+        .get(LABEL_OCI_VERSION)
+        .or_else(|| m.labels.get(VERSION))
+    {
+        md.insert(VERSION.to_string(), v.to_variant());
+    }
+    if m.bootable {
+        md.insert(BOOTABLE.to_string(), true.to_variant());
+    }
+    md
+}
+
+/// Does the tree hold a kernel at /usr/lib/modules/<kver>/vmlinuz?
+pub fn has_kernel(root: &Dir) -> bool {
+    let Some(modules) = root.lookup_dir(&["usr", "lib", "modules"]) else {
+        return false;
+    };
+    modules.children.values().any(|n| match n {
+        Node::Dir(d) => matches!(d.children.get("vmlinuz"), Some(Node::File { .. })),
+        Node::File { .. } => false,
+    })
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp (`2024-01-02T03:04:05.123Z`,
+/// `…+02:00`); None when it does not parse or is before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+            let oh: i64 = o[1..3].parse().ok()?;
+            let om: i64 = o[4..6].parse().ok()?;
+            let v = oh * 3600 + om * 60;
+            if o.starts_with('-') {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let t = days * 86400 + h * 3600 + mi * 60 + sec - offset;
+    u64::try_from(t).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::tree::FileKind;
+    use std::collections::HashMap;
+
+    #[test]
+    fn rfc3339() {
+        let table = [
+            ("1970-01-01T00:00:00Z", Some(0)),
+            ("2024-02-29T12:34:56Z", Some(1709210096)),
+            ("2024-02-29T12:34:56.123456789Z", Some(1709210096)),
+            ("2024-02-29T14:34:56+02:00", Some(1709210096)),
+            ("2024-02-29T10:34:56-02:00", Some(1709210096)),
+            ("2000-03-01T00:00:00Z", Some(951868800)),
+            ("1969-12-31T23:59:59Z", None),
+            ("2024-13-01T00:00:00Z", None),
+            ("2024-01-01", None),
+            ("2024-01-01T00:00:00", None),
+            ("2024-01-01T00:00:00.Z", None),
+            ("garbage-and-more-garbage", None),
+        ];
+        for (s, want) in table {
+            assert_eq!(parse_rfc3339(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn keys() {
+        let mut labels = HashMap::new();
+        labels.insert(LABEL_OCI_VERSION.to_string(), "42.1".to_string());
+        let md = commit_metadata(&ImageMeta {
+            manifest_digest: "sha256:aa",
+            manifest_json: "{}",
+            config_json: "{\"a\":1}",
+            labels: &labels,
+            bootable: true,
+        });
+        assert_eq!(md[MANIFEST_DIGEST].str(), Some("sha256:aa"));
+        assert_eq!(md[MANIFEST].str(), Some("{}"));
+        assert_eq!(md[IMAGE_CONFIG].str(), Some("{\"a\":1}"));
+        assert_eq!(md[VERSION].str(), Some("42.1"));
+        assert_eq!(md[BOOTABLE].get::<bool>(), Some(true));
+        let md = commit_metadata(&ImageMeta {
+            bootable: false,
+            labels: &HashMap::new(),
+            ..ImageMeta {
+                manifest_digest: "d",
+                manifest_json: "",
+                config_json: "",
+                labels: &labels,
+                bootable: false,
+            }
+        });
+        assert!(!md.contains_key(VERSION) && !md.contains_key(BOOTABLE));
+    }
+
+    #[test]
+    fn kernel_detection() {
+        let f = || Node::File {
+            csum: [1; 32],
+            kind: FileKind::Regular,
+        };
+        let mut kver = Dir::new([0; 32]);
+        let mut root = Dir::new([0; 32]);
+        let put = |root: &mut Dir, kver: Dir| {
+            let mut modules = Dir::new([0; 32]);
+            modules.children.insert("6.1.0".into(), Node::Dir(kver));
+            let mut lib = Dir::new([0; 32]);
+            lib.children.insert("modules".into(), Node::Dir(modules));
+            let mut usr = Dir::new([0; 32]);
+            usr.children.insert("lib".into(), Node::Dir(lib));
+            root.children.insert("usr".into(), Node::Dir(usr));
+        };
+        put(&mut root, kver.clone());
+        assert!(!has_kernel(&root));
+        kver.children.insert("vmlinuz".into(), f());
+        put(&mut root, kver);
+        assert!(has_kernel(&root));
+    }
+}

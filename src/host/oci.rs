@@ -1,0 +1,458 @@
+//! Reading images from an OCI image layout, as a directory (`oci:`) or a tar archive of one
+//! (`oci-archive:`, read in place: blobs are located in the tar once and read by offset).
+//!
+//! # Layout
+//!
+//! `oci-layout`, `index.json` (an image index whose manifests carry the tag in the
+//! `org.opencontainers.image.ref.name` annotation) and `blobs/<alg>/<hex>`. A manifest may
+//! itself be an index (multi-platform); the entry for `linux/<this architecture>` is used.
+//!
+//! # Trust
+//!
+//! Every blob read here is checked against the digest and size its descriptor gives: small
+//! blobs (manifests, configs) when read, layers by wrapping their stream in a
+//! [`DigestReader`] whose result the caller checks at the end of the stream
+//! ([`DigestReader::verify`]). Digests must be `sha256:` followed by 64 lower-case hex
+//! digits, so a digest can never name a path outside `blobs/sha256`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
+use sha2::{Digest as _, Sha256};
+
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{what}: invalid JSON: {reason}")]
+    Json { what: String, reason: String },
+    #[error("unsupported digest {0:?} (expected sha256:<64 hex digits>)")]
+    BadDigest(String),
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{what}: size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{path}: no image tagged {tag:?} in index.json (tags: {available})")]
+    NoSuchTag {
+        path: String,
+        tag: String,
+        available: String,
+    },
+    #[error("{path}: index.json holds {n} images; name one with {path}:<tag>")]
+    Ambiguous { path: String, n: usize },
+    #[error("{path}: index.json holds no image")]
+    Empty { path: String },
+    #[error("no manifest for linux/{arch} in the image index")]
+    NoPlatform { arch: String },
+    #[error("unknown layer media type {0:?} (expected an OCI or Docker tar layer, uncompressed, gzip or zstd)")]
+    UnknownMediaType(String),
+    #[error("image has {layers} layers but its config lists {diff_ids} diff_ids")]
+    LayerCount { layers: usize, diff_ids: usize },
+}
+
+fn io_err(path: impl Into<String>) -> impl FnOnce(io::Error) -> OciError {
+    let path = path.into();
+    move |source| OciError::Io { path, source }
+}
+
+/// Compression of a layer blob, from its media type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+pub fn layer_compression(media_type: &str) -> Result<Compression, OciError> {
+    Ok(match media_type {
+        "application/vnd.oci.image.layer.v1.tar"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+        | "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Compression::Gzip,
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+        | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Compression::Zstd,
+        other => return Err(OciError::UnknownMediaType(other.to_string())),
+    })
+}
+
+/// The hex part of a `sha256:` digest, validated.
+pub fn sha256_hex(digest: &str) -> Result<&str, OciError> {
+    match digest.strip_prefix("sha256:") {
+        Some(h)
+            if h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Ok(h)
+        }
+        _ => Err(OciError::BadDigest(digest.to_string())),
+    }
+}
+
+/// A reader that hashes and counts what passes through it.
+pub struct DigestReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> DigestReader<R> {
+    pub fn new(inner: R) -> Self {
+        DigestReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// `sha256:<hex>` of everything read so far, and the byte count.
+    pub fn finish(&self) -> (String, u64) {
+        (
+            format!("sha256:{}", hex::encode(self.hasher.clone().finalize())),
+            self.count,
+        )
+    }
+
+    /// Check what was read against an expected digest (and size, when given).
+    pub fn verify(&self, what: &str, expected: &str, size: Option<u64>) -> Result<(), OciError> {
+        let (actual, count) = self.finish();
+        if actual != expected {
+            return Err(OciError::DigestMismatch {
+                what: what.into(),
+                expected: expected.into(),
+                actual,
+            });
+        }
+        if let Some(size) = size {
+            if size != count {
+                return Err(OciError::SizeMismatch {
+                    what: what.into(),
+                    expected: size,
+                    actual: count,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for DigestReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// An OCI layout, in a directory or in a tar archive.
+pub enum Layout {
+    Dir(PathBuf),
+    Archive {
+        path: PathBuf,
+        entries: HashMap<String, (u64, u64)>,
+    },
+}
+
+/// A resolved image: its manifest and config, both verified.
+pub struct Image {
+    pub manifest_digest: String,
+    pub manifest_raw: Vec<u8>,
+    pub manifest: ImageManifest,
+    pub config_raw: Vec<u8>,
+    pub config: ImageConfiguration,
+}
+
+impl Image {
+    /// The layer descriptors with their diff_ids.
+    pub fn layers(&self) -> Result<Vec<(&Descriptor, String)>, OciError> {
+        let layers = self.manifest.layers();
+        let diff_ids = self.config.rootfs().diff_ids();
+        if layers.len() != diff_ids.len() {
+            return Err(OciError::LayerCount {
+                layers: layers.len(),
+                diff_ids: diff_ids.len(),
+            });
+        }
+        Ok(layers.iter().zip(diff_ids.iter().cloned()).collect())
+    }
+
+    pub fn labels(&self) -> HashMap<String, String> {
+        self.config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().clone())
+            .unwrap_or_default()
+    }
+}
+
+fn current_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        other => other,
+    }
+}
+
+impl Layout {
+    pub fn open_dir(path: &Path) -> Result<Self, OciError> {
+        let index = path.join("index.json");
+        std::fs::metadata(&index).map_err(io_err(index.display().to_string()))?;
+        Ok(Layout::Dir(path.to_path_buf()))
+    }
+
+    /// Index the tar archive's members (one pass over the headers; contents are skipped).
+    pub fn open_archive(path: &Path) -> Result<Self, OciError> {
+        let name = path.display().to_string();
+        let f = File::open(path).map_err(io_err(&name))?;
+        let mut ar = tar::Archive::new(io::BufReader::new(f));
+        let mut entries = HashMap::new();
+        for e in ar.entries().map_err(io_err(&name))? {
+            let e = e.map_err(io_err(&name))?;
+            if e.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let p = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            let p = p.trim_start_matches("./").to_string();
+            entries.insert(p, (e.raw_file_position(), e.size()));
+        }
+        Ok(Layout::Archive {
+            path: path.to_path_buf(),
+            entries,
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Layout::Dir(p) => p.display().to_string(),
+            Layout::Archive { path, .. } => path.display().to_string(),
+        }
+    }
+
+    /// Open a file of the layout by its relative path.
+    pub fn open(&self, rel: &str) -> Result<Box<dyn Read + Send>, OciError> {
+        match self {
+            Layout::Dir(p) => {
+                let full = p.join(rel);
+                let f = File::open(&full).map_err(io_err(full.display().to_string()))?;
+                Ok(Box::new(f))
+            }
+            Layout::Archive { path, entries } => {
+                let what = format!("{}:{rel}", path.display());
+                let &(off, size) = entries.get(rel).ok_or_else(|| OciError::Io {
+                    path: what.clone(),
+                    source: io::Error::new(io::ErrorKind::NotFound, "not in the archive"),
+                })?;
+                let mut f = File::open(path).map_err(io_err(&what))?;
+                f.seek(SeekFrom::Start(off)).map_err(io_err(&what))?;
+                Ok(Box::new(f.take(size)))
+            }
+        }
+    }
+
+    /// Open a blob by digest (not verified: wrap in a [`DigestReader`]).
+    pub fn open_blob(&self, digest: &str) -> Result<Box<dyn Read + Send>, OciError> {
+        let hex = sha256_hex(digest)?;
+        self.open(&format!("blobs/sha256/{hex}"))
+    }
+
+    /// Read a small blob whole and verify it against its descriptor.
+    pub fn read_blob(&self, desc: &Descriptor, what: &str) -> Result<Vec<u8>, OciError> {
+        let digest = desc.digest().to_string();
+        let r = self.open_blob(&digest)?;
+        // Never read more than the descriptor claims (+1 to detect a longer blob).
+        let mut r = DigestReader::new(r.take(desc.size() + 1));
+        let mut buf = Vec::new();
+        r.read_to_end(&mut buf).map_err(io_err(what))?;
+        r.verify(what, &digest, Some(desc.size()))?;
+        Ok(buf)
+    }
+
+    /// Find the image: by tag, or the only one in index.json.
+    pub fn resolve(&self, tag: Option<&str>) -> Result<Image, OciError> {
+        let mut raw = Vec::new();
+        self.open("index.json")?
+            .read_to_end(&mut raw)
+            .map_err(io_err(format!("{}/index.json", self.describe())))?;
+        let index = ImageIndex::from_reader(&raw[..]).map_err(|e| OciError::Json {
+            what: format!("{}/index.json", self.describe()),
+            reason: e.to_string(),
+        })?;
+        let manifests = index.manifests();
+        let desc = match tag {
+            Some(t) => manifests
+                .iter()
+                .find(|d| {
+                    d.annotations()
+                        .as_ref()
+                        .and_then(|a| a.get(REF_NAME_ANNOTATION))
+                        .map(|s| s.as_str())
+                        == Some(t)
+                })
+                .ok_or_else(|| OciError::NoSuchTag {
+                    path: self.describe(),
+                    tag: t.to_string(),
+                    available: manifests
+                        .iter()
+                        .filter_map(|d| d.annotations().as_ref()?.get(REF_NAME_ANNOTATION).cloned())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?,
+            None => match manifests.len() {
+                0 => {
+                    return Err(OciError::Empty {
+                        path: self.describe(),
+                    })
+                }
+                1 => &manifests[0],
+                n => {
+                    return Err(OciError::Ambiguous {
+                        path: self.describe(),
+                        n,
+                    })
+                }
+            },
+        };
+        self.resolve_descriptor(desc, 0)
+    }
+
+    fn resolve_descriptor(&self, desc: &Descriptor, depth: u32) -> Result<Image, OciError> {
+        let mt = desc.media_type().to_string();
+        let raw = self.read_blob(desc, "manifest")?;
+        if mt.contains("image.index") || mt.contains("manifest.list") {
+            let idx = ImageIndex::from_reader(&raw[..]).map_err(|e| OciError::Json {
+                what: "image index".into(),
+                reason: e.to_string(),
+            })?;
+            let arch = current_arch();
+            let d = idx
+                .manifests()
+                .iter()
+                .find(|d| {
+                    d.platform()
+                        .as_ref()
+                        .map(|p| {
+                            p.os().to_string() == "linux" && p.architecture().to_string() == arch
+                        })
+                        .unwrap_or(false)
+                })
+                .ok_or(OciError::NoPlatform {
+                    arch: arch.to_string(),
+                })?;
+            if depth > 2 {
+                return Err(OciError::NoPlatform {
+                    arch: arch.to_string(),
+                });
+            }
+            return self.resolve_descriptor(d, depth + 1);
+        }
+        let manifest = ImageManifest::from_reader(&raw[..]).map_err(|e| OciError::Json {
+            what: "manifest".into(),
+            reason: e.to_string(),
+        })?;
+        let config_raw = self.read_blob(manifest.config(), "config")?;
+        let config =
+            ImageConfiguration::from_reader(&config_raw[..]).map_err(|e| OciError::Json {
+                what: "config".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Image {
+            manifest_digest: desc.digest().to_string(),
+            manifest_raw: raw,
+            manifest,
+            config_raw,
+            config,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types() {
+        assert_eq!(
+            layer_compression("application/vnd.oci.image.layer.v1.tar+gzip").unwrap(),
+            Compression::Gzip
+        );
+        assert_eq!(
+            layer_compression("application/vnd.oci.image.layer.v1.tar+zstd").unwrap(),
+            Compression::Zstd
+        );
+        assert_eq!(
+            layer_compression("application/vnd.oci.image.layer.v1.tar").unwrap(),
+            Compression::None
+        );
+        assert_eq!(
+            layer_compression("application/vnd.docker.image.rootfs.diff.tar.gzip").unwrap(),
+            Compression::Gzip
+        );
+        let e = layer_compression("application/x-foo")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown layer media type \"application/x-foo\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn digests() {
+        let h = "a".repeat(64);
+        assert_eq!(sha256_hex(&format!("sha256:{h}")).unwrap(), h);
+        for bad in [
+            "sha256:../../etc/passwd",
+            "sha512:aa",
+            &format!("sha256:{}", "A".repeat(64)),
+            "sha256:",
+        ] {
+            assert!(sha256_hex(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn digest_reader_mismatch_names_both() {
+        let mut r = DigestReader::new(&b"hello"[..]);
+        io::copy(&mut r, &mut io::sink()).unwrap();
+        let want = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        r.verify("x", want, Some(5)).unwrap();
+        let e = r
+            .verify("layer 1", &format!("sha256:{}", "0".repeat(64)), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want) && e.contains(&"0".repeat(64)), "{e}");
+        assert!(r.verify("x", want, Some(6)).is_err());
+    }
+}
