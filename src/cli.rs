@@ -98,8 +98,8 @@ pub fn normalize_args(mut args: Vec<OsString>) -> std::result::Result<Vec<OsStri
 
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("OSTREE_CONTAINER_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_env("OSTREE_CONTAINER_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -143,7 +143,10 @@ mod tests {
     #[test]
     fn normalize_forms() {
         let want = v(&["ostree-container", "commit", "--json"]);
-        assert_eq!(normalize_args(v(&["ostree-container", "commit", "--json"])).unwrap(), want);
+        assert_eq!(
+            normalize_args(v(&["ostree-container", "commit", "--json"])).unwrap(),
+            want
+        );
         assert_eq!(
             normalize_args(v(&[
                 "/usr/libexec/libostree/ext/ostree-container",
@@ -154,7 +157,10 @@ mod tests {
             .unwrap(),
             want
         );
-        assert_eq!(normalize_args(v(&["/usr/bin/ostree", "container", "commit", "--json"])).unwrap(), want);
+        assert_eq!(
+            normalize_args(v(&["/usr/bin/ostree", "container", "commit", "--json"])).unwrap(),
+            want
+        );
         let err = normalize_args(v(&["ostree", "admin", "status"])).unwrap_err();
         assert!(err.contains("only implements `ostree container"), "{err}");
     }

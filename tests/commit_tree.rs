@@ -30,9 +30,26 @@ impl Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("root");
         for d in [
-            "dev", "proc", "sys", "run", "tmp", "sysroot", "boot", "etc", "usr/bin", "usr/lib/modules/6.1.0-1-amd64",
-            "usr/lib/sysusers.d", "usr/lib/tmpfiles.d", "var/home", "var/roothome", "var/opt", "var/usrlocal/bin",
-            "var/lib", "var/log", "var/cache", "var/tmp",
+            "dev",
+            "proc",
+            "sys",
+            "run",
+            "tmp",
+            "sysroot",
+            "boot",
+            "etc",
+            "usr/bin",
+            "usr/lib/modules/6.1.0-1-amd64",
+            "usr/lib/sysusers.d",
+            "usr/lib/tmpfiles.d",
+            "var/home",
+            "var/roothome",
+            "var/opt",
+            "var/usrlocal/bin",
+            "var/lib",
+            "var/log",
+            "var/cache",
+            "var/tmp",
         ] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
@@ -48,12 +65,21 @@ impl Fixture {
         ] {
             symlink(target, root.join(link)).unwrap();
         }
-        write(&root.join("usr/lib/modules/6.1.0-1-amd64/vmlinuz"), "kernel");
-        write(&root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n");
+        write(
+            &root.join("usr/lib/modules/6.1.0-1-amd64/vmlinuz"),
+            "kernel",
+        );
+        write(
+            &root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\n",
+        );
         write(&root.join("etc/group"), "root:x:0:\n");
         write(&root.join("etc/shadow"), "root:*:19000:0:99999:7:::\n");
         write(&root.join("etc/gshadow"), "root:*::\n");
-        write(&root.join("usr/lib/sysusers.d/basic.conf"), "u root 0 \"Super User\" /root\n");
+        write(
+            &root.join("usr/lib/sysusers.d/basic.conf"),
+            "u root 0 \"Super User\" /root\n",
+        );
         write(
             &root.join("usr/lib/tmpfiles.d/var.conf"),
             "q /var 0755 - - -\nL /var/run - - - - ../run\nd /var/log 0755 - - -\nd /var/cache 0755 - - -\nq /var/tmp 1777 root root 30d\nd /var/lib 0755 - - -\nd /root/.ssh 0700 root root -\n",
@@ -66,10 +92,21 @@ impl Fixture {
     }
 
     fn run(&self, verb: &str, extra: &[&str]) -> (i32, Value) {
-        let out = Command::new(bin()).arg(verb).arg("--root").arg(&self.root).arg("--json").args(extra).output().unwrap();
+        let out = Command::new(bin())
+            .arg(verb)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--json")
+            .args(extra)
+            .output()
+            .unwrap();
         let code = out.status.code().unwrap_or(-1);
         let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("{verb}: not JSON ({e}): stdout {} stderr {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "{verb}: not JSON ({e}): stdout {} stderr {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
         });
         (code, json)
     }
@@ -99,7 +136,12 @@ fn findings(j: &Value, check: &str) -> Vec<(String, Vec<String>, String)> {
         .map(|f| {
             (
                 f["severity"].as_str().unwrap().to_string(),
-                f["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect(),
+                f["paths"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_str().unwrap().to_string())
+                    .collect(),
                 f["message"].as_str().unwrap().to_string(),
             )
         })
@@ -107,7 +149,12 @@ fn findings(j: &Value, check: &str) -> Vec<(String, Vec<String>, String)> {
 }
 
 fn checks(j: &Value) -> Vec<String> {
-    let mut v: Vec<String> = j["findings"].as_array().unwrap().iter().map(|f| f["check"].as_str().unwrap().to_string()).collect();
+    let mut v: Vec<String> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap().to_string())
+        .collect();
     v.sort();
     v.dedup();
     v
@@ -119,7 +166,10 @@ fn snapshot(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let mut entries: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             let m = fs::symlink_metadata(&p).unwrap();
@@ -131,7 +181,12 @@ fn snapshot(root: &Path) -> Vec<String> {
             } else {
                 String::new()
             };
-            out.push(format!("{rel} {:o} {}:{} {extra}", m.mode(), m.uid(), m.gid()));
+            out.push(format!(
+                "{rel} {:o} {}:{} {extra}",
+                m.mode(),
+                m.uid(),
+                m.gid()
+            ));
             if m.is_dir() {
                 stack.push(p);
             }
@@ -165,7 +220,10 @@ fn json_report_has_the_documented_shape() {
     assert_eq!(j["dry_run"], false);
     assert_eq!(j["root"], f.root.to_str().unwrap());
     let a = &j["actions"][0];
-    assert_eq!((a["action"].as_str(), a["path"].as_str()), (Some("remove"), Some("/tmp/junk")));
+    assert_eq!(
+        (a["action"].as_str(), a["path"].as_str()),
+        (Some("remove"), Some("/tmp/junk"))
+    );
     for key in ["actions", "errors", "warnings"] {
         assert!(j["counts"][key].is_u64(), "counts.{key}");
     }
@@ -181,15 +239,33 @@ fn cleans_tmp_run_cache_logs_and_keeps_dirs_and_modes() {
     write(&f.p("var/log/apt/history.log"), "x");
     write(&f.p("var/log/dpkg.log"), "x");
     let j = f.commit();
-    for gone in ["tmp/a", "run/lock", "var/tmp/t", "var/cache/apt", "var/log/apt/history.log", "var/log/dpkg.log"] {
+    for gone in [
+        "tmp/a",
+        "run/lock",
+        "var/tmp/t",
+        "var/cache/apt",
+        "var/log/apt/history.log",
+        "var/log/dpkg.log",
+    ] {
         assert!(!f.p(gone).exists(), "{gone} still there");
     }
     assert!(f.p("var/log/apt").is_dir(), "log directories stay");
     assert_eq!(fs::metadata(f.p("tmp")).unwrap().mode() & 0o7777, 0o1777);
-    assert_eq!(fs::metadata(f.p("var/tmp")).unwrap().mode() & 0o7777, 0o1777);
-    let removed: Vec<&str> = j["actions"].as_array().unwrap().iter().filter(|a| a["action"] == "remove").map(|a| a["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        fs::metadata(f.p("var/tmp")).unwrap().mode() & 0o7777,
+        0o1777
+    );
+    let removed: Vec<&str> = j["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "remove")
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
     assert_eq!(removed.len(), 6, "{removed:?}");
-    assert!(f.read("usr/lib/tmpfiles.d/ostree-container-var.conf").contains("d /var/log/apt 0755 root root - -"));
+    assert!(f
+        .read("usr/lib/tmpfiles.d/ostree-container-var.conf")
+        .contains("d /var/log/apt 0755 root root - -"));
 }
 
 #[test]
@@ -204,12 +280,19 @@ fn var_becomes_tmpfiles_lines_with_the_images_own_names() {
     std::os::unix::fs::chown(f.p("var/lib/svc/data"), Some(5555), Some(4343)).unwrap();
     write(&f.p("var/lib/svc/state.db"), "state");
     std::os::unix::fs::chown(f.p("var/lib/svc/state.db"), Some(4242), Some(4343)).unwrap();
-    fs::set_permissions(f.p("var/lib/svc/state.db"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(
+        f.p("var/lib/svc/state.db"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
     symlink("/run/svc.sock", f.p("var/lib/svc/sock")).unwrap();
     fs::create_dir_all(f.p("var/lib/a dir")).unwrap();
     f.commit();
     let conf = f.read("usr/lib/tmpfiles.d/ostree-container-var.conf");
-    assert!(conf.starts_with("# Written by `ostree container commit`"), "{conf}");
+    assert!(
+        conf.starts_with("# Written by `ostree container commit`"),
+        "{conf}"
+    );
     let lines: Vec<&str> = conf.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(
         lines,
@@ -228,7 +311,10 @@ fn var_becomes_tmpfiles_lines_with_the_images_own_names() {
     );
     // The factory copy keeps owner and mode (C copies them), and /var keeps its file.
     let fac = fs::metadata(f.p("usr/share/factory/var/lib/svc/state.db")).unwrap();
-    assert_eq!((fac.uid(), fac.gid(), fac.mode() & 0o7777), (4242, 4343, 0o640));
+    assert_eq!(
+        (fac.uid(), fac.gid(), fac.mode() & 0o7777),
+        (4242, 4343, 0o640)
+    );
     assert_eq!(f.read("var/lib/svc/state.db"), "state");
 }
 
@@ -236,11 +322,17 @@ fn var_becomes_tmpfiles_lines_with_the_images_own_names() {
 fn declared_paths_get_no_line_even_through_symlinked_parents() {
     let f = Fixture::new();
     fs::create_dir_all(f.p("var/roothome/.ssh")).unwrap();
-    write(&f.p("etc/tmpfiles.d/svc.conf"), "d /var/lib/svc 0700 root root -\n");
+    write(
+        &f.p("etc/tmpfiles.d/svc.conf"),
+        "d /var/lib/svc 0700 root root -\n",
+    );
     fs::create_dir_all(f.p("var/lib/svc")).unwrap();
     f.commit();
     let conf = f.read("usr/lib/tmpfiles.d/ostree-container-var.conf");
-    assert!(!conf.contains("/var/roothome/.ssh"), "/root/.ssh is declared: {conf}");
+    assert!(
+        !conf.contains("/var/roothome/.ssh"),
+        "/root/.ssh is declared: {conf}"
+    );
     assert!(!conf.contains("/var/lib/svc"), "{conf}");
     assert!(conf.contains("d /var/roothome "), "{conf}");
 }
@@ -248,16 +340,32 @@ fn declared_paths_get_no_line_even_through_symlinked_parents() {
 #[test]
 fn package_databases_move_to_usr_lib_sysimage() {
     let f = Fixture::new();
-    write(&f.p("var/lib/dpkg/status"), "Package: hello\nStatus: install ok installed\n");
+    write(
+        &f.p("var/lib/dpkg/status"),
+        "Package: hello\nStatus: install ok installed\n",
+    );
     write(&f.p("var/lib/rpm/rpmdb.sqlite"), "db");
     f.commit();
-    assert_eq!(fs::read_link(f.p("var/lib/dpkg")).unwrap(), Path::new("../../usr/lib/sysimage/dpkg"));
-    assert_eq!(f.read("var/lib/dpkg/status"), "Package: hello\nStatus: install ok installed\n", "readable through the link");
+    assert_eq!(
+        fs::read_link(f.p("var/lib/dpkg")).unwrap(),
+        Path::new("../../usr/lib/sysimage/dpkg")
+    );
+    assert_eq!(
+        f.read("var/lib/dpkg/status"),
+        "Package: hello\nStatus: install ok installed\n",
+        "readable through the link"
+    );
     assert!(f.p("usr/lib/sysimage/dpkg/status").is_file());
     assert!(f.p("usr/lib/sysimage/rpm/rpmdb.sqlite").is_file());
     let conf = f.read("usr/lib/tmpfiles.d/ostree-container-var.conf");
-    assert!(conf.contains("L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg\n"), "{conf}");
-    assert!(conf.contains("L /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm\n"), "{conf}");
+    assert!(
+        conf.contains("L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("L /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm\n"),
+        "{conf}"
+    );
     assert!(!conf.contains("/var/lib/dpkg/status"), "{conf}");
 }
 
@@ -267,23 +375,54 @@ fn rpmdb_already_in_usr_is_left_alone() {
     write(&f.p("usr/lib/sysimage/rpm/rpmdb.sqlite"), "db");
     symlink("../../usr/lib/sysimage/rpm", f.p("var/lib/rpm")).unwrap();
     let j = f.commit();
-    assert!(!j["actions"].as_array().unwrap().iter().any(|a| a["action"] == "move"), "{j:#}");
-    assert!(f.read("usr/lib/tmpfiles.d/ostree-container-var.conf").contains("L /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm"));
+    assert!(
+        !j["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "move"),
+        "{j:#}"
+    );
+    assert!(f
+        .read("usr/lib/tmpfiles.d/ostree-container-var.conf")
+        .contains("L /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm"));
 }
 
 #[test]
 fn opt_entries_move_to_usr_lib_opt_keeping_modes() {
     let f = Fixture::new();
     write(&f.p("var/opt/vendor/bin/tool"), "#!/bin/sh\necho vendor\n");
-    fs::set_permissions(f.p("var/opt/vendor/bin/tool"), fs::Permissions::from_mode(0o4755)).unwrap();
-    fs::hard_link(f.p("var/opt/vendor/bin/tool"), f.p("var/opt/vendor/bin/tool2")).unwrap();
+    fs::set_permissions(
+        f.p("var/opt/vendor/bin/tool"),
+        fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    fs::hard_link(
+        f.p("var/opt/vendor/bin/tool"),
+        f.p("var/opt/vendor/bin/tool2"),
+    )
+    .unwrap();
     f.commit();
-    assert_eq!(fs::read_link(f.p("var/opt/vendor")).unwrap(), Path::new("../../usr/lib/opt/vendor"));
+    assert_eq!(
+        fs::read_link(f.p("var/opt/vendor")).unwrap(),
+        Path::new("../../usr/lib/opt/vendor")
+    );
     let m = fs::metadata(f.p("usr/lib/opt/vendor/bin/tool")).unwrap();
     assert_eq!(m.mode() & 0o7777, 0o4755);
-    assert_eq!(m.ino(), fs::metadata(f.p("usr/lib/opt/vendor/bin/tool2")).unwrap().ino());
-    assert_eq!(f.read("opt/vendor/bin/tool"), "#!/bin/sh\necho vendor\n", "/opt/vendor still works in the image");
-    assert!(f.read("usr/lib/tmpfiles.d/ostree-container-var.conf").contains("L /var/opt/vendor - - - - ../../usr/lib/opt/vendor\n"));
+    assert_eq!(
+        m.ino(),
+        fs::metadata(f.p("usr/lib/opt/vendor/bin/tool2"))
+            .unwrap()
+            .ino()
+    );
+    assert_eq!(
+        f.read("opt/vendor/bin/tool"),
+        "#!/bin/sh\necho vendor\n",
+        "/opt/vendor still works in the image"
+    );
+    assert!(f
+        .read("usr/lib/tmpfiles.d/ostree-container-var.conf")
+        .contains("L /var/opt/vendor - - - - ../../usr/lib/opt/vendor\n"));
 }
 
 #[test]
@@ -294,7 +433,12 @@ fn opt_reinstalled_by_a_later_step_replaces_the_old_copy() {
     fs::remove_file(f.p("var/opt/vendor")).unwrap();
     write(&f.p("var/opt/vendor/VERSION"), "2");
     let j = f.commit();
-    assert!(j["actions"].to_string().contains("replacing the copy from an earlier commit"), "{j:#}");
+    assert!(
+        j["actions"]
+            .to_string()
+            .contains("replacing the copy from an earlier commit"),
+        "{j:#}"
+    );
     assert_eq!(f.read("usr/lib/opt/vendor/VERSION"), "2");
     assert_eq!(f.read("opt/vendor/VERSION"), "2");
 }
@@ -309,27 +453,61 @@ fn opt_entry_that_is_a_symlink_to_etc_is_not_followed() {
     assert_eq!(w.len(), 1, "{j:#}");
     assert_eq!(w[0].0, "warning");
     assert_eq!(w[0].1, vec!["/var/opt/etc-link"]);
-    assert!(w[0].2.contains("is a symlink to \"/etc\": kept as a link"), "{}", w[0].2);
-    assert_eq!(fs::read_link(f.p("var/opt/etc-link")).unwrap(), Path::new("/etc"));
+    assert!(
+        w[0].2.contains("is a symlink to \"/etc\": kept as a link"),
+        "{}",
+        w[0].2
+    );
+    assert_eq!(
+        fs::read_link(f.p("var/opt/etc-link")).unwrap(),
+        Path::new("/etc")
+    );
     assert!(!f.p("usr/lib/opt/etc-link").exists());
     assert_eq!(snapshot(&f.p("etc")), before_etc);
-    assert!(f.read("usr/lib/tmpfiles.d/ostree-container-var.conf").contains("L /var/opt/etc-link - - - - /etc\n"));
+    assert!(f
+        .read("usr/lib/tmpfiles.d/ostree-container-var.conf")
+        .contains("L /var/opt/etc-link - - - - /etc\n"));
 }
 
 #[test]
 fn usr_local_files_move_and_directories_stay_writable() {
     let f = Fixture::new();
     write(&f.p("var/usrlocal/bin/mytool"), "#!/bin/sh\n");
-    fs::set_permissions(f.p("var/usrlocal/bin/mytool"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        f.p("var/usrlocal/bin/mytool"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     fs::create_dir_all(f.p("var/usrlocal/lib/python3.11/dist-packages")).unwrap();
     f.commit();
-    assert_eq!(fs::read_link(f.p("var/usrlocal/bin/mytool")).unwrap(), Path::new("../../../usr/lib/usrlocal/bin/mytool"));
-    assert_eq!(fs::metadata(f.p("usr/lib/usrlocal/bin/mytool")).unwrap().mode() & 0o777, 0o755);
-    assert!(f.p("usr/local/bin/mytool").is_file(), "still reachable as /usr/local/bin/mytool");
+    assert_eq!(
+        fs::read_link(f.p("var/usrlocal/bin/mytool")).unwrap(),
+        Path::new("../../../usr/lib/usrlocal/bin/mytool")
+    );
+    assert_eq!(
+        fs::metadata(f.p("usr/lib/usrlocal/bin/mytool"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    assert!(
+        f.p("usr/local/bin/mytool").is_file(),
+        "still reachable as /usr/local/bin/mytool"
+    );
     let conf = f.read("usr/lib/tmpfiles.d/ostree-container-var.conf");
-    assert!(conf.contains("d /var/usrlocal/bin 0755 root root - -\n"), "{conf}");
-    assert!(conf.contains("d /var/usrlocal/lib/python3.11/dist-packages 0755 root root - -\n"), "{conf}");
-    assert!(conf.contains("L /var/usrlocal/bin/mytool - - - - ../../../usr/lib/usrlocal/bin/mytool\n"), "{conf}");
+    assert!(
+        conf.contains("d /var/usrlocal/bin 0755 root root - -\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("d /var/usrlocal/lib/python3.11/dist-packages 0755 root root - -\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("L /var/usrlocal/bin/mytool - - - - ../../../usr/lib/usrlocal/bin/mytool\n"),
+        "{conf}"
+    );
 }
 
 #[test]
@@ -341,7 +519,9 @@ fn files_removed_by_a_later_step_lose_their_line_and_factory_copy() {
     fs::remove_file(f.p("var/lib/app/old")).unwrap();
     f.commit();
     assert!(!f.p("usr/share/factory/var/lib/app/old").exists());
-    assert!(!f.read("usr/lib/tmpfiles.d/ostree-container-var.conf").contains("/var/lib/app/old"));
+    assert!(!f
+        .read("usr/lib/tmpfiles.d/ostree-container-var.conf")
+        .contains("/var/lib/app/old"));
 }
 
 #[test]
@@ -351,15 +531,26 @@ fn users_groups_and_memberships_become_sysusers_lines() {
         &f.p("etc/passwd"),
         "root:x:0:0:root:/root:/bin/bash\n_chrony:x:100:102:Chrony daemon,,,:/var/lib/chrony:/usr/sbin/nologin\nalice:x:1000:1000:Alice \"Al\" Smith:/var/home/alice:/bin/bash\n",
     );
-    write(&f.p("etc/group"), "root:x:0:\nwheel:x:10:alice\n_chrony:x:102:\nalice:x:1000:\ndevs:x:1500:alice,ghost\n");
-    write(&f.p("usr/lib/passwd"), "bin:x:2:2:bin:/bin:/usr/sbin/nologin\n");
+    write(
+        &f.p("etc/group"),
+        "root:x:0:\nwheel:x:10:alice\n_chrony:x:102:\nalice:x:1000:\ndevs:x:1500:alice,ghost\n",
+    );
+    write(
+        &f.p("usr/lib/passwd"),
+        "bin:x:2:2:bin:/bin:/usr/sbin/nologin\n",
+    );
     write(&f.p("usr/lib/group"), "bin:x:2:\n");
     write(&f.p("usr/lib/sysusers.d/wheel.conf"), "g wheel 10\n");
     let (_, lint) = f.lint();
     let w = findings(&lint, "undeclared-accounts");
     assert_eq!(w.len(), 1, "{lint:#}");
     assert!(w[0].2.contains("users: bin, _chrony, alice"), "{}", w[0].2);
-    assert!(w[0].2.contains("memberships: alice in devs, alice in wheel"), "{}", w[0].2);
+    assert!(
+        w[0].2
+            .contains("memberships: alice in devs, alice in wheel"),
+        "{}",
+        w[0].2
+    );
     f.commit();
     let conf = f.read("usr/lib/sysusers.d/ostree-container-users.conf");
     let lines: Vec<&str> = conf.lines().filter(|l| !l.starts_with('#')).collect();
@@ -385,7 +576,10 @@ fn users_groups_and_memberships_become_sysusers_lines() {
 #[test]
 fn orphan_shadow_entries_are_reported_and_dropped_keeping_owner_and_mode() {
     let f = Fixture::new();
-    write(&f.p("etc/shadow"), "root:*:19000:0:99999:7:::\nghost:!:19000::::::\n");
+    write(
+        &f.p("etc/shadow"),
+        "root:*:19000:0:99999:7:::\nghost:!:19000::::::\n",
+    );
     write(&f.p("etc/gshadow"), "root:*::\noldgroup:!::\n");
     std::os::unix::fs::chown(f.p("etc/shadow"), Some(0), Some(42)).unwrap();
     fs::set_permissions(f.p("etc/shadow"), fs::Permissions::from_mode(0o640)).unwrap();
@@ -394,8 +588,16 @@ fn orphan_shadow_entries_are_reported_and_dropped_keeping_owner_and_mode() {
     let e = findings(&lint, "orphan-shadow");
     assert_eq!(e.len(), 2);
     assert_eq!(e[0].0, "error");
-    assert!(e.iter().any(|x| x.1 == vec!["/etc/gshadow"] && x.2.contains("oldgroup")), "{e:?}");
-    assert!(e.iter().any(|x| x.1 == vec!["/etc/shadow"] && x.2.contains("ghost")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|x| x.1 == vec!["/etc/gshadow"] && x.2.contains("oldgroup")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|x| x.1 == vec!["/etc/shadow"] && x.2.contains("ghost")),
+        "{e:?}"
+    );
     f.commit();
     assert_eq!(f.read("etc/shadow"), "root:*:19000:0:99999:7:::\n");
     assert_eq!(f.read("etc/gshadow"), "root:*::\n");
@@ -408,7 +610,10 @@ fn dry_run_changes_nothing_and_lists_the_actions() {
     let f = Fixture::new();
     write(&f.p("tmp/junk"), "x");
     write(&f.p("var/opt/app/bin/x"), "x");
-    write(&f.p("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\nsvc:x:999:999::/:/bin/false\n");
+    write(
+        &f.p("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\nsvc:x:999:999::/:/bin/false\n",
+    );
     write(&f.p("etc/group"), "root:x:0:\nsvc:x:999:\n");
     let before = snapshot(&f.root);
     let (code, j) = f.run("commit", &["--dry-run"]);
@@ -419,7 +624,12 @@ fn dry_run_changes_nothing_and_lists_the_actions() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["action"].as_str().unwrap().into(), a["path"].as_str().unwrap().into()))
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().into(),
+                a["path"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     for want in [
         ("remove", "/tmp/junk"),
@@ -427,9 +637,16 @@ fn dry_run_changes_nothing_and_lists_the_actions() {
         ("write", "/usr/lib/tmpfiles.d/ostree-container-var.conf"),
         ("write", "/usr/lib/sysusers.d/ostree-container-users.conf"),
     ] {
-        assert!(actions.contains(&(want.0.into(), want.1.into())), "missing {want:?} in {actions:?}");
+        assert!(
+            actions.contains(&(want.0.into(), want.1.into())),
+            "missing {want:?} in {actions:?}"
+        );
     }
-    let text = Command::new(bin()).args(["commit", "--dry-run", "--root"]).arg(&f.root).output().unwrap();
+    let text = Command::new(bin())
+        .args(["commit", "--dry-run", "--root"])
+        .arg(&f.root)
+        .output()
+        .unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("would remove /tmp/junk\n"), "{text}");
     assert!(text.contains("actions planned"), "{text}");
@@ -440,34 +657,144 @@ fn each_layout_check_names_its_paths() {
     // (what to break, check, severity, paths)
     type Break = fn(&Fixture);
     let cases: Vec<(&str, Break, &str, &str, Vec<&str>)> = vec![
-        ("tmp is a symlink", |f| { fs::remove_dir(f.p("tmp")).unwrap(); symlink("var/tmp", f.p("tmp")).unwrap(); }, "api-dirs", "error", vec!["/tmp"]),
-        ("proc missing", |f| fs::remove_dir(f.p("proc")).unwrap(), "api-dirs", "error", vec!["/proc"]),
-        ("var/run a directory", |f| { fs::remove_file(f.p("var/run")).unwrap(); fs::create_dir(f.p("var/run")).unwrap(); }, "var-run-link", "error", vec!["/var/run"]),
-        ("var/run elsewhere", |f| { fs::remove_file(f.p("var/run")).unwrap(); symlink("/tmp", f.p("var/run")).unwrap(); }, "var-run-link", "error", vec!["/var/run"]),
-        ("usr/etc too", |f| fs::create_dir_all(f.p("usr/etc")).unwrap(), "etc-and-usr-etc", "error", vec!["/etc", "/usr/etc"]),
-        ("two kernels", |f| write(&f.p("usr/lib/modules/6.2.0/vmlinuz"), "k2"), "one-kernel", "error", vec!["/usr/lib/modules/6.1.0-1-amd64/vmlinuz", "/usr/lib/modules/6.2.0/vmlinuz"]),
-        ("kernel in /boot", |f| write(&f.p("boot/vmlinuz-6.1.0"), "k"), "boot-empty", "warning", vec!["/boot/vmlinuz-6.1.0"]),
-        ("no sysroot", |f| fs::remove_dir(f.p("sysroot")).unwrap(), "sysroot-layout", "error", vec!["/sysroot"]),
-        ("ostree link wrong", |f| { fs::remove_file(f.p("ostree")).unwrap(); symlink("/var/ostree", f.p("ostree")).unwrap(); }, "sysroot-layout", "error", vec!["/ostree"]),
-        ("empty resolv.conf", |f| write(&f.p("etc/resolv.conf"), ""), "empty-build-files", "warning", vec!["/etc/resolv.conf"]),
-        ("empty hostname", |f| write(&f.p("etc/hostname"), ""), "empty-build-files", "warning", vec!["/etc/hostname"]),
-        ("relative link above the root", |f| { fs::create_dir_all(f.p("var/lib/x")).unwrap(); symlink("../../../../../etc/shadow", f.p("var/lib/x/up")).unwrap(); }, "var-link-escapes-root", "warning", vec!["/var/lib/x/up"]),
-        ("tmp content", |f| write(&f.p("tmp/leftover"), "x"), "tmp-run-content", "warning", vec!["/tmp/leftover"]),
-        ("var content", |f| fs::create_dir_all(f.p("var/lib/newdir")).unwrap(), "var-content", "warning", vec!["/var/lib/newdir"]),
+        (
+            "tmp is a symlink",
+            |f| {
+                fs::remove_dir(f.p("tmp")).unwrap();
+                symlink("var/tmp", f.p("tmp")).unwrap();
+            },
+            "api-dirs",
+            "error",
+            vec!["/tmp"],
+        ),
+        (
+            "proc missing",
+            |f| fs::remove_dir(f.p("proc")).unwrap(),
+            "api-dirs",
+            "error",
+            vec!["/proc"],
+        ),
+        (
+            "var/run a directory",
+            |f| {
+                fs::remove_file(f.p("var/run")).unwrap();
+                fs::create_dir(f.p("var/run")).unwrap();
+            },
+            "var-run-link",
+            "error",
+            vec!["/var/run"],
+        ),
+        (
+            "var/run elsewhere",
+            |f| {
+                fs::remove_file(f.p("var/run")).unwrap();
+                symlink("/tmp", f.p("var/run")).unwrap();
+            },
+            "var-run-link",
+            "error",
+            vec!["/var/run"],
+        ),
+        (
+            "usr/etc too",
+            |f| fs::create_dir_all(f.p("usr/etc")).unwrap(),
+            "etc-and-usr-etc",
+            "error",
+            vec!["/etc", "/usr/etc"],
+        ),
+        (
+            "two kernels",
+            |f| write(&f.p("usr/lib/modules/6.2.0/vmlinuz"), "k2"),
+            "one-kernel",
+            "error",
+            vec![
+                "/usr/lib/modules/6.1.0-1-amd64/vmlinuz",
+                "/usr/lib/modules/6.2.0/vmlinuz",
+            ],
+        ),
+        (
+            "kernel in /boot",
+            |f| write(&f.p("boot/vmlinuz-6.1.0"), "k"),
+            "boot-empty",
+            "warning",
+            vec!["/boot/vmlinuz-6.1.0"],
+        ),
+        (
+            "no sysroot",
+            |f| fs::remove_dir(f.p("sysroot")).unwrap(),
+            "sysroot-layout",
+            "error",
+            vec!["/sysroot"],
+        ),
+        (
+            "ostree link wrong",
+            |f| {
+                fs::remove_file(f.p("ostree")).unwrap();
+                symlink("/var/ostree", f.p("ostree")).unwrap();
+            },
+            "sysroot-layout",
+            "error",
+            vec!["/ostree"],
+        ),
+        (
+            "empty resolv.conf",
+            |f| write(&f.p("etc/resolv.conf"), ""),
+            "empty-build-files",
+            "warning",
+            vec!["/etc/resolv.conf"],
+        ),
+        (
+            "empty hostname",
+            |f| write(&f.p("etc/hostname"), ""),
+            "empty-build-files",
+            "warning",
+            vec!["/etc/hostname"],
+        ),
+        (
+            "relative link above the root",
+            |f| {
+                fs::create_dir_all(f.p("var/lib/x")).unwrap();
+                symlink("../../../../../etc/shadow", f.p("var/lib/x/up")).unwrap();
+            },
+            "var-link-escapes-root",
+            "warning",
+            vec!["/var/lib/x/up"],
+        ),
+        (
+            "tmp content",
+            |f| write(&f.p("tmp/leftover"), "x"),
+            "tmp-run-content",
+            "warning",
+            vec!["/tmp/leftover"],
+        ),
+        (
+            "var content",
+            |f| fs::create_dir_all(f.p("var/lib/newdir")).unwrap(),
+            "var-content",
+            "warning",
+            vec!["/var/lib/newdir"],
+        ),
     ];
     for (what, brk, check, severity, paths) in cases {
         let f = Fixture::new();
         f.commit();
         brk(&f);
         // A new link in /var is also new /var content; that check has its own case.
-        let extra: &[&str] = if check == "var-link-escapes-root" { &["--skip", "var-content"] } else { &[] };
+        let extra: &[&str] = if check == "var-link-escapes-root" {
+            &["--skip", "var-content"]
+        } else {
+            &[]
+        };
         let (code, j) = f.run("lint", extra);
         assert_eq!(checks(&j), vec![check.to_string()], "{what}: {j:#}");
         let got = findings(&j, check);
         assert_eq!(got[0].0, severity, "{what}");
         let all: Vec<String> = got.iter().flat_map(|g| g.1.clone()).collect();
         assert_eq!(all, paths, "{what}");
-        assert_eq!(code, if severity == "error" { 1 } else { 0 }, "{what}: exit code");
+        assert_eq!(
+            code,
+            if severity == "error" { 1 } else { 0 },
+            "{what}: exit code"
+        );
         if severity == "warning" {
             let (code, _) = f.run("lint", &[extra, &["--fatal-warnings"]].concat());
             assert_eq!(code, 1, "{what}: --fatal-warnings");
@@ -485,13 +812,29 @@ fn special_files_and_non_utf8_names_are_fatal_and_named() {
     f.commit();
     fs::create_dir_all(f.p("srv")).unwrap();
     let fifo = f.p("srv/queue");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    assert!(Command::new("mknod").arg(f.p("srv/null")).args(["c", "1", "3"]).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("mknod")
+        .arg(f.p("srv/null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap()
+        .success());
     let sock = std::os::unix::net::UnixListener::bind(f.p("srv/sock")).unwrap();
-    write(&f.root.join(OsStr::from_bytes(b"srv/caf\xe9")), "latin-1 name");
+    write(
+        &f.root.join(OsStr::from_bytes(b"srv/caf\xe9")),
+        "latin-1 name",
+    );
     symlink(OsStr::from_bytes(b"/usr/\xff"), f.p("srv/badlink")).unwrap();
     // /dev and /run may hold such files (they are never stored).
-    assert!(Command::new("mkfifo").arg(f.p("dev/initctl")).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(f.p("dev/initctl"))
+        .status()
+        .unwrap()
+        .success());
     let (code, j) = f.lint();
     drop(sock);
     assert_eq!(code, 1);
@@ -520,11 +863,24 @@ fn var_symlink_out_of_the_root_is_never_followed() {
     symlink(outside.path(), f.p("var/opt/escape")).unwrap();
     let before = snapshot(outside.path());
     f.commit();
-    assert_eq!(snapshot(outside.path()), before, "something outside the root changed");
+    assert_eq!(
+        snapshot(outside.path()),
+        before,
+        "something outside the root changed"
+    );
     assert!(outside.path().join("secret").exists());
     let conf = f.read("usr/lib/tmpfiles.d/ostree-container-var.conf");
-    assert!(conf.contains(&format!("L /var/lib/app/escape - - - - {}", outside.path().display())), "{conf}");
-    assert!(!f.p("var/cache/escape").exists() && fs::symlink_metadata(f.p("var/cache/escape")).is_err(), "the link itself is cleaned");
+    assert!(
+        conf.contains(&format!(
+            "L /var/lib/app/escape - - - - {}",
+            outside.path().display()
+        )),
+        "{conf}"
+    );
+    assert!(
+        !f.p("var/cache/escape").exists() && fs::symlink_metadata(f.p("var/cache/escape")).is_err(),
+        "the link itself is cleaned"
+    );
 }
 
 #[test]
@@ -543,13 +899,26 @@ fn read_only_bind_mount_in_run_is_left_alone() {
         root = f.root.display(),
         out = f.root.with_extension("json").display(),
     );
-    let st = Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]).status().unwrap();
-    assert!(st.success(), "commit with a read-only bind mount in /run failed");
-    let j: Value = serde_json::from_slice(&fs::read(f.root.with_extension("json")).unwrap()).unwrap();
+    let st = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "commit with a read-only bind mount in /run failed"
+    );
+    let j: Value =
+        serde_json::from_slice(&fs::read(f.root.with_extension("json")).unwrap()).unwrap();
     assert_eq!(j["counts"]["errors"], 0, "{j:#}");
-    assert_eq!(fs::read_to_string(f.root.with_extension("json.ls")).unwrap(), "secret\n");
+    assert_eq!(
+        fs::read_to_string(f.root.with_extension("json.ls")).unwrap(),
+        "secret\n"
+    );
     assert!(!f.p("run/other").exists(), "the rest of /run is cleaned");
-    assert_eq!(fs::read_to_string(src.path().join("secret")).unwrap(), "mounted");
+    assert_eq!(
+        fs::read_to_string(src.path().join("secret")).unwrap(),
+        "mounted"
+    );
 }
 
 #[test]
@@ -561,21 +930,42 @@ fn commit_refuses_without_a_container_marker_and_touches_nothing() {
     let tool = f.p("usr/bin/ostree");
     fs::copy(bin(), &tool).unwrap();
     let ldd = Command::new("ldd").arg(bin()).output().unwrap();
-    for lib in String::from_utf8_lossy(&ldd.stdout).split_whitespace().filter(|w| w.starts_with('/')) {
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
         let dst = f.root.join(lib.trim_start_matches('/'));
         fs::create_dir_all(dst.parent().unwrap()).unwrap();
         fs::copy(lib, &dst).unwrap();
     }
     let before = snapshot(&f.root);
-    let out = Command::new("/usr/sbin/chroot").arg(&f.root).args(["/usr/bin/ostree", "container", "commit"]).env_clear().output().unwrap();
+    let out = Command::new("/usr/sbin/chroot")
+        .arg(&f.root)
+        .args(["/usr/bin/ostree", "container", "commit"])
+        .env_clear()
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("refusing to run on what looks like a host"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to run on what looks like a host"),
+        "{stderr}"
+    );
     assert!(stderr.contains("--root"), "{stderr}");
     assert_eq!(snapshot(&f.root), before);
     // With the marker variable podman and buildah set, it runs.
-    let out = Command::new("/usr/sbin/chroot").arg(&f.root).args(["/usr/bin/ostree", "container", "commit"]).env_clear().env("container", "oci").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("/usr/sbin/chroot")
+        .arg(&f.root)
+        .args(["/usr/bin/ostree", "container", "commit"])
+        .env_clear()
+        .env("container", "oci")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!f.p("tmp/keep-me").exists());
 }
 
@@ -584,22 +974,57 @@ fn called_as_ostree_only_container_verbs_are_ours() {
     let t = tempfile::tempdir().unwrap();
     let as_ostree = t.path().join("ostree");
     symlink(bin(), &as_ostree).unwrap();
-    let out = Command::new(&as_ostree).args(["admin", "status"]).output().unwrap();
+    let out = Command::new(&as_ostree)
+        .args(["admin", "status"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("only implements `ostree container <verb>`"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only implements `ostree container <verb>`")
+    );
     let f = Fixture::new();
-    let out = Command::new(&as_ostree).args(["container", "lint", "--root"]).arg(&f.root).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("lint: "), "{out:?}");
+    let out = Command::new(&as_ostree)
+        .args(["container", "lint", "--root"])
+        .arg(&f.root)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("lint: "),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn lint_list_and_unknown_skip() {
-    let out = Command::new(bin()).args(["lint", "--list"]).output().unwrap();
+    let out = Command::new(bin())
+        .args(["lint", "--list"])
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for name in ["api-dirs", "var-run-link", "one-kernel", "boot-empty", "sysroot-layout", "utf8-names", "special-files", "var-content", "undeclared-accounts", "orphan-shadow", "tmp-run-content", "empty-build-files", "etc-and-usr-etc"] {
-        assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing from --list:\n{text}");
+    for name in [
+        "api-dirs",
+        "var-run-link",
+        "one-kernel",
+        "boot-empty",
+        "sysroot-layout",
+        "utf8-names",
+        "special-files",
+        "var-content",
+        "undeclared-accounts",
+        "orphan-shadow",
+        "tmp-run-content",
+        "empty-build-files",
+        "etc-and-usr-etc",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} missing from --list:\n{text}"
+        );
     }
-    let out = Command::new(bin()).args(["lint", "--skip", "nope", "--root", "/nonexistent"]).output().unwrap();
+    let out = Command::new(bin())
+        .args(["lint", "--skip", "nope", "--root", "/nonexistent"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such check"));
 }

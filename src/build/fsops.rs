@@ -227,9 +227,11 @@ pub fn copy_tree(
                 );
             }
         }
-        other => return Err(io::Error::other(format!(
+        other => {
+            return Err(io::Error::other(format!(
             "{src_name:?} is a {other:?}; ostree cannot store it: remove it or create it at boot"
-        ))),
+        )))
+        }
     }
     finish_metadata(src_dir, src_name, dst_dir, dst_name, &m)
 }
@@ -259,14 +261,14 @@ mod tests {
         // security.capability needs root and a filesystem that takes it; user.* works widely.
         let cap = [1u8, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let have_cap = rustix::fs::lsetxattr(
-            &src.join("bin/tool"),
+            src.join("bin/tool"),
             "security.capability",
             &cap,
             rustix::fs::XattrFlags::empty(),
         )
         .is_ok();
         let have_user = rustix::fs::lsetxattr(
-            &src.join("data"),
+            src.join("data"),
             "user.test",
             b"v",
             rustix::fs::XattrFlags::empty(),
@@ -302,13 +304,13 @@ mod tests {
         if have_cap {
             let mut buf = [0u8; 64];
             let n =
-                rustix::fs::lgetxattr(&dst.join("bin/tool"), "security.capability", &mut buf[..])
+                rustix::fs::lgetxattr(dst.join("bin/tool"), "security.capability", &mut buf[..])
                     .unwrap();
             assert_eq!(&buf[..n], &cap);
         }
         if have_user {
             let mut buf = [0u8; 8];
-            let n = rustix::fs::lgetxattr(&dst.join("data"), "user.test", &mut buf[..]).unwrap();
+            let n = rustix::fs::lgetxattr(dst.join("data"), "user.test", &mut buf[..]).unwrap();
             assert_eq!(&buf[..n], b"v");
         }
         assert_eq!(

@@ -117,11 +117,7 @@ impl Scan {
 }
 
 fn stat_rel(root: &Root, rel: &str) -> io::Result<Option<super::rootfs::Meta>> {
-    let (parent, name) = super::rootfs::split(Path::new(rel));
-    match open_path_nofollow(&root.dir, parent)? {
-        Some(d) => stat(&d, name),
-        None => Ok(None),
-    }
+    super::rootfs::stat_path(&root.dir, Path::new(rel))
 }
 
 fn hit(paths: Vec<String>, message: String) -> Vec<Hit> {
@@ -180,7 +176,7 @@ fn check_kernels(cx: &Context) -> io::Result<Vec<Hit>> {
     };
     let mut kernels = Vec::new();
     for kver in list(&modules)? {
-        if let Some(d) = open_dir_nofollow(&modules, &kver).ok() {
+        if let Ok(d) = open_dir_nofollow(&modules, &kver) {
             if stat(&d, "vmlinuz")?.is_some_and(|m| m.kind == Kind::File) {
                 kernels.push(display(
                     &Path::new("usr/lib/modules").join(&kver).join("vmlinuz"),
@@ -458,12 +454,15 @@ pub fn run_lints(cx: &Context, skip: &[String], only_unfixable: bool) -> Vec<Fin
     }
     // Findings the plan made while working things out, under their checks' names.
     for f in &cx.plan.findings {
-        let fixed = LINTS.iter().any(|l| l.name == f.check && l.fixed_by_commit);
-        if !skip.iter().any(|s| s == f.check)
-            && !(only_unfixable && fixed && f.severity == Severity::Warning)
-        {
-            out.push(f.clone());
+        if skip.iter().any(|s| s == f.check) {
+            continue;
         }
+        // With --dry-run, warnings of checks that commit fixes show up as planned actions.
+        let fixed = LINTS.iter().any(|l| l.name == f.check && l.fixed_by_commit);
+        if only_unfixable && fixed && f.severity == Severity::Warning {
+            continue;
+        }
+        out.push(f.clone());
     }
     out
 }

@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 use super::passwd::{self, Accounts};
 use super::report::{Finding, Severity};
 use super::rootfs::{
-    display, lexical_target, list, open_path_nofollow, read_link, read_optional, split, stat, Kind,
-    Meta, Root,
+    display, lexical_target, list, open_path_nofollow, read_link, read_optional, stat, stat_path,
+    Kind, Meta, Root,
 };
 use super::sysusers::{self, Declared, Problem};
 use super::tmpfiles::{self, Line, LineSet};
@@ -301,13 +301,7 @@ fn walk_files(
 /// targets.
 fn plan_relocations(root: &Root, p: &mut Plan) -> std::io::Result<BTreeMap<PathBuf, PathBuf>> {
     let mut links = BTreeMap::new();
-    let kind_at = |rel: &Path| -> std::io::Result<Option<Meta>> {
-        let (parent, name) = split(rel);
-        match open_path_nofollow(&root.dir, parent) {
-            Ok(Some(d)) => stat(&d, name),
-            _ => Ok(None),
-        }
-    };
+    let kind_at = |rel: &Path| stat_path(&root.dir, rel);
     let mut relocate = |p: &mut Plan, from: PathBuf, to: PathBuf, replace: bool| {
         let link = relative_link(&from, &to);
         links.insert(from.clone(), link.clone());
@@ -495,23 +489,16 @@ fn plan_var(
                         lines.insert(Line::symlink(&slash(&child), target.as_bytes()));
                     }
                 }
-                Kind::File => {
-                    if !is_declared {
-                        let factory = Path::new(FACTORY).join(&child);
-                        let (fparent, fname) = split(&factory);
-                        let same = match open_path_nofollow(&root.dir, fparent) {
-                            Ok(Some(d)) => {
-                                stat(&d, fname)?.is_some_and(|f| f.ino == m.ino && f.dev == m.dev)
-                            }
-                            _ => false,
-                        };
-                        if !same {
-                            p.changes.push(Change::Factory {
-                                path: child.clone(),
-                            });
-                        }
-                        lines.insert(Line::copy(&slash(&child), &slash(&factory)));
+                Kind::File if !is_declared => {
+                    let factory = Path::new(FACTORY).join(&child);
+                    let same = stat_path(&root.dir, &factory)?
+                        .is_some_and(|f| f.ino == m.ino && f.dev == m.dev);
+                    if !same {
+                        p.changes.push(Change::Factory {
+                            path: child.clone(),
+                        });
                     }
+                    lines.insert(Line::copy(&slash(&child), &slash(&factory)));
                 }
                 _ => {} // the special-files check reports these
             }
@@ -532,11 +519,10 @@ fn plan_var(
         if l.kind == "C" && !lines.lines.contains_key(&l.path) {
             let var_rel = PathBuf::from(OsStr::from_bytes(&l.path[1..]));
             let factory = Path::new(FACTORY).join(&var_rel);
-            let (fparent, fname) = split(&factory);
-            if let Ok(Some(d)) = open_path_nofollow(&root.dir, fparent) {
-                if stat(&d, fname)?.is_some() && stat_rel(root, &var_rel)?.is_none() {
-                    p.changes.push(Change::Remove { path: factory });
-                }
+            if stat_path(&root.dir, &factory)?.is_some()
+                && stat_path(&root.dir, &var_rel)?.is_none()
+            {
+                p.changes.push(Change::Remove { path: factory });
             }
         }
     }
@@ -557,14 +543,6 @@ fn plan_var(
         });
     }
     Ok(())
-}
-
-fn stat_rel(root: &Root, rel: &Path) -> std::io::Result<Option<Meta>> {
-    let (parent, name) = split(rel);
-    match open_path_nofollow(&root.dir, parent) {
-        Ok(Some(d)) => stat(&d, name),
-        _ => Ok(None),
-    }
 }
 
 fn plan_accounts(root: &Root, accounts: &Accounts, p: &mut Plan) -> std::io::Result<()> {

@@ -1,5 +1,5 @@
 //! What `commit` and `lint` tell the user: actions taken, findings, counts; as text lines or as
-//! one JSON document (schema in docs/json.md).
+//! one JSON document (schema in docs/commit.md).
 //!
 //! A finding is data ("this is wrong, here is the fix"); an error while checking is a finding
 //! too (check name, severity error, message "could not check: …"), so one broken check never

@@ -99,6 +99,18 @@ pub fn stat(dir: &Dir, name: impl AsRef<Path>) -> io::Result<Option<Meta>> {
     }
 }
 
+/// `stat` of a root-relative path whose parents are real directories (no symlink followed);
+/// `Ok(None)` when it or a parent does not exist or a parent is not a directory.
+pub fn stat_path(root: &Dir, rel: &Path) -> io::Result<Option<Meta>> {
+    let (parent, name) = split(rel);
+    match open_path_nofollow(root, parent) {
+        Ok(Some(d)) => stat(&d, name),
+        Ok(None) => Ok(None),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Open the directory `name` in `dir`, refusing to follow a symlink.
 pub fn open_dir_nofollow(dir: &Dir, name: impl AsRef<Path>) -> io::Result<Dir> {
     let fd = rustix::fs::openat(
