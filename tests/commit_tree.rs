@@ -298,7 +298,7 @@ fn var_becomes_tmpfiles_lines_with_the_images_own_names() {
         lines,
         vec![
             "d /var/home 0755 root root - -",
-            r"d /var/lib/a\x20dir 0755 root root - -",
+            r#"d "/var/lib/a dir" 0755 root root - -"#,
             "d /var/lib/svc 0750 _svc _svc - -",
             "d /var/lib/svc/data 0755 5555 _svc - -",
             "L /var/lib/svc/sock - - - - /run/svc.sock",
@@ -561,7 +561,7 @@ fn users_groups_and_memberships_become_sysusers_lines() {
             "g _chrony 102",
             "g alice 1000",
             "g devs 1500",
-            "u bin 2:2 \"bin\" /bin /usr/sbin/nologin",
+            "u bin 2:2 bin /bin /usr/sbin/nologin",
             "u _chrony 100:102 \"Chrony daemon,,,\" /var/lib/chrony /usr/sbin/nologin",
             "u alice 1000:1000 \"Alice \\\"Al\\\" Smith\" /var/home/alice /bin/bash",
             "m alice devs",
@@ -1027,4 +1027,39 @@ fn lint_list_and_unknown_skip() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such check"));
+}
+
+#[test]
+fn written_lines_mean_the_same_to_systemd_tmpfiles() {
+    // Awkward names, and the real systemd-tmpfiles creating them in a fresh /var.
+    let f = Fixture::new();
+    let names = ["dir with space", "q\"uote\\bs", "100%", "café", "tab\there"];
+    for n in names {
+        fs::create_dir_all(f.p("var/lib/odd").join(n)).unwrap();
+        write(&f.p("var/lib/odd").join(n).join("file %s"), n);
+    }
+    symlink("../target with space", f.p("var/lib/odd/link x")).unwrap();
+    f.commit();
+    fs::remove_dir_all(f.p("var/lib/odd")).unwrap();
+    let out = Command::new("systemd-tmpfiles")
+        .arg("--create")
+        .arg(format!("--root={}", f.root.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("ostree-container-var.conf"), "{err}");
+    for n in names {
+        let d = f.p("var/lib/odd").join(n);
+        assert!(
+            d.is_dir(),
+            "{n:?} not recreated; var/lib/odd has {:?}",
+            fs::read_dir(f.p("var/lib/odd"))
+                .map(|r| r.map(|e| e.unwrap().file_name()).collect::<Vec<_>>())
+        );
+        assert_eq!(fs::read_to_string(d.join("file %s")).unwrap(), n);
+    }
+    assert_eq!(
+        fs::read_link(f.p("var/lib/odd/link x")).unwrap(),
+        Path::new("../target with space")
+    );
 }

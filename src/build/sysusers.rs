@@ -7,11 +7,13 @@
 //! ```text
 //! g _chrony 101
 //! u _chrony 100:101 "Chrony daemon" /var/lib/chrony /usr/sbin/nologin
+//! u builder 1500:1500 - /var/home/builder /bin/bash
 //! m alice sudo
 //! ```
 //!
 //! Ids are the ones the build allocated: files in /usr may be owned by them, so a machine must
-//! get exactly those. `-` stands for an empty field.
+//! get exactly those. `-` stands for an empty field; fields with blanks or quotes are quoted as
+//! [`super::words::escape_word`] does.
 
 use std::collections::BTreeSet;
 
@@ -85,26 +87,6 @@ impl Declared {
     }
 }
 
-/// Quote a free-text field (gecos) the way sysusers.d reads it back: in double quotes, with
-/// `"` and `\` escaped. Empty becomes `-`.
-fn quote_text(s: &str) -> String {
-    if s.is_empty() {
-        return "-".into();
-    }
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '%' => out.push_str("%%"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn word_or_dash(s: &str) -> String {
     if s.is_empty() {
         "-".into()
@@ -147,7 +129,7 @@ pub fn lines_for(accounts: &Accounts, declared: &Declared) -> (Vec<String>, Vec<
             "u {} {} {} {} {}",
             escape_word(u.name.as_bytes()),
             id,
-            quote_text(&u.gecos),
+            word_or_dash(&u.gecos),
             word_or_dash(&u.home),
             word_or_dash(&u.shell)
         ));

@@ -11,15 +11,16 @@
 //! C /var/lib/foo/state - - - - /usr/share/factory/var/lib/foo/state
 //! ```
 //!
-//! Paths are escaped with `\xNN` for blanks, quotes, backslashes and non-printable or non-ASCII
-//! bytes, and `%` is doubled (tmpfiles expands `%` specifiers). Owners are names from the image's
+//! Paths with blanks, quotes, backslashes or non-ASCII bytes are double-quoted (see
+//! [`super::words::escape_word`] for why not `\xNN`), and `%` is doubled (tmpfiles expands `%`
+//! specifiers). Owners are names from the image's
 //! own passwd and group files, or numbers where the image has no name for an id.
 
 use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use super::words::{escape_word, split_words};
+use super::words::{escape_argument, escape_word, split_words, unescape};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("{file}:{line}: {reason}")]
@@ -85,9 +86,7 @@ impl Line {
 
     /// The line as it is written to a file (no newline).
     pub fn to_config(&self) -> String {
-        // The argument is the raw rest of the line: only `%` needs doubling, and the value must
-        // not start with a blank (the parser would strip it).
-        let arg = String::from_utf8_lossy(&self.argument).replace('%', "%%");
+        let arg = escape_argument(&self.argument);
         format!(
             "{} {} {} {} {} {} {}",
             self.kind,
@@ -159,7 +158,7 @@ pub fn parse(file: &str, text: &[u8]) -> Result<Vec<Line>, ParseError> {
             argument: if rest.is_empty() {
                 b"-".to_vec()
             } else {
-                unpercent(&rest)
+                unpercent(&unescape(&rest).map_err(|e| err(e.to_string()))?)
             },
         });
     }
@@ -204,7 +203,7 @@ mod tests {
         );
         assert_eq!(
             Line::copy(b"/var/lib/a b", b"/usr/share/factory/var/lib/a b").to_config(),
-            r"C /var/lib/a\x20b - - - - /usr/share/factory/var/lib/a b"
+            r#"C "/var/lib/a b" - - - - /usr/share/factory/var/lib/a b"#
         );
         assert_eq!(
             Line::dir(b"/var/100%", 0o1777, "0", "0").to_config(),
@@ -247,8 +246,9 @@ mod tests {
     #[test]
     fn written_lines_parse_back() {
         let lines = [
-            Line::dir(b"/var/we ird\x01\xfe", 0o755, "root", "root"),
+            Line::dir(b"/var/we ird\x01\xc3\xa9\"q\\", 0o755, "root", "root"),
             Line::symlink(b"/var/opt/x", b"../../usr/lib/opt/x"),
+            Line::symlink(b"/var/l", b" odd\\target\x01"),
             Line::copy(b"/var/lib/100%", b"/usr/share/factory/var/lib/100%"),
         ];
         for l in lines {

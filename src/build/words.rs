@@ -147,22 +147,71 @@ pub fn split_words(line: &[u8], max: usize) -> Result<(Vec<Vec<u8>>, Vec<u8>), W
     Ok((words, rest.to_vec()))
 }
 
-/// Quote a byte string as one word: printable ASCII other than blanks, quotes, backslash and
-/// `%` pass through; everything else becomes `\xNN`. `%` is doubled, because both formats expand
-/// `%` specifiers in most fields. An empty word is written `""`.
-pub fn escape_word(w: &[u8]) -> String {
-    if w.is_empty() {
-        return "\"\"".into();
-    }
-    let mut out = String::with_capacity(w.len());
-    for &b in w {
+/// Escape the free-form last field of a tmpfiles.d line (the argument: a link target, a copy
+/// source). systemd C-unescapes it (checked with systemd-tmpfiles 252: `a\\b` gives `a\b`, and
+/// `a\bb` a backspace) but does not unquote it, and strips leading blanks. So: `\` is doubled,
+/// control bytes and a leading blank become `\xNN`, `%` is doubled; the rest stays raw.
+pub fn escape_argument(a: &[u8]) -> String {
+    let mut out = Vec::with_capacity(a.len());
+    for (i, &b) in a.iter().enumerate() {
         match b {
-            b'%' => out.push_str("%%"),
-            b'!'..=b'~' if !matches!(b, b'"' | b'\'' | b'\\') => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'%' => out.extend_from_slice(b"%%"),
+            b' ' | b'\t' if i == 0 => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            _ => out.push(b),
         }
     }
-    out
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Undo C escapes in a whole string (the tmpfiles.d argument field).
+pub fn unescape(s: &[u8]) -> Result<Vec<u8>, WordError> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\' {
+            let (bytes, used) = unescape_one(&s[i + 1..])?;
+            out.extend_from_slice(&bytes);
+            i += 1 + used;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Quote a byte string as one word so that systemd reads it back unchanged.
+///
+/// Printable ASCII other than blanks, quotes and backslash passes through; anything else puts
+/// the word in double quotes, inside which only `"` and `\` are escaped (with a backslash).
+/// `\xNN` escapes are *not* used: systemd 252's tmpfiles.d parser drops the backslash and
+/// keeps `xNN` (checked with systemd-tmpfiles 252), while newer versions decode them; quoting
+/// means the same to both. Bytes that are not UTF-8 stay raw. `%` is doubled, because both
+/// formats expand `%` specifiers. An empty word is written `""`.
+pub fn escape_word(w: &[u8]) -> String {
+    let plain = !w.is_empty()
+        && w.iter()
+            .all(|&b| matches!(b, b'!'..=b'~') && !matches!(b, b'"' | b'\'' | b'\\'));
+    let mut out = Vec::with_capacity(w.len() + 2);
+    if !plain {
+        out.push(b'"');
+    }
+    for &b in w {
+        match b {
+            b'%' => out.extend_from_slice(b"%%"),
+            b'"' | b'\\' if !plain => {
+                out.push(b'\\');
+                out.push(b);
+            }
+            _ => out.push(b),
+        }
+    }
+    if !plain {
+        out.push(b'"');
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -221,10 +270,27 @@ mod tests {
     }
 
     #[test]
+    fn arguments_round_trip() {
+        for a in [
+            &b"../../usr/lib/opt/x"[..],
+            b"a\\b",
+            b" lead",
+            b"x\x01y",
+            b"100%",
+            b"q\"uote",
+        ] {
+            let e = escape_argument(a);
+            assert_eq!(unescape(e.replace("%%", "%").as_bytes()).unwrap(), a, "{e}");
+        }
+        assert_eq!(escape_argument(b"a\\b"), r"a\\b");
+        assert_eq!(escape_argument(b"../t with space"), "../t with space");
+    }
+
+    #[test]
     fn escape_round_trips() {
         for w in [
             &b"/var/a b"[..],
-            b"/var/\xff\x01",
+            b"/var/\xc3\xa9\x01",
             b"100%",
             b"q\"uo'te\\",
             b"plain/path-1.2_x",
@@ -235,6 +301,8 @@ mod tests {
             assert!(rest.is_empty());
             assert_eq!(parsed[0], w, "{e}");
         }
-        assert_eq!(escape_word(b"/var/a b"), r"/var/a\x20b");
+        assert_eq!(escape_word(b"/var/a b"), r#""/var/a b""#);
+        assert_eq!(escape_word(b"/var/plain"), "/var/plain");
+        assert_eq!(escape_word(br#"q"b\"#), r#""q\"b\\""#);
     }
 }
