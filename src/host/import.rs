@@ -239,13 +239,8 @@ pub fn pull(
         .as_deref()
         .and_then(metadata::parse_rfc3339)
         .unwrap_or(0);
-    let commit = w.write_commit(
-        &root_tree,
-        &merged.meta,
-        &md,
-        &r.imgref.to_string(),
-        created,
-    )?;
+    // No subject: the commit depends on the image alone, not on how it was reached.
+    let commit = w.write_commit(&root_tree, &merged.meta, &md, "", created)?;
     repo.transaction_set_ref(None, &image_ref, Some(&commit));
     if let Some(wr) = &opts.write_ref {
         repo.transaction_set_ref(None, wr, Some(&commit));

@@ -9,8 +9,9 @@
 //! | `version`                        | s    | label `org.opencontainers.image.version` (or `version`) |
 //! | `ostree.bootable`                | b    | true when `/usr/lib/modules/*/vmlinuz` exists   |
 //!
-//! The commit's timestamp is the image config's `created` (0 when absent), its subject is the
-//! image reference; so the same image imported twice gives the same commit checksum.
+//! The commit's timestamp is the image config's `created` (0 when absent) and its subject is
+//! empty, so the same image gives the same commit checksum however and whenever it is
+//! imported (from `oci:`, `oci-archive:` or `containers-storage:` alike).
 
 use std::collections::BTreeMap;
 

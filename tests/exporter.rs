@@ -1,0 +1,717 @@
+//! Integration tests for the host-side exporter (`image pull`, `unencapsulate`, `image
+//! list/remove/prune/history/metadata`), with real buildah, skopeo, umoci and ostree.
+//!
+//! Images come from two places: buildah (`from scratch`, edit the mounted rootfs, commit),
+//! for what real build tools produce, and hand-made OCI layouts (tests/exporter/util.rs), for
+//! what they cannot (cross-layer hard links, hostile paths, corrupted blobs). Every test has
+//! its own temporary directory, buildah storage included. Run as root.
+
+#![cfg(feature = "host")]
+
+#[path = "exporter/util.rs"]
+mod util;
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use util::*;
+
+/// A capability set (cap_net_raw+ep) as the kernel stores it in security.capability.
+const CAP_NET_RAW: [u8; 20] = [
+    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+fn tmpdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("exporter-test-")
+        .tempdir()
+        .unwrap()
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn chown(p: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
+}
+
+/// Three layers from `buildah from scratch`, exercising what a real OS image holds.
+/// Images `layer1`, `layer2` (with a version label) and `layer3`.
+fn build_image(b: &Buildah) {
+    // Layer 1: a base.
+    let c = b.from("scratch");
+    let m = b.mount(&c);
+    for d in [
+        "usr/bin",
+        "usr/lib/modules/6.1.0",
+        "usr/share/doc/old",
+        "etc",
+        "var/tmp",
+        "var/lib/app",
+        "tmp",
+        "run",
+        "root",
+    ] {
+        fs::create_dir_all(m.join(d)).unwrap();
+    }
+    fs::write(m.join("usr/bin/tool"), b"#!/bin/sh\necho tool\n").unwrap();
+    chmod(&m.join("usr/bin/tool"), 0o755);
+    fs::hard_link(m.join("usr/bin/tool"), m.join("usr/bin/tool-again")).unwrap();
+    fs::write(m.join("usr/bin/su"), b"setuid binary").unwrap();
+    chmod(&m.join("usr/bin/su"), 0o4755);
+    fs::write(m.join("usr/bin/wall"), b"setgid binary").unwrap();
+    chmod(&m.join("usr/bin/wall"), 0o2755);
+    chown(&m.join("usr/bin/wall"), 0, 5);
+    fs::write(m.join("usr/bin/ping"), b"needs a capability").unwrap();
+    chmod(&m.join("usr/bin/ping"), 0o755);
+    set_xattr(&m.join("usr/bin/ping"), "security.capability", &CAP_NET_RAW);
+    fs::write(m.join("usr/lib/modules/6.1.0/vmlinuz"), vec![7u8; 100_000]).unwrap();
+    fs::write(m.join("usr/lib/os-release"), b"ID=test\n").unwrap();
+    symlink("../usr/lib/os-release", m.join("etc/os-release")).unwrap();
+    symlink("/usr/bin/tool", m.join("usr/bin/abs-link")).unwrap();
+    fs::write(m.join("etc/passwd"), b"root:x:0:0::/root:/bin/sh\n").unwrap();
+    fs::write(m.join("etc/hostname"), b"").unwrap();
+    fs::write(m.join("etc/resolv.conf"), b"").unwrap();
+    fs::write(m.join("etc/shadow"), b"root:*::0:::::\n").unwrap();
+    chmod(&m.join("etc/shadow"), 0o600);
+    chmod(&m.join("var/tmp"), 0o1777);
+    chown(&m.join("var/lib/app"), 1000, 1000);
+    chmod(&m.join("var/lib/app"), 0o750);
+    fs::write(m.join("var/lib/app/state"), b"state").unwrap();
+    chown(&m.join("var/lib/app/state"), 1000, 100);
+    fs::write(m.join("tmp/junk"), b"junk").unwrap();
+    fs::write(m.join("run/junk"), b"junk").unwrap();
+    fs::write(m.join("usr/share/doc/old/a"), b"a").unwrap();
+    fs::write(m.join("usr/share/doc/old/b"), b"b").unwrap();
+    fs::write(m.join("usr/share/doc/gone.txt"), b"gone").unwrap();
+    fs::write(m.join("usr/share/doc/with space é.txt"), b"unicode").unwrap();
+    for i in 0..50 {
+        fs::write(
+            m.join(format!("usr/share/doc/f{i}")),
+            format!("file {i}\n").repeat(i),
+        )
+        .unwrap();
+    }
+    b.commit(&c, "layer1");
+
+    // Layer 2: deletions (whiteouts), a directory replaced (opaque with overlay), changes.
+    let c = b.from("layer1");
+    let m = b.mount(&c);
+    fs::remove_file(m.join("usr/share/doc/gone.txt")).unwrap();
+    fs::remove_dir_all(m.join("usr/share/doc/old")).unwrap();
+    fs::create_dir_all(m.join("usr/share/doc/old")).unwrap();
+    fs::write(m.join("usr/share/doc/old/c"), b"c").unwrap();
+    fs::write(
+        m.join("etc/passwd"),
+        b"root:x:0:0::/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
+    )
+    .unwrap();
+    chmod(&m.join("usr/bin/tool"), 0o700);
+    fs::remove_file(m.join("usr/bin/abs-link")).unwrap();
+    fs::create_dir(m.join("usr/bin/abs-link")).unwrap();
+    ok(b.cmd()
+        .args([
+            "config",
+            "--label",
+            "org.opencontainers.image.version=1.2.3",
+        ])
+        .arg(&c));
+    b.commit(&c, "layer2");
+
+    // Layer 3: something on top.
+    let c = b.from("layer2");
+    let m = b.mount(&c);
+    fs::write(m.join("usr/bin/app"), b"the application").unwrap();
+    chmod(&m.join("usr/bin/app"), 0o755);
+    b.commit(&c, "layer3");
+}
+
+fn check_against_umoci(repo: &Repo, commit: &str, oci: &Path, tag: &str, work: &Path) {
+    let co = work.join(format!("checkout-{}", &commit[..12]));
+    repo.checkout(commit, &co);
+    let bundle = work.join(format!("bundle-{}", &commit[..12]));
+    let rootfs = umoci_unpack(oci, tag, &bundle);
+    let mut want = as_ostree_sees_it(snapshot(&rootfs));
+    let mut got = snapshot(&co);
+    // The checkout's top directory is created by ostree checkout, umoci's by umoci: compare
+    // everything below it.
+    want.remove("");
+    got.remove("");
+    assert_same(&got, &want, "ostree checkout vs umoci unpack");
+}
+
+#[test]
+fn plain_layered_image_vfs_matches_umoci_in_bare_user_and_bare_repos() {
+    let t = tmpdir();
+    let b = Buildah::new(t.path(), "vfs");
+    build_image(&b);
+    let oci = t.path().join("oci");
+    b.push_oci("layer3", &oci, "v1");
+    for mode in ["bare-user", "bare"] {
+        let repo = Repo::init(t.path().join(format!("repo-{mode}")), mode);
+        let commit = pull(
+            &repo.path,
+            &format!("ostree-unverified-image:oci:{}:v1", oci.display()),
+        );
+        repo.fsck();
+        let work = t.path().join(format!("work-{mode}"));
+        fs::create_dir(&work).unwrap();
+        check_against_umoci(&repo, &commit, &oci, "v1", &work);
+        // What a user checks on the merged commit.
+        let show = |k| repo.metadata(&commit, k);
+        assert_eq!(show("version"), "'1.2.3'");
+        assert_eq!(show("ostree.bootable"), "true");
+        assert!(show("ostree.manifest-digest").starts_with("'sha256:"));
+        assert!(show("ostree.manifest").contains("layers"));
+        assert!(show("ostree.container.image-config").contains("diff_ids"));
+        let refs = repo.refs();
+        assert_eq!(
+            refs.keys()
+                .filter(|r| r.starts_with("ostree/container/blob/sha256_3A_"))
+                .count(),
+            3,
+            "{refs:?}"
+        );
+        assert!(
+            refs.keys()
+                .any(|r| r.starts_with("ostree/container/image/oci_3A_")),
+            "{refs:?}"
+        );
+        // The capability survived, with /etc moved to /usr/etc.
+        let ls = ok(&mut repo.ostree(["ls", "-X", &commit, "/usr/bin/ping"]));
+        assert!(ls.contains("security.capability"), "{ls}");
+        ok(&mut repo.ostree(["ls", &commit, "/usr/etc/passwd"]));
+        assert!(!ok(&mut repo.ostree(["ls", &commit, "/tmp"])).contains("junk"));
+    }
+}
+
+#[test]
+fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
+    let t = tmpdir();
+    let b = Buildah::new(t.path(), "overlay");
+    build_image(&b);
+    let oci = t.path().join("oci");
+    b.push_oci("layer3", &oci, "v1");
+    let archive = t.path().join("image.ociarchive");
+    b.push_oci_archive("layer3", &archive, "v1");
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let c1 = pull(
+        &repo.path,
+        &format!("ostree-unverified-image:oci:{}:v1", oci.display()),
+    );
+    repo.fsck();
+    check_against_umoci(&repo, &c1, &oci, "v1", t.path());
+    // The layer commits keep the whiteouts as the layers had them: with overlay, the
+    // replaced directory is opaque.
+    let layer_listing: String = repo
+        .refs()
+        .keys()
+        .filter(|r| r.contains("/blob/"))
+        .map(|r| ok(&mut repo.ostree(["ls", "-R", r.as_str()])))
+        .collect();
+    assert!(
+        layer_listing.contains("/usr/share/doc/.wh.gone.txt"),
+        "{layer_listing}"
+    );
+    assert!(
+        layer_listing.contains("/usr/share/doc/old/.wh..wh..opq"),
+        "{layer_listing}"
+    );
+    // The same image through oci-archive: and containers-storage: gives the same commit.
+    let c2 = pull(
+        &repo.path,
+        &format!(
+            "ostree-unverified-image:oci-archive:{}:v1",
+            archive.display()
+        ),
+    );
+    assert_eq!(c1, c2);
+    let c3 = pull(
+        &repo.path,
+        &format!("ostree-unverified-image:{}", b.storage_ref("layer3")),
+    );
+    assert_eq!(c1, c3);
+    repo.fsck();
+    let list = ok(exporter(["image", "list", "--repo"]).arg(&repo.path));
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(
+        list.contains(&format!("oci-archive:{}:v1", archive.display())),
+        "{list}"
+    );
+}
+
+#[test]
+fn same_image_twice_same_commit_and_update_reads_only_new_layers() {
+    let t = tmpdir();
+    let b = Buildah::new(t.path(), "vfs");
+    build_image(&b);
+    let oci = t.path().join("oci");
+    b.push_oci("layer2", &oci, "latest");
+    let imgref = format!("ostree-unverified-image:oci:{}:latest", oci.display());
+    let r1 = Repo::init(t.path().join("r1"), "bare-user");
+    let r2 = Repo::init(t.path().join("r2"), "bare-user");
+    let c1 = pull(&r1.path, &imgref);
+    assert_eq!(c1, pull(&r2.path, &imgref), "same image, same commit");
+
+    // Again: nothing to do.
+    let out = ok(exporter(["image", "pull"]).arg(&r1.path).arg(&imgref));
+    assert_eq!(out.trim(), c1);
+
+    // The tag moves to an image with one more layer: only that layer is read.
+    b.push_oci("layer3", &oci, "latest");
+    let mut cmd = exporter(["image", "pull"]);
+    cmd.arg(&r1.path).arg(&imgref);
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", describe(&cmd, &o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("1 imported, 2 reused"), "{err}");
+    let c2 = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_ne!(c1, c2);
+    r1.fsck();
+    check_against_umoci(&r1, &c2, &oci, "latest", t.path());
+    let refs = r1.refs();
+    assert_eq!(refs.keys().filter(|r| r.contains("/blob/")).count(), 3);
+    // unencapsulate with --write-ref, and the `ostree container` spelling.
+    let out = ok(exporter([
+        "container",
+        "unencapsulate",
+        "--quiet",
+        "--write-ref",
+        "my/os",
+        "--repo",
+    ])
+    .arg(&r2.path)
+    .arg(&imgref));
+    assert_eq!(out.trim(), c2);
+    assert_eq!(r2.refs()["my/os"], c2);
+}
+
+#[test]
+fn list_remove_prune_history_metadata() {
+    let t = tmpdir();
+    let oci = t.path().join("oci");
+    let base = Layer::new(
+        &[Ent::Dir("usr", 0o755), file("usr/base", b"base")],
+        Comp::Gzip,
+    );
+    let base2 = Layer::new(
+        &[Ent::Dir("usr", 0o755), file("usr/base", b"base")],
+        Comp::Gzip,
+    );
+    let top_a = Layer::new(&[file("usr/a", b"a")], Comp::Gzip);
+    let top_b = Layer::new(&[file("usr/b", b"b")], Comp::Gzip);
+    write_layout(
+        &oci.join("a"),
+        "a",
+        &[base, top_a],
+        &[],
+        "2024-01-01T00:00:00Z",
+    );
+    write_layout(
+        &oci.join("b"),
+        "b",
+        &[base2, top_b],
+        &[],
+        "2024-01-01T00:00:00Z",
+    );
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let ra = format!("ostree-unverified-image:oci:{}:a", oci.join("a").display());
+    let rb = format!("ostree-unverified-image:oci:{}:b", oci.join("b").display());
+    pull(&repo.path, &ra);
+    let cb = pull(&repo.path, &rb);
+    assert_eq!(
+        repo.refs().keys().filter(|r| r.contains("/blob/")).count(),
+        3,
+        "shared base stored once"
+    );
+    let list = ok(exporter(["image", "list", "--repo"]).arg(&repo.path));
+    assert_eq!(
+        list,
+        format!(
+            "oci:{}:a\noci:{}:b\n",
+            oci.join("a").display(),
+            oci.join("b").display()
+        )
+    );
+
+    let hist = ok(exporter(["image", "history", "--repo"])
+        .arg(&repo.path)
+        .arg(&ra));
+    assert!(hist.contains("hand-made test layer"), "{hist}");
+    let manifest = ok(exporter(["image", "metadata", "--repo"])
+        .arg(&repo.path)
+        .arg(&ra));
+    let v: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(v["layers"].as_array().unwrap().len(), 2);
+    let config = ok(exporter(["image", "metadata", "--config", "--repo"])
+        .arg(&repo.path)
+        .arg(format!("oci:{}:a", oci.join("a").display())));
+    assert!(config.contains("diff_ids"), "{config}");
+
+    ok(exporter(["image", "remove", "--repo"])
+        .arg(&repo.path)
+        .arg(&ra));
+    let err = fails(
+        exporter(["image", "remove", "--repo"])
+            .arg(&repo.path)
+            .arg(&ra),
+    );
+    assert!(err.contains("not in the repository"), "{err}");
+    let out = ok(exporter(["image", "prune", "--repo"]).arg(&repo.path));
+    assert!(out.contains("removed 1 unused layers"), "{out}");
+    let refs = repo.refs();
+    assert_eq!(
+        refs.keys().filter(|r| r.contains("/blob/")).count(),
+        2,
+        "{refs:?}"
+    );
+    repo.fsck();
+    // The remaining image is intact.
+    repo.checkout(&cb, &t.path().join("co"));
+    assert_eq!(fs::read(t.path().join("co/usr/b")).unwrap(), b"b");
+    assert_eq!(fs::read(t.path().join("co/usr/base")).unwrap(), b"base");
+}
+
+#[test]
+fn hand_made_layers_gzip_zstd_plain_hardlinks_xattrs_owners() {
+    let t = tmpdir();
+    let oci = t.path().join("oci");
+    let l1 = Layer::new(
+        &[
+            Ent::Dir("usr", 0o755),
+            Ent::Dir("usr/bin", 0o755),
+            Ent::FileFull {
+                path: "usr/bin/ping".into(),
+                mode: 0o4755,
+                uid: 0,
+                gid: 0,
+                data: b"ping".to_vec(),
+                xattrs: vec![
+                    ("security.capability", CAP_NET_RAW.to_vec()),
+                    ("user.note", b"hi".to_vec()),
+                ],
+            },
+            Ent::FileFull {
+                path: "usr/owned".into(),
+                mode: 0o640,
+                uid: 1234,
+                gid: 5678,
+                data: b"o".to_vec(),
+                xattrs: vec![],
+            },
+            Ent::Dir("var", 0o755),
+            Ent::Dir("var/tmp", 0o1777),
+            Ent::Link("usr/lnk", "bin/ping"),
+            file("etc/motd", b"hello"),
+        ],
+        Comp::Zstd,
+    );
+    let l2 = Layer::new(
+        &[
+            Ent::Hard("usr/ping-again", "usr/bin/ping"),
+            Ent::Hard("etc/motd2", "etc/motd"),
+        ],
+        Comp::None,
+    );
+    let l3 = Layer::new(
+        &[
+            Ent::Dir("usr", 0o700),
+            file("usr/.wh.owned", b""),
+            file("usr/new", b"new"),
+        ],
+        Comp::Gzip,
+    );
+    write_layout(
+        &oci,
+        "x",
+        &[l1, l2, l3],
+        &[("version", "7")],
+        "2023-05-06T07:08:09Z",
+    );
+    let repo = Repo::init(t.path().join("repo"), "bare");
+    let c = pull(
+        &repo.path,
+        &format!("ostree-unverified-image:oci:{}:x", oci.display()),
+    );
+    repo.fsck();
+    let co = t.path().join("co");
+    repo.checkout(&c, &co);
+    let s = snapshot(&co);
+    let cap = hex::encode(CAP_NET_RAW);
+    let ping = format!(
+        "file {} 4755 0:0 [security.capability={cap},user.note=6869]",
+        &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"ping"))
+    );
+    assert_eq!(s["usr/bin/ping"], ping);
+    assert_eq!(s["usr/ping-again"], ping, "hard link across layers");
+    assert!(
+        s["usr/etc/motd2"].starts_with("file "),
+        "{:?}",
+        s.get("usr/etc/motd2")
+    );
+    assert_eq!(s["usr"], "dir 0700 0:0 []");
+    assert_eq!(s["var/tmp"], "dir 1777 0:0 []");
+    assert_eq!(s["usr/lnk"], "link -> bin/ping 0777 0:0 []");
+    assert!(!s.contains_key("usr/owned"), "whited out");
+    assert!(!s.keys().any(|k| k.contains(".wh.")), "{s:?}");
+    // Same files are one object (hard-linked in the checkout).
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata(co.join("usr/bin/ping")).unwrap().ino(),
+        fs::metadata(co.join("usr/ping-again")).unwrap().ino()
+    );
+    assert_eq!(repo.metadata(&c, "version"), "'7'");
+    assert!(!ok(&mut repo.ostree(["show", &c])).contains("ostree.bootable"));
+    let log = ok(&mut repo.ostree(["log", &c]));
+    assert!(log.contains("2023-05-06 07:08:09"), "{log}");
+}
+
+/// Pull a bad image into a repository that already holds a good one: the error must say
+/// what is wrong, and the repository must be exactly as before.
+fn assert_rejected(layers: Vec<Layer>, want: &[&str]) {
+    let t = tmpdir();
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let good = t.path().join("good");
+    write_layout(
+        &good,
+        "g",
+        &[Layer::new(&[file("usr/ok", b"ok")], Comp::Gzip)],
+        &[],
+        "2024-01-01T00:00:00Z",
+    );
+    pull(
+        &repo.path,
+        &format!("ostree-unverified-image:oci:{}:g", good.display()),
+    );
+    let before = repo.refs();
+    let bad = t.path().join("bad");
+    write_layout(&bad, "b", &layers, &[], "2024-01-01T00:00:00Z");
+    let err = fails(
+        exporter(["image", "pull"])
+            .arg(&repo.path)
+            .arg(format!("ostree-unverified-image:oci:{}:b", bad.display())),
+    );
+    for w in want {
+        assert!(err.contains(w), "error should contain {w:?}: {err}");
+    }
+    assert_eq!(repo.refs(), before, "no ref moved");
+    repo.fsck();
+    // The same name, now pointing at a good image, imports fine.
+    write_layout(
+        &bad,
+        "b",
+        &[Layer::new(&[file("usr/fine", b"fine")], Comp::Gzip)],
+        &[],
+        "2024-01-01T00:00:00Z",
+    );
+    pull(
+        &repo.path,
+        &format!("ostree-unverified-image:oci:{}:b", bad.display()),
+    );
+    repo.fsck();
+}
+
+fn some_files() -> Vec<Ent> {
+    (0..200)
+        .map(|i| {
+            file(
+                &format!("usr/share/f{i}"),
+                format!("content {i}").repeat(100).as_bytes(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bad_corrupted_blob() {
+    let mut l = Layer::new(&some_files(), Comp::Gzip);
+    let n = l.blob.len();
+    l.blob[n / 2] ^= 0xff;
+    let actual = sha(&l.blob);
+    let expected = l.digest.clone();
+    assert_rejected(vec![l], &["digest mismatch", &expected, &actual]);
+}
+
+#[test]
+fn bad_wrong_diff_id() {
+    let mut l = Layer::new(&some_files(), Comp::Gzip);
+    let actual = l.diff_id.clone();
+    l.diff_id = format!("sha256:{}", "ab".repeat(32));
+    assert_rejected(vec![l], &["diff_id", &"ab".repeat(32), &actual]);
+}
+
+#[test]
+fn bad_truncated_gzip() {
+    let mut l = Layer::new(&some_files(), Comp::Gzip);
+    l.blob.truncate(l.blob.len() / 2);
+    l.digest = sha(&l.blob);
+    l.size = l.blob.len() as u64;
+    assert_rejected(vec![l], &["layer 1/1"]);
+}
+
+#[test]
+fn bad_dotdot_path() {
+    let l = Layer::new(
+        &[Ent::Dir("usr", 0o755), Ent::RawPath(b"usr/../../escape")],
+        Comp::Gzip,
+    );
+    assert_rejected(vec![l], &["usr/../../escape", ".."]);
+}
+
+#[test]
+fn bad_write_through_symlink() {
+    let l1 = Layer::new(&[Ent::Link("usr", "/etc")], Comp::Gzip);
+    let l2 = Layer::new(&[file("usr/passwd", b"evil")], Comp::Gzip);
+    assert_rejected(vec![l1, l2], &["usr/passwd", "symlink"]);
+}
+
+#[test]
+fn bad_device_node_and_fifo() {
+    assert_rejected(
+        vec![Layer::new(&[Ent::Char("usr/null")], Comp::Gzip)],
+        &["usr/null", "character device"],
+    );
+    assert_rejected(
+        vec![Layer::new(&[Ent::Fifo("var/fifo")], Comp::Gzip)],
+        &["var/fifo", "FIFO"],
+    );
+}
+
+#[test]
+fn devices_under_dev_are_dropped() {
+    let t = tmpdir();
+    let oci = t.path().join("oci");
+    write_layout(
+        &oci,
+        "d",
+        &[Layer::new(
+            &[
+                Ent::Dir("dev", 0o755),
+                Ent::Char("dev/null"),
+                file("usr/x", b"x"),
+            ],
+            Comp::Gzip,
+        )],
+        &[],
+        "2024-01-01T00:00:00Z",
+    );
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let c = pull(
+        &repo.path,
+        &format!("ostree-unverified-image:oci:{}:d", oci.display()),
+    );
+    let ls = ok(&mut repo.ostree(["ls", "-R", &c]));
+    assert!(ls.contains("/dev") && !ls.contains("/dev/null"), "{ls}");
+}
+
+#[test]
+fn bad_unknown_media_type() {
+    let mut l = Layer::new(&some_files(), Comp::Gzip);
+    l.media_type = "application/x-mystery".into();
+    assert_rejected(
+        vec![l],
+        &["unknown layer media type", "application/x-mystery"],
+    );
+}
+
+#[test]
+fn bad_image_reference() {
+    let t = tmpdir();
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let err = fails(
+        exporter(["image", "pull"])
+            .arg(&repo.path)
+            .arg("quay.io/foo/bar"),
+    );
+    assert!(err.contains("expected <scheme>"), "{err}");
+    let err = fails(
+        exporter(["image", "pull"])
+            .arg(&repo.path)
+            .arg("ostree-unverified-image:tarball:/x"),
+    );
+    assert!(err.contains("unknown transport \"tarball\""), "{err}");
+}
+
+#[test]
+fn killed_import_leaves_repository_clean_and_rerun_succeeds() {
+    let t = tmpdir();
+    let oci = t.path().join("oci");
+    // ~120 MB of distinct, incompressible-ish files so the import takes a while.
+    let mut seed = 0x9E3779B97F4A7C15u64;
+    let mut layers = Vec::new();
+    for l in 0..3 {
+        let mut ents = vec![Ent::Dir("usr", 0o755)];
+        for i in 0..400 {
+            let mut data = vec![0u8; 100_000];
+            for chunk in data.chunks_mut(8) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
+            }
+            ents.push(Ent::File(format!("usr/l{l}f{i}"), 0o644, data));
+        }
+        layers.push(Layer::new(&ents, Comp::None));
+    }
+    write_layout(&oci, "big", &layers, &[], "2024-01-01T00:00:00Z");
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let imgref = format!("ostree-unverified-image:oci:{}:big", oci.display());
+    let before = repo.refs();
+    let mut child = exporter(["image", "pull", "--quiet"])
+        .arg(&repo.path)
+        .arg(&imgref)
+        .spawn()
+        .unwrap();
+    // Wait until objects are being written, then kill -9.
+    let tmp = repo.path.join("tmp");
+    let mut writing = false;
+    for _ in 0..2000 {
+        writing = fs::read_dir(&tmp).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with("staging-")
+                && fs::read_dir(e.path())
+                    .map(|d| d.count() > 5)
+                    .unwrap_or(false)
+        });
+        if writing || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(writing, "import finished before it could be interrupted");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "import finished before it could be interrupted"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    repo.fsck();
+    assert_eq!(repo.refs(), before, "no ref moved");
+    let c = pull(&repo.path, &imgref);
+    repo.fsck();
+    assert_eq!(repo.refs().len(), 4);
+    assert!(ok(&mut repo.ostree(["ls", &c, "/usr/l2f399"])).contains("100000"));
+}
+
+#[test]
+fn ostree_remote_signature_verification_is_refused_clearly() {
+    let t = tmpdir();
+    let oci = t.path().join("oci");
+    write_layout(
+        &oci,
+        "x",
+        &[Layer::new(&[file("usr/x", b"x")], Comp::Gzip)],
+        &[],
+        "2024-01-01T00:00:00Z",
+    );
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let err = fails(exporter(["image", "pull"]).arg(&repo.path).arg(format!(
+        "ostree-remote-image:fedora:oci:{}:x",
+        oci.display()
+    )));
+    assert!(
+        err.contains("ostree remote \"fedora\" is not supported"),
+        "{err}"
+    );
+}

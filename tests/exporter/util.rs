@@ -1,0 +1,552 @@
+//! Helpers for the exporter's integration tests: running the real binary and tools, isolated
+//! buildah storage, hand-made OCI layouts (for what buildah cannot produce), and filesystem
+//! snapshots for comparing an ostree checkout with an independent unpack.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ostree-container")
+}
+
+pub fn describe(cmd: &Command, out: &Output) -> String {
+    format!(
+        "{:?} -> {}\nstdout:\n{}\nstderr:\n{}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Run, require success, return stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{}", describe(cmd, &out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run, require failure, return stderr.
+pub fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        !out.status.success(),
+        "expected failure: {}",
+        describe(cmd, &out)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn exporter<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args);
+    c
+}
+
+/// `image pull` (quiet), returning the commit.
+pub fn pull(repo: &Path, imgref: &str) -> String {
+    ok(exporter(["image", "pull", "--quiet"]).arg(repo).arg(imgref))
+        .trim()
+        .to_string()
+}
+
+/// A fresh ostree repository.
+pub struct Repo {
+    pub path: PathBuf,
+}
+
+impl Repo {
+    pub fn init(path: PathBuf, mode: &str) -> Repo {
+        ok(Command::new("ostree")
+            .arg(format!("--repo={}", path.display()))
+            .args(["init", &format!("--mode={mode}")]));
+        Repo { path }
+    }
+
+    pub fn ostree<S: AsRef<OsStr>>(&self, args: impl IntoIterator<Item = S>) -> Command {
+        let mut c = Command::new("ostree");
+        c.arg(format!("--repo={}", self.path.display())).args(args);
+        c
+    }
+
+    /// All refs and what they point to.
+    pub fn refs(&self) -> BTreeMap<String, String> {
+        let list = ok(&mut self.ostree(["refs"]));
+        list.lines()
+            .filter(|l| !l.is_empty())
+            .map(|r| {
+                (
+                    r.to_string(),
+                    ok(&mut self.ostree(["rev-parse", r])).trim().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn fsck(&self) {
+        ok(&mut self.ostree(["fsck"]));
+    }
+
+    /// `ostree checkout` (as root: owners, modes and xattrs are real).
+    pub fn checkout(&self, rev: &str, dest: &Path) {
+        ok(self.ostree(["checkout", rev]).arg(dest));
+    }
+
+    pub fn metadata(&self, rev: &str, key: &str) -> String {
+        ok(&mut self.ostree(["show", "--print-metadata-key", key, rev]))
+            .trim()
+            .to_string()
+    }
+}
+
+/// buildah with its own storage.
+pub struct Buildah {
+    pub root: PathBuf,
+    pub runroot: PathBuf,
+    pub driver: &'static str,
+}
+
+impl Buildah {
+    pub fn new(dir: &Path, driver: &'static str) -> Buildah {
+        Buildah {
+            root: dir.join("storage"),
+            runroot: dir.join("run"),
+            driver,
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("buildah");
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .arg("--storage-driver")
+            .arg(self.driver);
+        c
+    }
+
+    pub fn from(&self, image: &str) -> String {
+        ok(self.cmd().args(["from", "--pull-never", "-q", image]))
+            .trim()
+            .to_string()
+    }
+
+    pub fn mount(&self, ctr: &str) -> PathBuf {
+        PathBuf::from(ok(self.cmd().args(["mount", ctr])).trim())
+    }
+
+    pub fn commit(&self, ctr: &str, image: &str) {
+        ok(self.cmd().args(["commit", "-q", ctr, image]));
+        ok(self.cmd().args(["rm", ctr]));
+    }
+
+    /// containers-storage reference with this storage spelled out.
+    pub fn storage_ref(&self, image: &str) -> String {
+        format!(
+            "containers-storage:[{}@{}+{}]localhost/{image}",
+            self.driver,
+            self.root.display(),
+            self.runroot.display()
+        )
+    }
+
+    /// Copy to an OCI layout directory with skopeo.
+    pub fn push_oci(&self, image: &str, dir: &Path, tag: &str) {
+        ok(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(self.storage_ref(image))
+            .arg(format!("oci:{}:{tag}", dir.display())));
+    }
+
+    pub fn push_oci_archive(&self, image: &str, file: &Path, tag: &str) {
+        ok(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(self.storage_ref(image))
+            .arg(format!("oci-archive:{}:{tag}", file.display())));
+    }
+}
+
+pub fn set_xattr(path: &Path, name: &str, value: &[u8]) {
+    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = CString::new(name).unwrap();
+    let r = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "setxattr {name} on {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut names = vec![0u8; 4096];
+    let n = unsafe { libc::llistxattr(p.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if n <= 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for name in names[..n as usize]
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+    {
+        let s = String::from_utf8_lossy(name).into_owned();
+        if s == "security.selinux" {
+            continue;
+        }
+        let cn = CString::new(name).unwrap();
+        let mut val = vec![0u8; 4096];
+        let m =
+            unsafe { libc::lgetxattr(p.as_ptr(), cn.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
+        assert!(m >= 0);
+        val.truncate(m as usize);
+        out.push((s, val));
+    }
+    out.sort();
+    out
+}
+
+/// One line per path: type, mode, owner, symlink target or content hash, xattrs.
+pub type Snapshot = BTreeMap<String, String>;
+
+pub fn snapshot(root: &Path) -> Snapshot {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Snapshot) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let ft = md.file_type();
+        let what = if ft.is_dir() {
+            "dir".to_string()
+        } else if ft.is_symlink() {
+            format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+        } else if ft.is_file() {
+            format!(
+                "file {}",
+                hex::encode(Sha256::digest(std::fs::read(&p).unwrap()))
+            )
+        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() || ft.is_socket() {
+            "special".to_string()
+        } else {
+            "?".to_string()
+        };
+        let mode = if ft.is_symlink() {
+            0o777
+        } else {
+            md.mode() & 0o7777
+        };
+        let xa: Vec<String> = xattrs(&p)
+            .iter()
+            .map(|(n, v)| format!("{n}={}", hex::encode(v)))
+            .collect();
+        out.insert(
+            rel,
+            format!(
+                "{what} {mode:04o} {}:{} [{}]",
+                md.uid(),
+                md.gid(),
+                xa.join(",")
+            ),
+        );
+        if ft.is_dir() {
+            walk(root, &p, out);
+        }
+    }
+}
+
+/// What the importer should make of an unpacked image: /etc at /usr/etc, nothing below
+/// /run, /tmp, /proc, /sys, /dev, no empty /etc/hostname or /etc/resolv.conf.
+pub fn as_ostree_sees_it(mut s: Snapshot) -> Snapshot {
+    let mut out = BTreeMap::new();
+    for (k, v) in std::mem::take(&mut s) {
+        let top = k.split('/').next().unwrap();
+        if ["run", "tmp", "proc", "sys", "dev"].contains(&top) && k.contains('/') {
+            continue;
+        }
+        if (k == "etc/hostname" || k == "etc/resolv.conf")
+            && v.starts_with(&format!("file {}", hex::encode(Sha256::digest(b""))))
+        {
+            continue;
+        }
+        let k = if k == "etc" || k.starts_with("etc/") {
+            format!("usr/{k}")
+        } else {
+            k
+        };
+        out.insert(k, v);
+    }
+    out
+}
+
+/// Assert two snapshots are equal, showing only the differing paths.
+pub fn assert_same(a: &Snapshot, b: &Snapshot, what: &str) {
+    let mut diffs = Vec::new();
+    for (k, v) in a {
+        match b.get(k) {
+            Some(w) if w == v => {}
+            Some(w) => diffs.push(format!("{k}: {v}  !=  {w}")),
+            None => diffs.push(format!("{k}: only in first: {v}")),
+        }
+    }
+    for (k, w) in b {
+        if !a.contains_key(k) {
+            diffs.push(format!("{k}: only in second: {w}"));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what}: {} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+pub fn umoci_unpack(oci_dir: &Path, tag: &str, bundle: &Path) -> PathBuf {
+    ok(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:{tag}", oci_dir.display()))
+        .arg(bundle));
+    bundle.join("rootfs")
+}
+
+// ---------- hand-made OCI layouts ----------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Comp {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// One tar entry to write.
+pub enum Ent {
+    Dir(&'static str, u32),
+    File(String, u32, Vec<u8>),
+    /// Owner and PAX xattrs too.
+    FileFull {
+        path: String,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        data: Vec<u8>,
+        xattrs: Vec<(&'static str, Vec<u8>)>,
+    },
+    Link(&'static str, &'static str),
+    Hard(&'static str, &'static str),
+    Char(&'static str),
+    Fifo(&'static str),
+    /// A path written raw into the header (for `..` tests).
+    RawPath(&'static [u8]),
+}
+
+pub fn file(p: &str, data: &[u8]) -> Ent {
+    Ent::File(p.to_string(), 0o644, data.to_vec())
+}
+
+pub fn make_tar(entries: &[Ent]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        match e {
+            Ent::Dir(p, m) => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(*m);
+                h.set_size(0);
+                b.append_data(&mut h, p, &[][..]).unwrap();
+            }
+            Ent::File(p, m, d) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(*m);
+                h.set_size(d.len() as u64);
+                b.append_data(&mut h, p, &d[..]).unwrap();
+            }
+            Ent::FileFull {
+                path,
+                mode,
+                uid,
+                gid,
+                data,
+                xattrs,
+            } => {
+                if !xattrs.is_empty() {
+                    let recs: Vec<(String, &[u8])> = xattrs
+                        .iter()
+                        .map(|(n, v)| (format!("SCHILY.xattr.{n}"), &v[..]))
+                        .collect();
+                    b.append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), *v)))
+                        .unwrap();
+                }
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(*mode);
+                h.set_uid(*uid);
+                h.set_gid(*gid);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, &data[..]).unwrap();
+            }
+            Ent::Link(p, t) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_size(0);
+                b.append_link(&mut h, p, t).unwrap();
+            }
+            Ent::Hard(p, t) => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_mode(0o644);
+                h.set_size(0);
+                b.append_link(&mut h, p, t).unwrap();
+            }
+            Ent::Char(p) => {
+                h.set_entry_type(tar::EntryType::Char);
+                h.set_mode(0o666);
+                h.set_size(0);
+                b.append_data(&mut h, p, &[][..]).unwrap();
+            }
+            Ent::Fifo(p) => {
+                h.set_entry_type(tar::EntryType::Fifo);
+                h.set_mode(0o644);
+                h.set_size(0);
+                b.append_data(&mut h, p, &[][..]).unwrap();
+            }
+            Ent::RawPath(p) => {
+                // Bypass the tar crate's own `..` check by writing the name field directly.
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(1);
+                let name = &mut h.as_old_mut().name;
+                name[..p.len()].copy_from_slice(p);
+                h.set_cksum();
+                b.append(&h, &b"x"[..]).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+pub fn compress(tar: &[u8], c: Comp) -> Vec<u8> {
+    match c {
+        Comp::None => tar.to_vec(),
+        Comp::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(tar).unwrap();
+            e.finish().unwrap()
+        }
+        Comp::Zstd => zstd::encode_all(tar, 1).unwrap(),
+    }
+}
+
+pub fn sha(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// A layer ready to go into a layout; fields can be tampered with before writing.
+pub struct Layer {
+    pub blob: Vec<u8>,
+    pub media_type: String,
+    pub diff_id: String,
+    /// Digest and size written into the manifest (default: the blob's).
+    pub digest: String,
+    pub size: u64,
+}
+
+impl Layer {
+    pub fn new(entries: &[Ent], c: Comp) -> Layer {
+        let tar = make_tar(entries);
+        let blob = compress(&tar, c);
+        let media_type = match c {
+            Comp::None => "application/vnd.oci.image.layer.v1.tar",
+            Comp::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Comp::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+        .to_string();
+        Layer {
+            digest: sha(&blob),
+            size: blob.len() as u64,
+            diff_id: sha(&tar),
+            blob,
+            media_type,
+        }
+    }
+}
+
+fn put_blob(dir: &Path, data: &[u8]) -> String {
+    let d = sha(data);
+    let p = dir
+        .join("blobs/sha256")
+        .join(d.strip_prefix("sha256:").unwrap());
+    std::fs::write(p, data).unwrap();
+    d
+}
+
+/// Write an OCI layout with one image tagged `tag`; `labels` go into the config.
+pub fn write_layout(
+    dir: &Path,
+    tag: &str,
+    layers: &[Layer],
+    labels: &[(&str, &str)],
+    created: &str,
+) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    for l in layers {
+        let p = dir
+            .join("blobs/sha256")
+            .join(l.digest.strip_prefix("sha256:").unwrap_or("bad"));
+        std::fs::write(p, &l.blob).unwrap();
+    }
+    let labels: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        .collect();
+    let config = serde_json::json!({
+        "created": created,
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": labels},
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()},
+        "history": [{"created": created, "created_by": "hand-made test layer"}],
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = put_blob(dir, &config);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": layers.iter().map(|l| serde_json::json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>(),
+    });
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let md = put_blob(dir, &manifest);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
+                       "annotations": {"org.opencontainers.image.ref.name": tag}}],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
