@@ -30,6 +30,12 @@ pub enum Command {
     #[cfg(feature = "host")]
     #[command(flatten)]
     Host(crate::host::cli::HostCommand),
+    #[cfg(feature = "host")]
+    #[command(flatten)]
+    Encapsulate(crate::encapsulate::cli::EncapsulateCommand),
+    #[cfg(feature = "host")]
+    #[command(flatten)]
+    Serve(crate::serve::cli::ServeCommand),
 }
 
 /// Options shared by `commit` and `lint`.
@@ -129,6 +135,10 @@ pub fn run(args: Vec<OsString>) -> Result<u8> {
         Command::Lint(a) => build::run_lint(&a),
         #[cfg(feature = "host")]
         Command::Host(c) => crate::host::run(c),
+        #[cfg(feature = "host")]
+        Command::Encapsulate(c) => crate::encapsulate::run(c),
+        #[cfg(feature = "host")]
+        Command::Serve(c) => crate::serve::run(c),
     }
 }
 

@@ -1,0 +1,4 @@
+//! Encapsulation subcommands, flattened into the top-level CLI.
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EncapsulateCommand {}
