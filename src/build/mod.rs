@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod fsops;
 pub mod lints;
+pub mod parse_error;
 pub mod passwd;
 pub mod plan;
 pub mod report;

@@ -14,15 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use thiserror::Error;
-
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("{file}:{line}: {reason}")]
-pub struct ParseError {
-    pub file: String,
-    pub line: usize,
-    pub reason: String,
-}
+pub use super::parse_error::ParseError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {

@@ -118,6 +118,30 @@ fn finding(
     }
 }
 
+fn could_not_check(check: &'static str, e: impl std::fmt::Display) -> Finding {
+    finding(
+        check,
+        Severity::Error,
+        vec![],
+        format!("could not check: {e}"),
+        "see the message",
+    )
+}
+
+/// A tmpfiles.d or sysusers.d file that does not parse: its declarations are ignored.
+fn unreadable_conf(check: &'static str, file: &Path, e: impl std::fmt::Display) -> Finding {
+    finding(
+        check,
+        Severity::Warning,
+        vec![display(file)],
+        format!(
+            "cannot read {}: {e}; its declarations are not taken into account",
+            display(file)
+        ),
+        "fix the line named in the message",
+    )
+}
+
 fn slash(rel: &Path) -> Vec<u8> {
     let mut v = b"/".to_vec();
     v.extend_from_slice(rel.as_os_str().as_bytes());
@@ -200,43 +224,19 @@ pub fn plan(root: &Root) -> Plan {
         }
     };
     if let Err(e) = plan_clean(root, &mut p) {
-        p.findings.push(finding(
-            "tmp-run-content",
-            Severity::Error,
-            vec![],
-            format!("could not check: {e}"),
-            "see the message",
-        ));
+        p.findings.push(could_not_check("tmp-run-content", e));
     }
     match plan_relocations(root, &mut p) {
         Ok(relocated) => {
             if let Err(e) = plan_var(root, &relocated, accounts.as_ref(), &mut p) {
-                p.findings.push(finding(
-                    "var-content",
-                    Severity::Error,
-                    vec![],
-                    format!("could not check: {e}"),
-                    "see the message",
-                ));
+                p.findings.push(could_not_check("var-content", e));
             }
         }
-        Err(e) => p.findings.push(finding(
-            "var-content",
-            Severity::Error,
-            vec![],
-            format!("could not check: {e}"),
-            "see the message",
-        )),
+        Err(e) => p.findings.push(could_not_check("var-content", e)),
     }
     if let Some(a) = &accounts {
         if let Err(e) = plan_accounts(root, a, &mut p) {
-            p.findings.push(finding(
-                "undeclared-accounts",
-                Severity::Error,
-                vec![],
-                format!("could not check: {e}"),
-                "see the message",
-            ));
+            p.findings.push(could_not_check("undeclared-accounts", e));
         }
     }
     p
@@ -402,16 +402,7 @@ fn declared_tmpfiles(root: &Root, p: &mut Plan) -> std::io::Result<BTreeSet<Path
                     }
                 }
             }
-            Err(e) => p.findings.push(finding(
-                "var-content",
-                Severity::Warning,
-                vec![display(&file)],
-                format!(
-                    "cannot read {}: {e}; its declarations are not taken into account",
-                    display(&file)
-                ),
-                "fix the line named in the message",
-            )),
+            Err(e) => p.findings.push(unreadable_conf("var-content", &file, e)),
         }
     }
     Ok(declared)
@@ -549,16 +540,8 @@ fn plan_accounts(root: &Root, accounts: &Accounts, p: &mut Plan) -> std::io::Res
     let mut declared = Declared::default();
     for (file, text) in read_conf_dirs(root, "sysusers.d", SYSUSERS_CONF)? {
         if let Err(e) = declared.add_file(&display(&file), &text) {
-            p.findings.push(finding(
-                "undeclared-accounts",
-                Severity::Warning,
-                vec![display(&file)],
-                format!(
-                    "cannot read {}: {e}; its declarations are not taken into account",
-                    display(&file)
-                ),
-                "fix the line named in the message",
-            ));
+            p.findings
+                .push(unreadable_conf("undeclared-accounts", &file, e));
         }
     }
     let (lines, problems) = sysusers::lines_for(accounts, &declared);

@@ -17,18 +17,10 @@
 
 use std::collections::BTreeSet;
 
-use thiserror::Error;
-
 use super::passwd::Accounts;
 use super::words::{escape_word, split_words};
 
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("{file}:{line}: {reason}")]
-pub struct ParseError {
-    pub file: String,
-    pub line: usize,
-    pub reason: String,
-}
+pub use super::parse_error::ParseError;
 
 /// What a set of sysusers.d files declares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

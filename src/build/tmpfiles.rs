@@ -18,17 +18,9 @@
 
 use std::collections::BTreeMap;
 
-use thiserror::Error;
-
 use super::words::{escape_argument, escape_word, split_words, unescape};
 
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("{file}:{line}: {reason}")]
-pub struct ParseError {
-    pub file: String,
-    pub line: usize,
-    pub reason: String,
-}
+pub use super::parse_error::ParseError;
 
 /// One tmpfiles.d line. `path` and `argument` are bytes: the image's paths need not be UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
