@@ -7,6 +7,10 @@
 
 mod common;
 
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
 use common::*;
 
 /// The base image has the ostree layout, the binary where libostree's dispatch finds it, a
@@ -53,7 +57,11 @@ fn check_base_layout(b: &Buildah, image: &str) {
     c.args(["run", "--isolation", "chroot", &ctr, "--"]);
     c.args(["ostree", "container", "lint", "--fatal-warnings"]);
     let out = run_output(&mut c);
-    assert!(out.status.success(), "base fails lint:\n{}", report(&c, &out));
+    assert!(
+        out.status.success(),
+        "base fails lint:\n{}",
+        report(&c, &out)
+    );
     b.umount(&ctr);
     b.rm(&ctr);
 }
@@ -71,4 +79,404 @@ fn base_minbase_vfs_private_storage() {
     let b = Buildah::new(Driver::Vfs);
     let image = base_image(&b, Variant::Minbase);
     check_base_layout(&b, &image);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The examples, deployed.
+
+/// One ostree repository for all the tests of this binary, so the base image's layer is imported
+/// once; imports into it are serialized.
+fn repo() -> &'static Path {
+    static REPO: OnceLock<tempfile::TempDir> = OnceLock::new();
+    REPO.get_or_init(|| {
+        let d = tempfile::Builder::new()
+            .prefix("examples-repo-")
+            .tempdir_in(target_tmp())
+            .unwrap();
+        ostree_init(d.path(), "bare");
+        d
+    })
+    .path()
+}
+
+/// Import `image` from `b`'s storage into [`repo()`] with the exporter, under `ostree_ref`.
+fn export(b: &Buildah, image: &str, ostree_ref: &str) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let imgref = format!("ostree-unverified-image:{}", b.storage_ref(image));
+    let start = std::time::Instant::now();
+    run(cmd(
+        bin().to_str().unwrap(),
+        ["unencapsulate", "--quiet", "--repo"],
+    )
+    .arg(repo())
+    .arg("--write-ref")
+    .arg(ostree_ref)
+    .arg(&imgref));
+    eprintln!("export {image}: {:.1?}", start.elapsed());
+}
+
+/// Images built by a test, removed from the shared storage when it ends.
+struct Images<'a> {
+    b: &'a Buildah,
+    names: Vec<String>,
+}
+
+impl Drop for Images<'_> {
+    fn drop(&mut self) {
+        for n in self.names.iter().rev() {
+            self.b.rmi(n);
+        }
+    }
+}
+
+/// Copy `examples/<name>` to a fresh build context (so fixtures made for it stay out of the
+/// tree) and let `prepare` add files to it.
+fn context(name: &str, prepare: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let ctx = tempfile::Builder::new()
+        .prefix(&format!("ctx-{name}-"))
+        .tempdir_in(target_tmp())
+        .unwrap();
+    run(cmd("cp", ["-a"])
+        .arg(top().join("examples").join(name).join("."))
+        .arg(ctx.path()));
+    prepare(ctx.path());
+    ctx
+}
+
+/// What an example test has once its image is deployed and has "booted".
+struct Deployed {
+    sysroot: Sysroot,
+    deployment: PathBuf,
+    /// The image's /etc/passwd and /etc/group as the build left them.
+    image_passwd: String,
+    image_group: String,
+}
+
+impl Deployed {
+    /// A path as the machine sees it (/var is the stateroot's).
+    fn path(&self, p: &str) -> PathBuf {
+        self.sysroot.path_in(&self.deployment, p)
+    }
+
+    fn sh(&self, script: &str) -> String {
+        self.sysroot.run_in(&self.deployment, script)
+    }
+
+    fn passwd(&self) -> String {
+        read(self.deployment.join("etc/passwd"))
+    }
+
+    fn group(&self) -> String {
+        read(self.deployment.join("etc/group"))
+    }
+
+    /// The user exists on the machine with the uid and gid the build gave it.
+    fn assert_user_as_built(&self, user: &str) -> (u32, u32) {
+        let built = passwd_ids(&self.image_passwd, user)
+            .unwrap_or_else(|| panic!("the build did not create user {user}"));
+        let got = passwd_ids(&self.passwd(), user)
+            .unwrap_or_else(|| panic!("user {user} missing on the machine:\n{}", self.passwd()));
+        assert_eq!(
+            got, built,
+            "{user}: (uid, gid) on the machine vs. in the build"
+        );
+        built
+    }
+
+    /// The group exists with the build's gid and at least the build's members.
+    fn assert_group_as_built(&self, group: &str) {
+        let (gid, members) = group_entry(&self.image_group, group)
+            .unwrap_or_else(|| panic!("the build did not create group {group}"));
+        let (got_gid, got_members) = group_entry(&self.group(), group)
+            .unwrap_or_else(|| panic!("group {group} missing on the machine:\n{}", self.group()));
+        assert_eq!(got_gid, gid, "gid of {group}");
+        for m in members {
+            assert!(
+                got_members.contains(&m),
+                "{m} should be in {group}: {got_members:?}"
+            );
+        }
+    }
+
+    /// `path` (as the machine sees it) exists, is a directory and belongs to `user`.
+    fn assert_dir_owned(&self, path: &str, user: &str) {
+        let p = self.path(path);
+        let md = std::fs::symlink_metadata(&p)
+            .unwrap_or_else(|e| panic!("{path} missing on the machine ({}): {e}", p.display()));
+        assert!(md.is_dir(), "{path} should be a directory");
+        let (uid, _) = passwd_ids(&self.passwd(), user).unwrap();
+        assert_eq!(md.uid(), uid, "{path} should belong to {user}");
+    }
+
+    /// dpkg on the machine lists `pkg` as installed.
+    fn assert_package(&self, pkg: &str) {
+        let out = self.sh(&format!("dpkg-query -W -f '${{Status}}' {pkg}"));
+        assert_eq!(out.trim(), "install ok installed", "dpkg-query for {pkg}");
+    }
+}
+
+/// Build `examples/<name>` on the minbase test base, export it, deploy it into a new sysroot and
+/// run the first boot's sysusers and tmpfiles; then hand it to `check`. Then the upgrade: local
+/// edits to /etc and /var, a second version of the image (one more package with software in
+/// /opt, one more user with a /var directory) deployed on top, first boot again, and `check`
+/// once more plus the upgrade's own assertions.
+fn example(name: &str, flags: &[&str], prepare: impl FnOnce(&Path), check: impl Fn(&Deployed)) {
+    let b = Buildah::shared(Driver::Overlay);
+    let base = base_image(&b, Variant::Minbase);
+    let mut images = Images {
+        b: &b,
+        names: vec![],
+    };
+    let tag = format!("localhost/example-{name}-{}:v1", std::process::id());
+    let ctx = context(name, prepare);
+    let start = std::time::Instant::now();
+    b.bud_with(ctx.path(), None, &tag, &[("BASE", &base)], flags);
+    images.names.push(tag.clone());
+    eprintln!("build {name}: {:.1?}", start.elapsed());
+    let (image_passwd, image_group) = image_db(&b, &tag);
+
+    let ref1 = format!("examples/{name}/v1");
+    export(&b, &tag, &ref1);
+    let sysroot = Sysroot::new("debian");
+    let deployment = sysroot.deploy(repo(), &ref1);
+    sysroot.first_boot(&deployment);
+    let d = Deployed {
+        sysroot,
+        deployment,
+        image_passwd,
+        image_group,
+    };
+    check(&d);
+    // Every example's image is a Debian whose package database works on the machine.
+    d.assert_package("systemd");
+
+    // --- local edits on the machine, then the upgrade ---
+    let etc = &d.deployment.join("etc");
+    std::fs::write(etc.join("issue"), "edited by the admin\n").unwrap();
+    std::fs::write(etc.join("local-admin.conf"), "site = here\n").unwrap();
+    let state = d.sysroot.var().join("lib/local-state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("notes"), "kept across upgrades\n").unwrap();
+
+    let ctx2 = tempfile::Builder::new()
+        .prefix(&format!("ctx-{name}-v2-"))
+        .tempdir_in(target_tmp())
+        .unwrap();
+    make_upgrade_context(ctx2.path());
+    let tag2 = format!("localhost/example-{name}-{}:v2", std::process::id());
+    b.bud(ctx2.path(), None, &tag2, &[("BASE", &tag)]);
+    images.names.push(tag2.clone());
+    let (image_passwd2, image_group2) = image_db(&b, &tag2);
+    let ref2 = format!("examples/{name}/v2");
+    export(&b, &tag2, &ref2);
+    let deployment2 = d.sysroot.deploy(repo(), &ref2);
+    assert_ne!(deployment2, d.deployment, "the upgrade is a new deployment");
+    assert_eq!(
+        d.sysroot.deployments(),
+        vec![deployment2.clone(), d.deployment.clone()],
+        "the upgrade is the default, the first version the rollback"
+    );
+    d.sysroot.first_boot(&deployment2);
+    let d2 = Deployed {
+        sysroot: d.sysroot,
+        deployment: deployment2,
+        image_passwd: image_passwd2,
+        image_group: image_group2,
+    };
+    // What the upgrade brings.
+    d2.assert_user_as_built("auditor");
+    d2.assert_dir_owned("/var/lib/auditor", "auditor");
+    assert_eq!(
+        d2.sh("/opt/extra-tools/bin/extra-tools").trim(),
+        "extra-tools 2.0"
+    );
+    d2.assert_package("extra-tools");
+    // What the machine had stays.
+    assert_eq!(
+        read(d2.deployment.join("etc/issue")),
+        "edited by the admin\n"
+    );
+    assert_eq!(
+        read(d2.deployment.join("etc/local-admin.conf")),
+        "site = here\n"
+    );
+    assert_eq!(
+        read(d2.path("/var/lib/local-state/notes")),
+        "kept across upgrades\n"
+    );
+    // And the example itself is still all there.
+    check(&d2);
+}
+
+/// The image's /etc/passwd and /etc/group, read from a mounted container.
+fn image_db(b: &Buildah, image: &str) -> (String, String) {
+    let ctr = b.from(image);
+    let root = b.mount(&ctr);
+    let r = (read(root.join("etc/passwd")), read(root.join("etc/group")));
+    b.umount(&ctr);
+    b.rm(&ctr);
+    r
+}
+
+/// The second version every example is upgraded to: one more package (a .deb made here, with
+/// software in /opt/extra-tools) and one more user with a /var directory.
+fn make_upgrade_context(dir: &Path) {
+    let deb = dir.join("deb");
+    std::fs::create_dir_all(deb.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(deb.join("opt/extra-tools/bin")).unwrap();
+    std::fs::write(
+        deb.join("DEBIAN/control"),
+        "Package: extra-tools\nVersion: 2.0\nArchitecture: all\nMaintainer: Tests <t@example.org>\n\
+         Description: tools added by the upgrade\n",
+    )
+    .unwrap();
+    let tool = deb.join("opt/extra-tools/bin/extra-tools");
+    std::fs::write(&tool, "#!/bin/sh\necho \"extra-tools 2.0\"\n").unwrap();
+    run(cmd("chmod", ["0755"]).arg(&tool));
+    run(cmd("dpkg-deb", ["--root-owner-group", "-Zgzip", "--build"])
+        .arg(&deb)
+        .arg(dir.join("extra-tools_2.0_all.deb")));
+    std::fs::remove_dir_all(&deb).unwrap();
+    std::fs::write(
+        dir.join("Containerfile"),
+        "ARG BASE\nFROM ${BASE}\nCOPY extra-tools_2.0_all.deb /tmp/\n\
+         RUN dpkg -i /tmp/extra-tools_2.0_all.deb && \\\n\
+         useradd --system --user-group --home-dir /var/lib/auditor --shell /usr/sbin/nologin auditor && \\\n\
+         install -d -o auditor -g auditor -m 0750 /var/lib/auditor && \\\n\
+         ostree container commit\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn daemon() {
+    example(
+        "daemon",
+        &[],
+        |_| {},
+        |d| {
+            let (uid, _) = d.assert_user_as_built("_chrony");
+            d.assert_group_as_built("_chrony");
+            d.assert_dir_owned("/var/lib/chrony", "_chrony");
+            assert_eq!(
+                std::fs::metadata(d.path("/var/lib/chrony")).unwrap().uid(),
+                uid
+            );
+            d.assert_package("chrony");
+            assert!(
+                d.path("/etc/systemd/system/multi-user.target.wants/chrony.service")
+                    .symlink_metadata()
+                    .is_ok(),
+                "chrony.service is enabled"
+            );
+            assert!(read(d.path("/etc/chrony/conf.d/local.conf")).contains("allow 192.168.0.0/16"));
+            let v = d.sh("chronyd --version");
+            assert!(v.contains("chronyd"), "{v}");
+        },
+    );
+}
+
+#[test]
+fn opt_software() {
+    example(
+        "opt-software",
+        &[],
+        |ctx| {
+            run(cmd("sh", [ctx.join("make-vendor-files")]).arg(ctx));
+        },
+        |d| {
+            assert_eq!(
+                d.sh("/opt/vendortool/bin/vendortool").trim(),
+                "vendortool 1.2"
+            );
+            assert_eq!(
+                d.sh("/opt/acme-agent/bin/acme-agent").trim(),
+                "acme-agent 1.0"
+            );
+            d.assert_package("acme-agent");
+            // The software is part of the image (under /usr), not of the machine's /var.
+            assert!(d
+                .deployment
+                .join("usr/lib/opt/vendortool/bin/vendortool")
+                .is_file());
+            assert!(d
+                .deployment
+                .join("usr/lib/opt/acme-agent/bin/acme-agent")
+                .is_file());
+        },
+    );
+}
+
+#[test]
+fn etc_config() {
+    let edited = std::sync::atomic::AtomicBool::new(false);
+    example(
+        "etc-config",
+        &[],
+        |_| {},
+        |d| {
+            let conf = d.path("/etc/example-app/app.conf");
+            assert_eq!(std::fs::metadata(&conf).unwrap().mode() & 0o7777, 0o640);
+            assert!(read(d.path("/etc/sysctl.d/90-example.conf")).contains("ip_forward = 1"));
+            let greeting = d.sh("example-status");
+            if !edited.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // First version: the image's greeting; then the admin edits it before the upgrade.
+                assert_eq!(greeting.trim(), "hello from the image");
+                std::fs::write(&conf, "greeting = hello from the admin\n").unwrap();
+            } else {
+                // After the upgrade: the machine's edit wins the three-way merge.
+                assert_eq!(greeting.trim(), "hello from the admin");
+            }
+        },
+    );
+}
+
+#[test]
+fn users() {
+    example(
+        "users",
+        &[],
+        |_| {},
+        |d| {
+            let (svc_uid, _) = d.assert_user_as_built("appsvc");
+            let (alice_uid, alice_gid) = d.assert_user_as_built("alice");
+            assert_eq!((alice_uid, alice_gid), (2001, 2000));
+            for g in ["appgroup", "developers", "adm"] {
+                d.assert_group_as_built(g);
+            }
+            let (_, members) = group_entry(&d.group(), "appgroup").unwrap();
+            assert!(members.contains(&"alice".to_string()), "alice in appgroup");
+            let key = std::fs::metadata(d.path("/usr/lib/appsvc/app.key")).unwrap();
+            assert_eq!(key.uid(), svc_uid, "app.key still belongs to appsvc");
+            let (appgroup_gid, _) = group_entry(&d.group(), "appgroup").unwrap();
+            assert_eq!(key.gid(), appgroup_gid);
+            d.assert_dir_owned("/var/lib/appsvc", "appsvc");
+            d.assert_dir_owned("/home/alice", "alice");
+            // The tools on the machine agree.
+            let id = d.sh("id alice");
+            assert!(
+                id.contains("uid=2001(alice)") && id.contains("appgroup"),
+                "{id}"
+            );
+        },
+    );
+}
+
+#[test]
+fn multi_run() {
+    example(
+        "multi-run",
+        &["--layers"],
+        |_| {},
+        |d| {
+            d.assert_user_as_built("reporter");
+            d.assert_group_as_built("reporter");
+            d.assert_dir_owned("/var/lib/reporter", "reporter");
+            d.assert_dir_owned("/var/log/reporter", "reporter");
+            d.assert_package("logrotate");
+            assert!(read(d.path("/etc/logrotate.d/reporter")).contains("rotate 4"));
+            assert_eq!(d.sh("reporter").trim(), "reporter: 0 reports");
+        },
+    );
 }

@@ -124,10 +124,12 @@ pub fn ostree<S: AsRef<OsStr>>(repo: &Path, args: impl IntoIterator<Item = S>) -
     run(&mut c)
 }
 
-/// A fresh `bare` ostree repository in `dir` (created).
+/// A fresh ostree repository of `mode` (bare, archive …) in `dir` (created), with fsync off:
+/// test repositories need not survive a power cut.
 pub fn ostree_init(dir: &Path, mode: &str) {
     std::fs::create_dir_all(dir).unwrap();
     ostree(dir, ["init", &format!("--mode={mode}")]);
+    ostree(dir, ["config", "set", "core.fsync", "false"]);
 }
 
 /// Hold an exclusive `flock` on `path` (created) until the returned file is dropped.
@@ -260,8 +262,21 @@ impl Buildah {
         tag: &str,
         build_args: &[(&str, &str)],
     ) -> String {
+        self.bud_with(context, containerfile, tag, build_args, &[])
+    }
+
+    /// [`Buildah::bud`] with extra `bud` flags (e.g. `--layers`).
+    pub fn bud_with(
+        &self,
+        context: &Path,
+        containerfile: Option<&Path>,
+        tag: &str,
+        build_args: &[(&str, &str)],
+        flags: &[&str],
+    ) -> String {
         let mut c = self.cmd();
         c.args(["bud", "--isolation", "chroot", "--quiet", "--format", "oci"]);
+        c.args(flags);
         if let Some(f) = containerfile {
             c.arg("-f").arg(f);
         }
@@ -525,6 +540,21 @@ pub struct Sysroot {
     _tmp: tempfile::TempDir,
 }
 
+impl Drop for Sysroot {
+    fn drop(&mut self) {
+        // ostree makes each deployment's root immutable (chattr +i); undo it so the temporary
+        // directory can be removed.
+        let dir = self
+            .path
+            .join(format!("ostree/deploy/{}/deploy", self.osname));
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let _ = Command::new("chattr").arg("-i").arg(e.path()).output();
+            }
+        }
+    }
+}
+
 impl Sysroot {
     pub fn new(osname: &str) -> Self {
         let tmp = tempfile::Builder::new()
@@ -536,6 +566,10 @@ impl Sysroot {
         run(cmd("ostree", ["admin", "os-init"])
             .arg(format!("--sysroot={}", path.display()))
             .arg(osname));
+        ostree(
+            &path.join("ostree/repo"),
+            ["config", "set", "core.fsync", "false"],
+        );
         Sysroot {
             path,
             osname: osname.to_string(),
@@ -613,6 +647,24 @@ systemd-tmpfiles --create --remove --boot --root="$2" \
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
+    }
+
+    /// Run `script` with `/bin/sh -c` chrooted into `deployment`, with the stateroot's /var
+    /// bind-mounted on its /var and /proc mounted, in a private mount namespace. Returns the
+    /// output; panics with diagnostics if it fails.
+    pub fn run_in(&self, deployment: &Path, script: &str) -> String {
+        let outer = r#"set -e
+mount --bind "$1" "$2/var"
+mount -t proc proc "$2/proc"
+exec chroot "$2" /bin/sh -c "$3"
+"#;
+        let mut c = cmd(
+            "unshare",
+            ["-m", "--propagation", "private", "sh", "-c", outer, "sh"],
+        );
+        c.arg(self.var()).arg(deployment).arg(script);
+        c.env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
+        run(&mut c)
     }
 
     /// Resolve an absolute path as the booted deployment would see it: /var/… is the stateroot's
