@@ -480,3 +480,41 @@ fn multi_run() {
         },
     );
 }
+
+/// The bootable base (real kernel and dracut initramfs): what `scripts/demo` builds. Slow on a
+/// fresh machine (the rootfs takes ~2 min), so only on request:
+/// `cargo test --test examples -- --ignored base_bootable`.
+#[test]
+#[ignore]
+fn base_bootable_overlay_layout() {
+    let b = Buildah::shared(Driver::Overlay);
+    let image = base_image(&b, Variant::Bootable);
+    check_base_layout(&b, &image);
+    let ctr = b.from(&image);
+    let root = b.mount(&ctr);
+    let kdir = std::fs::read_dir(root.join("usr/lib/modules"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.join("vmlinuz").is_file())
+        .unwrap();
+    // The initramfs is dracut's, with ostree-prepare-root in it (ostree-boot's module).
+    assert!(std::fs::metadata(kdir.join("initramfs.img")).unwrap().len() > 1_000_000);
+    assert!(
+        kdir.join("modules.dep").is_file(),
+        "kernel modules beside the kernel"
+    );
+    let kver = kdir.file_name().unwrap().to_str().unwrap().to_string();
+    let listing = b.run(
+        &ctr,
+        [
+            "lsinitrd",
+            &format!("/usr/lib/modules/{kver}/initramfs.img"),
+        ],
+    );
+    assert!(
+        listing.contains("ostree-prepare-root"),
+        "the initramfs can mount an ostree deployment"
+    );
+    b.umount(&ctr);
+    b.rm(&ctr);
+}
