@@ -693,25 +693,3 @@ fn killed_import_leaves_repository_clean_and_rerun_succeeds() {
     assert_eq!(repo.refs().len(), 4);
     assert!(ok(&mut repo.ostree(["ls", &c, "/usr/l2f399"])).contains("100000"));
 }
-
-#[test]
-fn ostree_remote_signature_verification_is_refused_clearly() {
-    let t = tmpdir();
-    let oci = t.path().join("oci");
-    write_layout(
-        &oci,
-        "x",
-        &[Layer::new(&[file("usr/x", b"x")], Comp::Gzip)],
-        &[],
-        "2024-01-01T00:00:00Z",
-    );
-    let repo = Repo::init(t.path().join("repo"), "bare-user");
-    let err = fails(exporter(["image", "pull"]).arg(&repo.path).arg(format!(
-        "ostree-remote-image:fedora:oci:{}:x",
-        oci.display()
-    )));
-    assert!(
-        err.contains("ostree remote \"fedora\" is not supported"),
-        "{err}"
-    );
-}

@@ -146,6 +146,13 @@ pub fn pull(
     r: &OstreeImageReference,
     opts: &PullOptions,
 ) -> Result<PullResult> {
+    // Encapsulated ostree commits (and ostree-remote-image: references) are imported as the
+    // original commit, signatures included: see crate::encapsulate::unencap.
+    if let Some(res) =
+        crate::encapsulate::unencap::pull_if_encapsulated(repo, r, opts.write_ref.as_deref())?
+    {
+        return Ok(res);
+    }
     let start = Instant::now();
     let tmp = repo_path(repo)?.join("tmp");
     let source = fetch::open(r, &tmp)?;
@@ -304,7 +311,7 @@ fn write_item(w: &mut ObjectWriter<'_>, b: &mut LayerBuilder<'_>, item: Item) ->
         } => {
             let p: Vec<&str> = path.iter().map(String::as_str).collect();
             match data {
-                Data::Mem(v) => w.write_content(&csum, &header, &v)?,
+                Data::Mem(v) => w.write_content(&csum, &header, v)?,
                 Data::Spilled(f, len) => w.write_content_stream(&csum, &header, f, len)?,
             }
             let kind = if symlink {

@@ -23,9 +23,8 @@
 
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::Path;
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use flate2::bufread::MultiGzDecoder;
 use ostree::glib::Variant;
 
 use super::oci::{Compression, DigestReader, OciError};
@@ -97,7 +96,7 @@ pub struct LayerSource<'a> {
 
 enum Decoder<R: io::BufRead> {
     Plain(R),
-    Gzip(Box<MultiGzDecoder<R>>),
+    Gzip(super::gzip::GzipReader<R>),
     Zstd(zstd::Decoder<'static, R>),
 }
 
@@ -147,7 +146,87 @@ fn comps(p: &str) -> Vec<String> {
     }
 }
 
-/// Read, verify and classify one layer, sending its items to `tx`.
+/// Decompressed tar arrives in chunks of this size from the inflating thread.
+const CHUNK: usize = 1 << 20;
+
+/// Reads the chunks the inflating thread sends; an `Err` chunk is its decompression error.
+struct ChunkReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Read the blob to its end, hashing it, decompressing into chunks sent to `tx`. Returns the
+/// blob's digest reader (to verify) and the decompression error, if any.
+fn inflate(
+    blob: Box<dyn Read + Send + '_>,
+    compression: Compression,
+    tx: SyncSender<io::Result<Vec<u8>>>,
+) -> (
+    DigestReader<BufReader<Box<dyn Read + Send + '_>>>,
+    Option<io::Error>,
+) {
+    let raw = DigestReader::new(BufReader::with_capacity(256 << 10, blob));
+    let mut dec = match compression {
+        Compression::None => Decoder::Plain(BufReader::new(raw)),
+        Compression::Gzip => Decoder::Gzip(super::gzip::GzipReader::new(BufReader::new(raw))),
+        Compression::Zstd => match zstd::Decoder::with_buffer(BufReader::new(raw)) {
+            Ok(d) => Decoder::Zstd(d),
+            Err(e) => unreachable!("zstd decoder setup cannot fail without a dictionary: {e}"),
+        },
+    };
+    let mut failed = None;
+    'outer: loop {
+        let mut buf = vec![0u8; CHUNK];
+        let mut filled = 0;
+        while filled < CHUNK {
+            match dec.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    failed = Some(e);
+                    break 'outer;
+                }
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        buf.truncate(filled);
+        if tx.send(Ok(buf)).is_err() {
+            break; // the parser stopped; its error is reported
+        }
+    }
+    drop(tx);
+    // Hash the rest of the blob even after an error: a corrupted blob is reported as such.
+    let mut raw = dec.into_raw().into_inner();
+    let _ = io::copy(&mut raw, &mut io::sink());
+    (raw, failed)
+}
+
+/// Read, verify and classify one layer, sending its items to `tx`. Decompression runs on a
+/// thread of its own, tar parsing and content hashing on the calling thread.
 pub fn read_layer(
     src: LayerSource<'_>,
     tx: &SyncSender<Item>,
@@ -155,47 +234,47 @@ pub fn read_layer(
     on_entry: &dyn Fn(&LayerCounts),
 ) -> Result<LayerCounts, LayerError> {
     let name = src.name;
-    let raw = DigestReader::new(BufReader::with_capacity(256 << 10, src.blob));
-    let dec = match src.compression {
-        Compression::None => Decoder::Plain(BufReader::new(raw)),
-        Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(BufReader::new(raw)))),
-        Compression::Zstd => Decoder::Zstd(
-            zstd::Decoder::with_buffer(BufReader::new(raw)).map_err(|source| LayerError::Io {
-                what: format!("{name}: zstd"),
-                source,
-            })?,
-        ),
-    };
-    let mut tar_stream = DigestReader::new(dec);
-    let mut counts = LayerCounts::default();
-    let parsed = parse_tar(&mut tar_stream, tx, spill_dir, &mut counts, on_entry);
-    // Read both streams to their end, then check the blob first: a corrupted blob is
-    // reported as such even if it also broke decompression or the tar.
-    let drained = io::copy(&mut tar_stream, &mut io::sink());
-    let tar_digest = tar_stream.finish();
-    let mut raw = tar_stream.into_inner().into_raw().into_inner();
-    let _ = io::copy(&mut raw, &mut io::sink());
-    raw.verify(&format!("{name} blob"), src.digest, Some(src.size))?;
-    match parsed {
-        Err(LayerError::Stopped) => return Err(LayerError::Stopped),
-        Err(e) => return Err(e),
-        Ok(()) => {}
-    }
-    drained.map_err(|source| LayerError::Io {
-        what: format!("{name}: decompressing"),
-        source,
-    })?;
-    if tar_digest.0 != src.diff_id {
-        return Err(OciError::DigestMismatch {
-            what: format!("{name} uncompressed content (diff_id)"),
-            expected: src.diff_id.to_string(),
-            actual: tar_digest.0,
+    let (ctx, crx) = sync_channel(8);
+    let compression = src.compression;
+    let blob = src.blob;
+    std::thread::scope(|s| {
+        let inflater = s.spawn(move || inflate(blob, compression, ctx));
+        let mut tar_stream = DigestReader::new(ChunkReader {
+            rx: crx,
+            cur: Vec::new(),
+            pos: 0,
+        });
+        let mut counts = LayerCounts::default();
+        let parsed = parse_tar(&mut tar_stream, tx, spill_dir, &mut counts, on_entry);
+        // Past the tar's end (padding), to the end of the stream.
+        let drained = io::copy(&mut tar_stream, &mut io::sink());
+        let tar_digest = tar_stream.finish();
+        drop(tar_stream);
+        let (raw, inflate_err) = inflater.join().map_err(|_| LayerError::Stopped)?;
+        raw.verify(&format!("{name} blob"), src.digest, Some(src.size))?;
+        if let Some(e) = inflate_err {
+            return Err(LayerError::Io {
+                what: format!("{name}: decompressing"),
+                source: e,
+            });
         }
-        .into());
-    }
-    counts.blob_bytes = raw.count();
-    counts.tar_bytes = tar_digest.1;
-    Ok(counts)
+        parsed?;
+        drained.map_err(|source| LayerError::Io {
+            what: format!("{name}: decompressing"),
+            source,
+        })?;
+        if tar_digest.0 != src.diff_id {
+            return Err(OciError::DigestMismatch {
+                what: format!("{name} uncompressed content (diff_id)"),
+                expected: src.diff_id.to_string(),
+                actual: tar_digest.0,
+            }
+            .into());
+        }
+        counts.blob_bytes = raw.count();
+        counts.tar_bytes = tar_digest.1;
+        Ok(counts)
+    })
 }
 
 fn parse_tar(

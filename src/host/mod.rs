@@ -4,7 +4,8 @@
 //! - [`imgref`]: the `ostree-…:` image reference grammar;
 //! - [`fetch`]: reaching the image (native `oci:`/`oci-archive:`, skopeo for the rest);
 //! - [`oci`]: reading the layout, verifying digests;
-//! - [`layer`]: decompressing and parsing one layer, with [`policy`] deciding each entry;
+//! - [`layer`]: decompressing ([`gzip`]) and parsing one layer, with [`policy`] deciding each
+//!   entry;
 //! - [`tree`]: layer trees and the merged tree (whiteouts, symlink safety);
 //! - [`repo`]: ostree object formats and writing;
 //! - [`import`]: orchestration and the transaction; [`metadata`]: commit metadata;
@@ -12,6 +13,7 @@
 
 pub mod cli;
 pub mod fetch;
+pub mod gzip;
 pub mod imgref;
 pub mod import;
 pub mod layer;

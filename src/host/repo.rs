@@ -21,11 +21,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 
-use ostree::gio;
-use ostree::glib::{self, prelude::*, Variant};
+use ostree::gio::{self, prelude::*};
+use ostree::glib::{self, Variant};
 use sha2::{Digest, Sha256};
 
-use super::tree::{Csum, Dir, FileKind, Node};
+pub use super::tree::Csum;
+use super::tree::{Dir, FileKind, Node};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -169,28 +170,31 @@ impl<'r> ObjectWriter<'r> {
     }
 
     /// Write a content object whose bytes are in memory. `csum` must be
-    /// [`content_checksum`] of them (libostree trusts it).
+    /// [`content_checksum`] of them (libostree trusts it). The bytes are handed over, not copied.
     pub fn write_content(
         &mut self,
         csum: &Csum,
         header: &Variant,
-        content: &[u8],
+        content: Vec<u8>,
     ) -> Result<(), RepoError> {
         if self.has(CONTENT, ostree::ObjectType::File, csum)? {
             self.stats.content_reused += 1;
             return Ok(());
         }
-        let mut buf = stream_prefix(header);
-        buf.extend_from_slice(content);
-        let len = buf.len() as u64;
-        let stream = gio::MemoryInputStream::from_bytes(&glib::Bytes::from_owned(buf));
+        let prefix = stream_prefix(header);
+        let content_len = content.len() as u64;
+        let len = prefix.len() as u64 + content_len;
+        let stream = gio::MemoryInputStream::from_bytes(&glib::Bytes::from_owned(prefix));
+        if content_len > 0 {
+            stream.add_bytes(&glib::Bytes::from_owned(content));
+        }
         let hex = hex::encode(csum);
         self.repo
             .write_content_trusted(&hex, &stream, len, gio::Cancellable::NONE)
             .map_err(ctx(format!("writing content object {hex}")))?;
         self.known.insert((CONTENT, *csum));
         self.stats.content_written += 1;
-        self.stats.content_bytes_written += content.len() as u64;
+        self.stats.content_bytes_written += content_len;
         Ok(())
     }
 

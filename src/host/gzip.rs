@@ -1,0 +1,178 @@
+//! Gzip (RFC 1952) decoding without the CRC-32: a layer's uncompressed bytes are already
+//! checked against its diff_id (SHA-256), so the CRC adds cost and no safety. Each member's
+//! ISIZE is still checked, and truncation is an error. Concatenated members (pigz) are read
+//! in turn; anything after the last member that is not another member is an error.
+
+use std::io::{self, BufRead, Read};
+
+use flate2::bufread::DeflateDecoder;
+
+const FTEXT_MASK: u8 = 0x01;
+const FHCRC: u8 = 0x02;
+const FEXTRA: u8 = 0x04;
+const FNAME: u8 = 0x08;
+const FCOMMENT: u8 = 0x10;
+
+enum State<R> {
+    /// Expecting a member header (`first`: none read yet).
+    Header(R, bool),
+    Body(Box<DeflateDecoder<R>>, u32),
+    Done(R),
+    Poisoned,
+}
+
+pub struct GzipReader<R: BufRead> {
+    state: State<R>,
+}
+
+fn bad(msg: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("invalid gzip stream: {msg}"),
+    )
+}
+
+fn read_header(r: &mut impl BufRead) -> io::Result<()> {
+    let mut h = [0u8; 10];
+    r.read_exact(&mut h)?;
+    if h[0] != 0x1f || h[1] != 0x8b {
+        return Err(bad("bad magic"));
+    }
+    if h[2] != 8 {
+        return Err(bad("unknown compression method"));
+    }
+    let flags = h[3] & !FTEXT_MASK;
+    if flags & FEXTRA != 0 {
+        let mut len = [0u8; 2];
+        r.read_exact(&mut len)?;
+        io::copy(&mut r.take(u16::from_le_bytes(len) as u64), &mut io::sink())?;
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            let mut v = Vec::new();
+            r.read_until(0, &mut v)?;
+            if v.last() != Some(&0) {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+    if flags & FHCRC != 0 {
+        r.read_exact(&mut [0u8; 2])?;
+    }
+    Ok(())
+}
+
+impl<R: BufRead> GzipReader<R> {
+    pub fn new(r: R) -> Self {
+        GzipReader {
+            state: State::Header(r, true),
+        }
+    }
+
+    pub fn into_inner(self) -> R {
+        match self.state {
+            State::Header(r, _) | State::Done(r) => r,
+            State::Body(d, _) => d.into_inner(),
+            State::Poisoned => unreachable!("poisoned gzip reader"),
+        }
+    }
+}
+
+impl<R: BufRead> Read for GzipReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match std::mem::replace(&mut self.state, State::Poisoned) {
+                State::Header(mut r, first) => {
+                    if r.fill_buf()?.is_empty() {
+                        if first {
+                            self.state = State::Header(r, first);
+                            return Err(io::ErrorKind::UnexpectedEof.into());
+                        }
+                        self.state = State::Done(r);
+                        continue;
+                    }
+                    let res = read_header(&mut r);
+                    self.state = State::Header(r, first);
+                    res?;
+                    let State::Header(r, _) = std::mem::replace(&mut self.state, State::Poisoned)
+                    else {
+                        unreachable!()
+                    };
+                    self.state = State::Body(Box::new(DeflateDecoder::new(r)), 0);
+                }
+                State::Body(mut d, n) => {
+                    let k = match d.read(buf) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            self.state = State::Body(d, n);
+                            return Err(e);
+                        }
+                    };
+                    if k > 0 {
+                        self.state = State::Body(d, n.wrapping_add(k as u32));
+                        return Ok(k);
+                    }
+                    let mut r = d.into_inner();
+                    let mut trailer = [0u8; 8];
+                    let res = r.read_exact(&mut trailer);
+                    self.state = State::Header(r, false);
+                    res?;
+                    if u32::from_le_bytes(trailer[4..].try_into().expect("4 bytes")) != n {
+                        return Err(bad("length does not match the trailer"));
+                    }
+                }
+                State::Done(r) => {
+                    self.state = State::Done(r);
+                    return Ok(0);
+                }
+                State::Poisoned => unreachable!("poisoned gzip reader"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn decode(data: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        GzipReader::new(data).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn members_and_errors() {
+        let big: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        assert_eq!(decode(&gz(&big)).unwrap(), big);
+        let mut two = gz(b"hello ");
+        two.extend(gz(b"world"));
+        assert_eq!(decode(&two).unwrap(), b"hello world");
+        // With a file name in the header.
+        let mut e = flate2::GzBuilder::new()
+            .filename("x.tar")
+            .write(Vec::new(), flate2::Compression::fast());
+        e.write_all(b"named").unwrap();
+        assert_eq!(decode(&e.finish().unwrap()).unwrap(), b"named");
+        let full = gz(&big);
+        for cut in [5, 20, full.len() / 2, full.len() - 4] {
+            assert!(decode(&full[..cut]).is_err(), "truncated at {cut}");
+        }
+        assert!(decode(b"").is_err());
+        assert!(decode(b"not gzip at all").is_err());
+        let mut garbage = gz(b"x");
+        garbage.extend_from_slice(b"garbage!!!");
+        assert!(decode(&garbage).is_err());
+        let mut wrong_len = gz(b"abc");
+        let n = wrong_len.len();
+        wrong_len[n - 4] ^= 1;
+        assert!(decode(&wrong_len).is_err());
+    }
+}
