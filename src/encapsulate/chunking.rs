@@ -1,0 +1,327 @@
+//! Chunking: which content objects go in which layer, so that a change to one component (a
+//! package, the kernel) changes one layer or a few.
+//!
+//! # Components
+//!
+//! Every content object belongs to one component, decided by the first path (in walk order)
+//! that names it:
+//! - `pkg:<name>` when a package database lists the path: dpkg's
+//!   `usr/lib/sysimage/dpkg/info/<name>[:<arch>].list` or `var/lib/dpkg/info/…` (paths in the
+//!   lists are mapped the way the commit stores them: `/etc` → `usr/etc`, `/bin` → `usr/bin`
+//!   when `/bin` is a symlink). The package's own files in `info/` (`.list`, `.md5sums`, …)
+//!   belong to it too.
+//! - `dir:<directory>` otherwise: the parent directory cut to three levels (`usr/bin`,
+//!   `usr/lib/modules`, `usr/share/doc`), `dir:/` for top-level files.
+//!
+//! # Packing
+//!
+//! With `N` layers allowed, layer 1 is the commit layer and `N-1` hold components. Without a
+//! previous build, the largest components get a layer each and the rest are spread over a few
+//! shared layers (a quarter of the layers, at least one) by a hash of their name, so adding or
+//! removing a small component disturbs only its own shared layer. With a previous build (its
+//! layers' `ostree.components` annotations), every previous layer keeps its components in the
+//! same order; components that disappeared drop out, new ones go to one new layer (or the
+//! smallest layer when there is no room).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::Read;
+
+use ostree::gio::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::commit::{self, CommitError, Walk};
+
+/// Layer annotation listing the components a layer holds (as ostree-rs-ext).
+pub const COMPONENTS_ANNOTATION: &str = "ostree.components";
+pub const COMPONENT_SEPARATOR: char = ',';
+
+const DPKG_INFO_DIRS: &[&str] = &["usr/lib/sysimage/dpkg/info", "var/lib/dpkg/info"];
+const MERGED_USR: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    pub name: String,
+    pub objects: BTreeSet<String>,
+    pub size: u64,
+}
+
+/// One planned content layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerPlan {
+    pub components: Vec<String>,
+    pub objects: BTreeSet<String>,
+    pub size: u64,
+}
+
+impl LayerPlan {
+    /// A short description for the image history.
+    pub fn description(&self) -> String {
+        match self.components.as_slice() {
+            [one] => one.clone(),
+            many => format!("{} components", many.len()),
+        }
+    }
+}
+
+/// The package database's view: commit path → package name.
+pub fn package_owners(
+    repo: &ostree::Repo,
+    walk: &Walk,
+) -> Result<HashMap<String, String>, CommitError> {
+    let all_paths: HashSet<&str> = walk
+        .content
+        .values()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let mut owners = HashMap::new();
+    let mut lists: Vec<(&str, &str)> = Vec::new();
+    for (csum, paths) in &walk.content {
+        for p in paths {
+            let Some((dir, file)) = p.rsplit_once('/') else {
+                continue;
+            };
+            if DPKG_INFO_DIRS.contains(&dir) && file.ends_with(".list") {
+                lists.push((csum, p));
+            }
+        }
+    }
+    lists.sort_by_key(|(_, p)| *p);
+    for (csum, p) in lists {
+        let file = p.rsplit('/').next().unwrap_or_default();
+        let stem = file.trim_end_matches(".list");
+        let pkg = stem.split(':').next().unwrap_or(stem).to_string();
+        let obj = commit::load_content(repo, csum)?;
+        let Some(stream) = obj.stream else { continue };
+        let mut text = String::new();
+        if stream.into_read().read_to_string(&mut text).is_err() {
+            continue;
+        }
+        for line in text.lines() {
+            let mut q = line.trim_start_matches('/').to_string();
+            if q.is_empty() || q == "." {
+                continue;
+            }
+            if q == "etc" || q.starts_with("etc/") {
+                q = format!("usr/{q}");
+            }
+            let first = q.split('/').next().unwrap_or_default();
+            if MERGED_USR.contains(&first)
+                && all_paths.contains(first)
+                && !all_paths.contains(q.as_str())
+            {
+                q = format!("usr/{q}");
+            }
+            owners.entry(q).or_insert_with(|| pkg.clone());
+        }
+        // The package's own database files.
+        let dir = p.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
+        for other in all_paths
+            .iter()
+            .filter(|o| o.starts_with(&format!("{dir}/{stem}.")))
+        {
+            owners
+                .entry(other.to_string())
+                .or_insert_with(|| pkg.clone());
+        }
+    }
+    Ok(owners)
+}
+
+/// The component of an unowned path: its directory, cut to three levels.
+pub fn dir_component(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts.len() <= 1 {
+        return "dir:/".to_string();
+    }
+    let dir = &parts[..parts.len() - 1];
+    format!("dir:{}", dir[..dir.len().min(3)].join("/"))
+}
+
+/// Group the commit's content objects into components.
+pub fn components(
+    walk: &Walk,
+    owners: &HashMap<String, String>,
+    sizes: &BTreeMap<String, u64>,
+) -> Vec<Component> {
+    let mut by_name: BTreeMap<String, Component> = BTreeMap::new();
+    for (csum, paths) in &walk.content {
+        let name = paths
+            .iter()
+            .find_map(|p| owners.get(p).map(|o| format!("pkg:{o}")))
+            .unwrap_or_else(|| dir_component(&paths[0]));
+        let c = by_name.entry(name.clone()).or_insert_with(|| Component {
+            name,
+            objects: BTreeSet::new(),
+            size: 0,
+        });
+        c.objects.insert(csum.clone());
+        c.size += sizes.get(csum).copied().unwrap_or(0);
+    }
+    by_name.into_values().collect()
+}
+
+fn bucket(name: &str, n: usize) -> usize {
+    let h = Sha256::digest(name.as_bytes());
+    (u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) % n as u64) as usize
+}
+
+fn plan_of(names: Vec<String>, by_name: &HashMap<&str, &Component>) -> LayerPlan {
+    let mut p = LayerPlan {
+        components: Vec::new(),
+        objects: BTreeSet::new(),
+        size: 0,
+    };
+    for n in names {
+        if let Some(c) = by_name.get(n.as_str()) {
+            p.objects.extend(c.objects.iter().cloned());
+            p.size += c.size;
+            p.components.push(n);
+        }
+    }
+    p
+}
+
+/// Pack components into at most `max_layers - 1` content layers (see the module docs).
+/// `prior`: the previous build's content layers, each a list of component names.
+pub fn pack(comps: &[Component], max_layers: u32, prior: Option<&[Vec<String>]>) -> Vec<LayerPlan> {
+    let n = max_layers.saturating_sub(1) as usize;
+    if n == 0 || comps.is_empty() {
+        return Vec::new();
+    }
+    let by_name: HashMap<&str, &Component> = comps.iter().map(|c| (c.name.as_str(), c)).collect();
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    if let Some(prior) = prior {
+        let mut placed = HashSet::new();
+        for layer in prior {
+            let kept: Vec<String> = layer
+                .iter()
+                .filter(|c| {
+                    by_name.contains_key(c.as_str()) && placed.insert(c.as_str().to_string())
+                })
+                .cloned()
+                .collect();
+            if !kept.is_empty() {
+                groups.push(kept);
+            }
+        }
+        while groups.len() > n {
+            let last = groups.pop().expect("non-empty");
+            groups.last_mut().expect("n >= 1").extend(last);
+        }
+        let new: Vec<String> = comps
+            .iter()
+            .filter(|c| !placed.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        if !new.is_empty() {
+            if groups.len() < n {
+                groups.push(new);
+            } else {
+                let smallest = (0..groups.len())
+                    .min_by_key(|&i| plan_of(groups[i].clone(), &by_name).size)
+                    .expect("n >= 1");
+                groups[smallest].extend(new);
+            }
+        }
+    } else {
+        let mut sorted: Vec<&Component> = comps.iter().collect();
+        sorted.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.name.cmp(&b.name)));
+        if sorted.len() <= n {
+            groups = sorted.iter().map(|c| vec![c.name.clone()]).collect();
+        } else {
+            let shared = (n / 4).max(1);
+            let own = n - shared;
+            groups = sorted[..own].iter().map(|c| vec![c.name.clone()]).collect();
+            let mut buckets = vec![Vec::new(); shared];
+            let mut rest: Vec<&Component> = sorted[own..].to_vec();
+            rest.sort_by(|a, b| a.name.cmp(&b.name));
+            for c in rest {
+                buckets[bucket(&c.name, shared)].push(c.name.clone());
+            }
+            groups.extend(buckets.into_iter().filter(|b| !b.is_empty()));
+        }
+    }
+    groups.into_iter().map(|g| plan_of(g, &by_name)).collect()
+}
+
+/// Parse a previous manifest's layer annotations into component lists (content layers only).
+pub fn prior_layout(manifest: &oci_spec::image::ImageManifest) -> Option<Vec<Vec<String>>> {
+    let layers: Vec<Vec<String>> = manifest
+        .layers()
+        .iter()
+        .skip(1)
+        .filter_map(|l| {
+            let a = l.annotations().as_ref()?.get(COMPONENTS_ANNOTATION)?;
+            Some(
+                a.split(COMPONENT_SEPARATOR)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+            )
+        })
+        .collect();
+    (!layers.is_empty()).then_some(layers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comp(name: &str, size: u64) -> Component {
+        Component {
+            name: name.into(),
+            objects: [format!("{name}-obj")].into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn dir_components() {
+        assert_eq!(dir_component("usr/bin/sh"), "dir:usr/bin");
+        assert_eq!(
+            dir_component("usr/lib/modules/6.1/vmlinuz"),
+            "dir:usr/lib/modules"
+        );
+        assert_eq!(dir_component("usr/share/doc/a/b/c"), "dir:usr/share/doc");
+        assert_eq!(dir_component("top"), "dir:/");
+    }
+
+    #[test]
+    fn few_components_one_layer_each() {
+        let c = vec![comp("a", 1), comp("b", 3), comp("c", 2)];
+        let p = pack(&c, 10, None);
+        let names: Vec<_> = p.iter().map(|l| l.components.join(",")).collect();
+        assert_eq!(names, ["b", "c", "a"]);
+        assert!(pack(&c, 1, None).is_empty());
+    }
+
+    #[test]
+    fn many_components_bounded_and_stable() {
+        let c: Vec<_> = (0..100).map(|i| comp(&format!("p{i:03}"), i)).collect();
+        let p = pack(&c, 9, None);
+        assert!(p.len() <= 8);
+        let all: usize = p.iter().map(|l| l.components.len()).sum();
+        assert_eq!(all, 100);
+        // Removing a small component changes only the shared layer that held it.
+        let c2: Vec<_> = c.iter().filter(|x| x.name != "p005").cloned().collect();
+        let p2 = pack(&c2, 9, None);
+        let changed = p.iter().filter(|l| !p2.contains(l)).count();
+        assert_eq!(changed, 1);
+    }
+
+    #[test]
+    fn prior_layout_kept() {
+        let c = vec![comp("a", 1), comp("b", 100), comp("new", 50)];
+        let prior = vec![
+            vec!["a".to_string(), "gone".to_string()],
+            vec!["b".to_string()],
+        ];
+        let p = pack(&c, 10, Some(&prior));
+        let names: Vec<_> = p.iter().map(|l| l.components.join(",")).collect();
+        assert_eq!(names, ["a", "b", "new"]);
+        let p = pack(&c, 3, Some(&prior));
+        let names: Vec<_> = p.iter().map(|l| l.components.join(",")).collect();
+        assert_eq!(names, ["a,new", "b"]);
+    }
+}

@@ -1,0 +1,532 @@
+//! Reading tar streams in ostree-rs-ext's format back into a repository, object by object,
+//! keeping every checksum.
+//!
+//! # Security
+//!
+//! The stream is untrusted. Only entries under `sysroot/ostree/repo/objects/` are read; the
+//! checkout paths beside them are ignored (they are hard links to the same objects). Every
+//! object is checked against the checksum its name claims before it is written: content
+//! objects are hashed here (header as ostree serialises it, then the bytes), metadata objects
+//! are checked by libostree. Sizes of metadata and xattrs objects are bounded. When a remote
+//! is given, the commit and its detached metadata (the first two objects of the commit
+//! layer) are verified against the remote's keys before anything is written. The caller
+//! holds the transaction: an error leaves nothing behind once it is aborted.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Seek, Write};
+use std::path::PathBuf;
+
+use ostree::gio;
+use ostree::glib::{self, Variant};
+
+use crate::host::repo::{self, Meta, ObjectWriter, RepoError, S_IFLNK, S_IFREG};
+
+use super::commit::{self, Commit, CommitError};
+use super::tarwrite::{sha256_hex, REPO_DIR};
+
+/// Largest commit, dirtree, dirmeta or detached-metadata object accepted (as libostree).
+const MAX_METADATA_SIZE: u64 = 10 << 20;
+/// Largest xattrs object accepted.
+const MAX_XATTRS_SIZE: u64 = 1 << 20;
+/// Regular files above this size are spilled to a temporary file while they are hashed.
+const IN_MEMORY_MAX: u64 = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("reading the tar stream: {0}")]
+    Io(#[from] io::Error),
+    #[error("ostree: {context}: {source}")]
+    Ostree {
+        context: String,
+        source: glib::Error,
+    },
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error("{path}: {why}")]
+    Format { path: String, why: String },
+    #[error(
+        "{path}: checksum mismatch: the stream calls it {expected}, its content hashes to {actual}"
+    )]
+    Checksum {
+        path: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("no commit object in the stream")]
+    NoCommit,
+    #[error("commit {commit} has no detached signature, and remote {remote:?} requires one; nothing was imported")]
+    MissingSignature { commit: String, remote: String },
+    #[error("commit {commit}: signature verification against remote {remote:?} failed: {reason}; nothing was imported")]
+    BadSignature {
+        commit: String,
+        remote: String,
+        reason: String,
+    },
+    #[error("commit {commit} is incomplete: {what} is missing from every layer")]
+    Incomplete { commit: String, what: String },
+}
+
+fn format_err(path: &str, why: impl Into<String>) -> ImportError {
+    ImportError::Format {
+        path: path.to_string(),
+        why: why.into(),
+    }
+}
+
+fn octx(context: impl Into<String>) -> impl FnOnce(glib::Error) -> ImportError {
+    let context = context.into();
+    move |source| ImportError::Ostree { context, source }
+}
+
+/// Extended attributes: (name without trailing NUL, value), sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Counts of what was read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ImportStats {
+    pub content: u64,
+    pub content_bytes: u64,
+    pub metadata: u64,
+}
+
+/// Imports the layers of one commit into a repository (inside the caller's transaction).
+pub struct Importer<'r> {
+    repo: &'r ostree::Repo,
+    w: ObjectWriter<'r>,
+    remote: Option<String>,
+    spill_dir: PathBuf,
+    /// xattrs objects by their checksum, parsed.
+    xattrs: HashMap<String, Xattrs>,
+    /// The xattrs announced for the next content object: (object, xattrs checksum).
+    next_xattrs: Option<(String, String)>,
+    /// The commit read but not yet written: waiting to see whether detached metadata follows.
+    pending: Option<(String, Vec<u8>)>,
+    commit: Option<String>,
+    pub stats: ImportStats,
+}
+
+/// What an object entry's name says: checksum and suffix.
+fn parse_object_path(rel: &str) -> Option<(String, &str)> {
+    let (dir, file) = rel.split_once('/')?;
+    let (rest, suffix) = file.split_once('.')?;
+    let csum = format!("{dir}{rest}");
+    let ok = dir.len() == 2
+        && csum.len() == 64
+        && csum
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    ok.then_some((csum, suffix))
+}
+
+fn read_bounded(
+    e: &mut impl Read,
+    size: u64,
+    max: u64,
+    path: &str,
+) -> Result<Vec<u8>, ImportError> {
+    if size > max {
+        return Err(format_err(
+            path,
+            format!("{size} bytes, more than the {max} allowed"),
+        ));
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    e.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Parse a serialised `a(ayay)` into (name without its trailing NUL, value), sorted by name.
+pub fn parse_xattrs(data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let v = Variant::from_bytes_with_type(
+        &glib::Bytes::from(data),
+        glib::VariantTy::new("a(ayay)").ok()?,
+    );
+    let v = v.normal_form();
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = v.get()?;
+    for (n, _) in out.iter_mut() {
+        if n.last() == Some(&0) {
+            n.pop();
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
+impl<'r> Importer<'r> {
+    /// `remote`: verify the commit's signature against this remote before writing it.
+    pub fn new(repo: &'r ostree::Repo, remote: Option<String>) -> Result<Self, ImportError> {
+        let spill_dir = crate::host::import::repo_path(repo)
+            .map(|p| p.join("tmp"))
+            .unwrap_or_else(|_| std::env::temp_dir());
+        Ok(Importer {
+            repo,
+            w: ObjectWriter::new(repo),
+            remote,
+            spill_dir,
+            xattrs: HashMap::new(),
+            next_xattrs: None,
+            pending: None,
+            commit: None,
+            stats: ImportStats::default(),
+        })
+    }
+
+    /// Read one tar stream. The first stream must be the commit layer (its first object is
+    /// the commit); later ones hold content objects only.
+    pub fn import_layer(&mut self, r: impl Read) -> Result<(), ImportError> {
+        let first = self.commit.is_none();
+        let mut ar = tar::Archive::new(r);
+        let prefix = format!("{REPO_DIR}/objects/");
+        let mut seen_object = false;
+        for e in ar.entries()? {
+            let mut e = e?;
+            if e.header().entry_type() == tar::EntryType::Directory {
+                continue;
+            }
+            let raw = e.path_bytes().into_owned();
+            let path = String::from_utf8_lossy(&raw).into_owned();
+            let p = path.trim_start_matches("./");
+            let Some(rel) = p.strip_prefix(&prefix) else {
+                continue;
+            };
+            let (csum, suffix) =
+                parse_object_path(rel).ok_or_else(|| format_err(&path, "not an object name"))?;
+            let suffix = suffix.to_string();
+            if let Some((pc, pbytes)) = self.pending.take() {
+                if suffix == "commitmeta" && csum == pc {
+                    let size = e.header().size()?;
+                    let d = read_bounded(&mut e, size, MAX_METADATA_SIZE, &path)?;
+                    self.write_commit(&pc, pbytes, Some(d))?;
+                    continue;
+                }
+                self.write_commit(&pc, pbytes, None)?;
+            }
+            if first && !seen_object && suffix != "commit" {
+                return Err(format_err(
+                    &path,
+                    "the first object of the commit layer must be the commit",
+                ));
+            }
+            seen_object = true;
+            self.object(&mut e, &path, csum, &suffix)?;
+        }
+        if let Some((pc, pbytes)) = self.pending.take() {
+            self.write_commit(&pc, pbytes, None)?;
+        }
+        if self.commit.is_none() {
+            return Err(ImportError::NoCommit);
+        }
+        Ok(())
+    }
+
+    fn object<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        path: &str,
+        csum: String,
+        suffix: &str,
+    ) -> Result<(), ImportError> {
+        let size = e.header().size()?;
+        match suffix {
+            "commit" => {
+                if self.commit.is_some() {
+                    return Err(format_err(path, "a second commit object"));
+                }
+                self.pending = Some((csum, read_bounded(e, size, MAX_METADATA_SIZE, path)?));
+            }
+            "commitmeta" => {
+                return Err(format_err(
+                    path,
+                    "detached metadata not right after its commit",
+                ))
+            }
+            "dirtree" | "dirmeta" => {
+                let data = read_bounded(e, size, MAX_METADATA_SIZE, path)?;
+                let (objtype, ty) = if suffix == "dirtree" {
+                    (ostree::ObjectType::DirTree, "(a(say)a(sayay))")
+                } else {
+                    (ostree::ObjectType::DirMeta, "(uuua(ayay))")
+                };
+                let v = Variant::from_bytes_with_type(
+                    &glib::Bytes::from_owned(data),
+                    glib::VariantTy::new(ty).expect("valid type"),
+                );
+                let actual = sha256_hex(&v.data_as_bytes());
+                if actual != csum {
+                    return Err(ImportError::Checksum {
+                        path: path.into(),
+                        expected: csum,
+                        actual,
+                    });
+                }
+                self.repo
+                    .write_metadata(objtype, Some(&csum), &v, gio::Cancellable::NONE)
+                    .map_err(octx(format!("writing {path}")))?;
+                self.stats.metadata += 1;
+            }
+            "file-xattrs" => {
+                let data = read_bounded(e, size, MAX_XATTRS_SIZE, path)?;
+                let actual = sha256_hex(&data);
+                if actual != csum {
+                    return Err(ImportError::Checksum {
+                        path: path.into(),
+                        expected: csum,
+                        actual,
+                    });
+                }
+                let x = parse_xattrs(&data).ok_or_else(|| format_err(path, "malformed xattrs"))?;
+                self.xattrs.insert(csum, x);
+            }
+            "file-xattrs-link" => {
+                let xcsum = match e.header().entry_type() {
+                    tar::EntryType::Link => {
+                        let target = e
+                            .link_name_bytes()
+                            .map(|t| String::from_utf8_lossy(&t).into_owned())
+                            .unwrap_or_default();
+                        let rel = target
+                            .trim_start_matches("./")
+                            .strip_prefix(&format!("{REPO_DIR}/objects/"))
+                            .and_then(parse_object_path)
+                            .filter(|(_, s)| *s == "file-xattrs")
+                            .ok_or_else(|| {
+                                format_err(path, "link to something not an xattrs object")
+                            })?;
+                        rel.0
+                    }
+                    // Written as a copy when a file system's link limit was reached.
+                    tar::EntryType::Regular => {
+                        let data = read_bounded(e, size, MAX_XATTRS_SIZE, path)?;
+                        let x = parse_xattrs(&data)
+                            .ok_or_else(|| format_err(path, "malformed xattrs"))?;
+                        let c = sha256_hex(&data);
+                        self.xattrs.insert(c.clone(), x);
+                        c
+                    }
+                    t => return Err(format_err(path, format!("unexpected entry type {t:?}"))),
+                };
+                self.next_xattrs = Some((csum, xcsum));
+            }
+            "file" => {
+                let xattrs = match self.next_xattrs.take() {
+                    Some((f, x)) if f == csum => self.xattrs.get(&x).cloned().ok_or_else(|| {
+                        format_err(path, format!("xattrs object {x} not in this layer"))
+                    })?,
+                    Some((f, _)) => {
+                        return Err(format_err(path, format!("follows the xattrs link of {f}")))
+                    }
+                    // No link: no xattrs (the checksum check catches a lie).
+                    None => Vec::new(),
+                };
+                self.content(e, path, &csum, xattrs)?;
+            }
+            other => return Err(format_err(path, format!("unknown object type {other:?}"))),
+        }
+        Ok(())
+    }
+
+    fn content<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        path: &str,
+        csum: &str,
+        xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), ImportError> {
+        let h = e.header();
+        let uid = h.uid()? as u32;
+        let gid = h.gid()? as u32;
+        let perms = h.mode()? & 0o7777;
+        let size = h.size()?;
+        let kind = h.entry_type();
+        let expected: crate::host::tree::Csum = hex::decode(csum)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| format_err(path, "bad checksum"))?;
+        let check = |actual: crate::host::tree::Csum| -> Result<(), ImportError> {
+            if actual != expected {
+                return Err(ImportError::Checksum {
+                    path: path.into(),
+                    expected: csum.into(),
+                    actual: hex::encode(actual),
+                });
+            }
+            Ok(())
+        };
+        match kind {
+            tar::EntryType::Symlink => {
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| format_err(path, "symlink without target"))?;
+                let target = std::str::from_utf8(&target)
+                    .map_err(|_| format_err(path, "symlink target is not UTF-8"))?
+                    .to_string();
+                let meta = Meta {
+                    uid,
+                    gid,
+                    mode: S_IFLNK | 0o777,
+                    xattrs,
+                };
+                let header = repo::file_header(&meta, &target);
+                check(repo::content_checksum(&header, &[]))?;
+                self.w
+                    .write_content_stream(&expected, &header, io::empty(), 0)?;
+            }
+            tar::EntryType::Regular => {
+                let meta = Meta {
+                    uid,
+                    gid,
+                    mode: S_IFREG | perms,
+                    xattrs,
+                };
+                let header = repo::file_header(&meta, "");
+                if size <= IN_MEMORY_MAX {
+                    let mut buf = Vec::with_capacity(size as usize);
+                    e.read_to_end(&mut buf)?;
+                    check(repo::content_checksum(&header, &buf))?;
+                    let len = buf.len() as u64;
+                    self.w
+                        .write_content_stream(&expected, &header, io::Cursor::new(buf), len)?;
+                } else {
+                    let mut f = tempfile::tempfile_in(&self.spill_dir)?;
+                    let mut hasher = repo::content_hasher(&header);
+                    let mut buf = vec![0u8; 1 << 20];
+                    loop {
+                        let n = e.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        sha2::Digest::update(&mut hasher, &buf[..n]);
+                        f.write_all(&buf[..n])?;
+                    }
+                    check(sha2::Digest::finalize(hasher).into())?;
+                    f.rewind()?;
+                    self.w.write_content_stream(&expected, &header, f, size)?;
+                }
+                self.stats.content_bytes += size;
+            }
+            t => return Err(format_err(path, format!("content object of type {t:?}"))),
+        }
+        self.stats.content += 1;
+        Ok(())
+    }
+
+    fn write_commit(
+        &mut self,
+        csum: &str,
+        data: Vec<u8>,
+        detached: Option<Vec<u8>>,
+    ) -> Result<(), ImportError> {
+        let path = format!("{csum}.commit");
+        let actual = sha256_hex(&data);
+        if actual != csum {
+            return Err(ImportError::Checksum {
+                path,
+                expected: csum.into(),
+                actual,
+            });
+        }
+        let bytes = glib::Bytes::from_owned(data);
+        let detached = detached.map(glib::Bytes::from_owned);
+        if let Some(remote) = &self.remote {
+            let d = detached
+                .as_ref()
+                .ok_or_else(|| ImportError::MissingSignature {
+                    commit: csum.into(),
+                    remote: remote.clone(),
+                })?;
+            self.repo
+                .signature_verify_commit_data(remote, &bytes, d, ostree::RepoVerifyFlags::empty())
+                .map_err(|e| ImportError::BadSignature {
+                    commit: csum.into(),
+                    remote: remote.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let ty = glib::VariantTy::new("(a{sv}aya(say)sstayay)").expect("valid type");
+        let v = Variant::from_bytes_with_type(&bytes, ty);
+        self.repo
+            .write_metadata(
+                ostree::ObjectType::Commit,
+                Some(csum),
+                &v,
+                gio::Cancellable::NONE,
+            )
+            .map_err(octx(format!("writing commit {csum}")))?;
+        if let Some(d) = detached {
+            let v = Variant::from_bytes_with_type(&d, glib::VariantTy::VARDICT);
+            self.repo
+                .write_commit_detached_metadata(csum, Some(&v), gio::Cancellable::NONE)
+                .map_err(octx(format!("writing detached metadata of {csum}")))?;
+        }
+        self.stats.metadata += 1;
+        self.commit = Some(csum.to_string());
+        Ok(())
+    }
+
+    /// Check that every object of the commit arrived; returns the commit checksum.
+    pub fn finish(self) -> Result<String, ImportError> {
+        let c = self.commit.ok_or(ImportError::NoCommit)?;
+        let incomplete = |what: String| ImportError::Incomplete {
+            commit: c.clone(),
+            what,
+        };
+        let commit = Commit::load(self.repo, &c)?;
+        let walk = commit::walk(self.repo, &commit).map_err(|e| incomplete(e.to_string()))?;
+        for m in &walk.dirmetas {
+            let have = self
+                .repo
+                .has_object(ostree::ObjectType::DirMeta, m, gio::Cancellable::NONE)
+                .map_err(octx(format!("looking for dirmeta {m}")))?;
+            if !have {
+                return Err(incomplete(format!("dirmeta {m}")));
+            }
+        }
+        for (f, paths) in &walk.content {
+            let have = self
+                .repo
+                .has_object(ostree::ObjectType::File, f, gio::Cancellable::NONE)
+                .map_err(octx(format!("looking for content object {f}")))?;
+            if !have {
+                return Err(incomplete(format!("content object {f} (/{})", paths[0])));
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ostree::glib::prelude::*;
+
+    #[test]
+    fn object_names() {
+        let c = "ab".to_string() + &"c".repeat(62);
+        let rel = format!("ab/{}.file-xattrs-link", "c".repeat(62));
+        assert_eq!(parse_object_path(&rel), Some((c, "file-xattrs-link")));
+        assert_eq!(parse_object_path("ab/short.file"), None);
+        assert_eq!(
+            parse_object_path(&format!("AB/{}.file", "c".repeat(62))),
+            None
+        );
+        assert_eq!(
+            parse_object_path(&format!("../{}.file", "c".repeat(62))),
+            None
+        );
+    }
+
+    #[test]
+    fn xattrs_sorted_without_nul() {
+        let v = vec![
+            (b"user.b\0".to_vec(), b"2".to_vec()),
+            (b"security.capability\0".to_vec(), b"1".to_vec()),
+        ]
+        .to_variant();
+        let x = parse_xattrs(&v.data_as_bytes()).unwrap();
+        assert_eq!(x[0].0, b"security.capability");
+        assert_eq!(x[1].0, b"user.b");
+        assert!(parse_xattrs(&[]).unwrap().is_empty());
+    }
+}
