@@ -46,7 +46,7 @@ pull() {
     python3 -c "print($t1 - $t0)"
 }
 
-start_serve() { # REPO; prints the URL
+start_serve() { # REPO; sets $url (not in a subshell, so that the pid is kept for cleanup)
     local out=$work/serve-$RANDOM.out
     "$bin" serve --repo "$1" --listen 127.0.0.1:0 --cache-dir "$work/cache-$RANDOM" >"$out" 2>/dev/null &
     pids+=($!)
@@ -54,7 +54,7 @@ start_serve() { # REPO; prints the URL
         grep -q '^listening on ' "$out" 2>/dev/null && break
         sleep 0.05
     done
-    sed -n 's/^listening on //p' "$out"
+    url=$(sed -n 's/^listening on //p' "$out")
 }
 
 port=$(free_port)
@@ -63,10 +63,10 @@ pids+=($!)
 sleep 0.5
 t_static=$(pull "http://127.0.0.1:$port")
 
-url=$(start_serve "$work/src")
+start_serve "$work/src"
 t_cold=$(pull "$url")
 t_warm=$(pull "$url")
-url=$(start_serve "$work/static")
+start_serve "$work/static"
 t_arch=$(pull "$url")
 
 report() { # NAME SECONDS
