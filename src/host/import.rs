@@ -215,9 +215,9 @@ pub fn pull(
                 };
                 let imported = import_layer(&mut w, &merged, src, &tmp, default_meta, &pb);
                 pb.finish_and_clear();
-                let (tree, counts) =
+                let (mut tree, counts) =
                     imported.with_context(|| format!("importing {label} ({digest})"))?;
-                let t = w.write_tree(&tree)?;
+                let t = w.write_tree(&mut tree)?;
                 let md = std::collections::BTreeMap::new();
                 let commit = w.write_commit(&t, &tree.meta, &md, &digest, 0)?;
                 repo.transaction_set_ref(None, &bref, Some(&commit));
@@ -231,7 +231,7 @@ pub fn pull(
         apply_layer(&mut merged, &layer_tree);
     }
     result.files = merged.count_files();
-    let root_tree = w.write_tree(&merged)?;
+    let root_tree = w.write_tree(&mut merged)?;
     let labels = image.labels();
     let md = metadata::commit_metadata(&ImageMeta {
         manifest_digest: &image.manifest_digest,

@@ -25,8 +25,6 @@ use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use ostree::glib::Variant;
-
 use super::oci::{Compression, DigestReader, OciError};
 use super::policy::{classify, normalize, Disposition, EntryKind, Filtered, Rejected};
 use super::repo::{content_checksum, content_hasher, file_header, Meta, S_IFDIR, S_IFLNK, S_IFREG};
@@ -60,7 +58,7 @@ pub enum Item {
     /// Regular file, symlink or whiteout marker.
     File {
         path: Vec<String>,
-        header: Variant,
+        header: Vec<u8>,
         csum: Csum,
         data: Data,
         symlink: bool,
@@ -444,7 +442,7 @@ fn send_marker(path: Vec<String>, mut meta: Meta, tx: &SyncSender<Item>) -> Resu
     .map_err(|_| LayerError::Stopped)
 }
 
-fn spill(r: &mut impl Read, header: &Variant, dir: &Path) -> io::Result<(Csum, Data)> {
+fn spill(r: &mut impl Read, header: &[u8], dir: &Path) -> io::Result<(Csum, Data)> {
     let mut f = tempfile::tempfile_in(dir)?;
     let mut h = content_hasher(header);
     let mut buf = vec![0u8; 1 << 20];

@@ -7,12 +7,13 @@
 //! - [`layer`]: decompressing ([`gzip`]) and parsing one layer, with [`policy`] deciding each
 //!   entry;
 //! - [`tree`]: layer trees and the merged tree (whiteouts, symlink safety);
-//! - [`repo`]: ostree object formats and writing;
+//! - [`repo`]: ostree object formats and writing ([`gvariant`]: their serialisation);
 //! - [`import`]: orchestration and the transaction; [`metadata`]: commit metadata;
 //! - [`refescape`]: ref names; [`manage`]: list/remove/prune/history; [`progress`].
 
 pub mod cli;
 pub mod fetch;
+pub mod gvariant;
 pub mod gzip;
 pub mod imgref;
 pub mod import;

@@ -25,6 +25,7 @@ use ostree::gio::{self, prelude::*};
 use ostree::glib::{self, Variant};
 use sha2::{Digest, Sha256};
 
+use super::gvariant;
 pub use super::tree::Csum;
 use super::tree::{Dir, FileKind, Node};
 
@@ -59,37 +60,36 @@ pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFREG: u32 = 0o100000;
 pub const S_IFLNK: u32 = 0o120000;
 
-fn xattrs_value(x: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    x.iter()
-        .map(|(n, v)| {
-            let mut n = n.clone();
-            n.push(0);
-            (n, v.clone())
-        })
-        .collect()
+/// The content-object header (see module docs), serialised.
+pub fn file_header(meta: &Meta, symlink_target: &str) -> Vec<u8> {
+    gvariant::file_header(meta.uid, meta.gid, meta.mode, symlink_target, &meta.xattrs)
 }
 
-/// The content-object header (see module docs).
-pub fn file_header(meta: &Meta, symlink_target: &str) -> Variant {
-    (
-        meta.uid.to_be(),
-        meta.gid.to_be(),
-        meta.mode.to_be(),
-        0u32,
-        symlink_target,
-        xattrs_value(&meta.xattrs),
-    )
-        .to_variant()
+pub fn dirmeta(meta: &Meta) -> Vec<u8> {
+    gvariant::dirmeta(meta.uid, meta.gid, meta.mode, &meta.xattrs)
 }
 
-pub fn dirmeta(meta: &Meta) -> Variant {
-    (
-        meta.uid.to_be(),
-        meta.gid.to_be(),
-        meta.mode.to_be(),
-        xattrs_value(&meta.xattrs),
-    )
-        .to_variant()
+/// A serialised content-object header: our own bytes, or a glib `Variant` built elsewhere.
+pub trait HeaderBytes {
+    fn header_bytes(&self) -> &[u8];
+}
+
+impl HeaderBytes for [u8] {
+    fn header_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl HeaderBytes for Vec<u8> {
+    fn header_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl HeaderBytes for Variant {
+    fn header_bytes(&self) -> &[u8] {
+        self.data()
+    }
 }
 
 pub fn sha256(data: &[u8]) -> Csum {
@@ -97,21 +97,21 @@ pub fn sha256(data: &[u8]) -> Csum {
 }
 
 /// Checksum of a content object from its header and bytes.
-pub fn content_checksum(header: &Variant, content: &[u8]) -> Csum {
+pub fn content_checksum(header: &(impl HeaderBytes + ?Sized), content: &[u8]) -> Csum {
     let mut h = content_hasher(header);
     h.update(content);
     h.finalize().into()
 }
 
 /// A hasher started with the header, for content streamed in pieces.
-pub fn content_hasher(header: &Variant) -> Sha256 {
+pub fn content_hasher(header: &(impl HeaderBytes + ?Sized)) -> Sha256 {
     let mut h = Sha256::new();
-    h.update(stream_prefix(header));
+    h.update(stream_prefix(header.header_bytes()));
     h
 }
 
-fn stream_prefix(header: &Variant) -> Vec<u8> {
-    let data = header.data();
+fn stream_prefix(header: &[u8]) -> Vec<u8> {
+    let data = header;
     let mut v = Vec::with_capacity(8 + data.len());
     v.extend_from_slice(&(data.len() as u32).to_be_bytes());
     v.extend_from_slice(&[0u8; 4]);
@@ -174,14 +174,14 @@ impl<'r> ObjectWriter<'r> {
     pub fn write_content(
         &mut self,
         csum: &Csum,
-        header: &Variant,
+        header: &(impl HeaderBytes + ?Sized),
         content: Vec<u8>,
     ) -> Result<(), RepoError> {
         if self.has(CONTENT, ostree::ObjectType::File, csum)? {
             self.stats.content_reused += 1;
             return Ok(());
         }
-        let prefix = stream_prefix(header);
+        let prefix = stream_prefix(header.header_bytes());
         let content_len = content.len() as u64;
         let len = prefix.len() as u64 + content_len;
         let stream = gio::MemoryInputStream::from_bytes(&glib::Bytes::from_owned(prefix));
@@ -202,7 +202,7 @@ impl<'r> ObjectWriter<'r> {
     pub fn write_content_stream(
         &mut self,
         csum: &Csum,
-        header: &Variant,
+        header: &(impl HeaderBytes + ?Sized),
         content: impl Read + Send + 'static,
         len: u64,
     ) -> Result<(), RepoError> {
@@ -210,7 +210,7 @@ impl<'r> ObjectWriter<'r> {
             self.stats.content_reused += 1;
             return Ok(());
         }
-        let prefix = stream_prefix(header);
+        let prefix = stream_prefix(header.header_bytes());
         let total = prefix.len() as u64 + len;
         let stream = gio::ReadInputStream::new(std::io::Cursor::new(prefix).chain(content));
         let hex = hex::encode(csum);
@@ -227,15 +227,21 @@ impl<'r> ObjectWriter<'r> {
         &mut self,
         kind: u8,
         objtype: ostree::ObjectType,
-        v: &Variant,
+        data: &[u8],
     ) -> Result<Csum, RepoError> {
-        let csum = sha256(v.data());
+        let csum = sha256(data);
         if self.has(kind, objtype, &csum)? {
             return Ok(csum);
         }
+        let ty = match objtype {
+            ostree::ObjectType::DirTree => "(a(say)a(sayay))",
+            ostree::ObjectType::DirMeta => "(uuua(ayay))",
+            _ => "(a{sv}aya(say)sstayay)",
+        };
+        let v = Variant::from_data_with_type(data, glib::VariantTy::new(ty).expect("valid type"));
         let hex = hex::encode(csum);
         self.repo
-            .write_metadata(objtype, Some(&hex), v, gio::Cancellable::NONE)
+            .write_metadata(objtype, Some(&hex), &v, gio::Cancellable::NONE)
             .map_err(ctx(format!("writing {objtype:?} object {hex}")))?;
         self.known.insert((kind, csum));
         self.stats.metadata_written += 1;
@@ -248,20 +254,27 @@ impl<'r> ObjectWriter<'r> {
 
     /// Write the dirtree objects of `dir` and everything below; returns the root dirtree
     /// checksum. (Dirmeta objects were written when the tree was built.)
-    pub fn write_tree(&mut self, dir: &Dir) -> Result<Csum, RepoError> {
-        let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
-        let mut dirs: Vec<(&str, Vec<u8>, Vec<u8>)> = Vec::new();
-        for (name, node) in &dir.children {
-            match node {
-                Node::File { csum, .. } => files.push((name, csum.to_vec())),
-                Node::Dir(d) => {
-                    let t = self.write_tree(d)?;
-                    dirs.push((name, t.to_vec(), d.meta.to_vec()));
-                }
+    pub fn write_tree(&mut self, dir: &mut Dir) -> Result<Csum, RepoError> {
+        if let Some(t) = dir.tree {
+            return Ok(t);
+        }
+        for node in dir.children.values_mut() {
+            if let Node::Dir(d) = node {
+                self.write_tree(d)?;
             }
         }
-        let v = (files, dirs).to_variant();
-        self.write_meta(TREE, ostree::ObjectType::DirTree, &v)
+        let files = dir.children.iter().filter_map(|(n, node)| match node {
+            Node::File { csum, .. } => Some((n.as_str(), csum)),
+            Node::Dir(_) => None,
+        });
+        let dirs = dir.children.iter().filter_map(|(n, node)| match node {
+            Node::Dir(d) => Some((n.as_str(), d.tree.as_ref().expect("written above"), &d.meta)),
+            Node::File { .. } => None,
+        });
+        let data = gvariant::dirtree(files, dirs);
+        let t = self.write_meta(TREE, ostree::ObjectType::DirTree, &data)?;
+        dir.tree = Some(t);
+        Ok(t)
     }
 
     /// Write a commit object for `root` (already written with [`Self::write_tree`]).
@@ -287,7 +300,7 @@ impl<'r> ObjectWriter<'r> {
             root_tree.to_vec().to_variant(),
             root_meta.to_vec().to_variant(),
         ]);
-        let csum = self.write_meta(COMMIT, ostree::ObjectType::Commit, &v)?;
+        let csum = self.write_meta(COMMIT, ostree::ObjectType::Commit, &v.data_as_bytes())?;
         Ok(hex::encode(csum))
     }
 }
@@ -322,14 +335,14 @@ pub fn load_tree(repo: &ostree::Repo, tree: &Csum, meta: Csum) -> Result<Dir, Re
     let v = repo
         .load_variant(ostree::ObjectType::DirTree, &hex)
         .map_err(ctx(format!("loading dirtree {hex}")))?;
-    type Tree = (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>, Vec<u8>)>);
-    let (files, dirs): Tree = v.get().ok_or_else(|| RepoError::Malformed {
-        what: "dirtree",
-        csum: hex.clone(),
-    })?;
+    let (files, dirs) =
+        gvariant::parse_dirtree(&v.data_as_bytes()).ok_or_else(|| RepoError::Malformed {
+            what: "dirtree",
+            csum: hex.clone(),
+        })?;
     let mut dir = Dir::new(meta);
-    for (name, c) in files {
-        let csum = csum_from(&c, "dirtree", &hex)?;
+    dir.tree = Some(*tree);
+    for (name, csum) in files {
         dir.children.insert(
             name,
             Node::File {
@@ -339,8 +352,6 @@ pub fn load_tree(repo: &ostree::Repo, tree: &Csum, meta: Csum) -> Result<Dir, Re
         );
     }
     for (name, t, m) in dirs {
-        let t = csum_from(&t, "dirtree", &hex)?;
-        let m = csum_from(&m, "dirtree", &hex)?;
         dir.children
             .insert(name, Node::Dir(load_tree(repo, &t, m)?));
     }
@@ -376,11 +387,10 @@ mod tests {
             xattrs: vec![(b"user.a".to_vec(), b"v".to_vec())],
         };
         let h = file_header(&m, "");
-        assert_eq!(h.type_().as_str(), "(uuuusa(ayay))");
         // uid big-endian at the start
-        assert_eq!(&h.data()[..4], &[0, 0, 0, 1]);
+        assert_eq!(&h[..4], &[0, 0, 0, 1]);
         let d = dirmeta(&m);
-        assert_eq!(d.type_().as_str(), "(uuua(ayay))");
+        assert_eq!(&d[8..12], &(S_IFREG | 0o644).to_be_bytes());
     }
 
     /// Pinned against `ostree commit` of a symlink `hlink -> ../usr/bin/hello` owned by root.
@@ -423,7 +433,7 @@ mod tests {
         let p = stream_prefix(&h);
         assert_eq!(
             u32::from_be_bytes(p[..4].try_into().unwrap()) as usize,
-            h.data().len()
+            h.len()
         );
         assert_eq!(&p[4..8], &[0, 0, 0, 0]);
     }

@@ -40,6 +40,10 @@ pub struct Dir {
     /// Checksum of the dirmeta object (owner, mode, xattrs).
     pub meta: Csum,
     pub children: BTreeMap<String, Node>,
+    /// Checksum of this directory's dirtree object when it is in the repository and the
+    /// directory has not changed since (set by loading and writing, cleared by merging), so
+    /// unchanged subtrees are not serialised again.
+    pub tree: Option<Csum>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,7 +67,15 @@ impl Dir {
         Dir {
             meta,
             children: BTreeMap::new(),
+            tree: None,
         }
+    }
+
+    /// Whether any whiteout marker is in this directory or below.
+    pub fn has_whiteouts(&self) -> bool {
+        self.children.iter().any(|(name, node)| {
+            name.starts_with(WH_PREFIX) || matches!(node, Node::Dir(d) if d.has_whiteouts())
+        })
     }
 
     /// The node at `path` (components), if any.
@@ -232,6 +244,7 @@ fn dir_has_whiteout(dir: &Dir, name: &str) -> bool {
 /// an opaque marker empties the lower directory, `.wh.<name>` removes `<name>`, a directory
 /// merges into a lower directory, anything else replaces.
 pub fn apply_layer(lower: &mut Dir, upper: &Dir) {
+    lower.tree = None;
     lower.meta = upper.meta;
     if upper.children.contains_key(WH_OPAQUE) {
         lower.children.clear();
@@ -250,6 +263,10 @@ pub fn apply_layer(lower: &mut Dir, upper: &Dir) {
         match node {
             Node::Dir(ud) => match lower.children.get_mut(name) {
                 Some(Node::Dir(ld)) => apply_layer(ld, ud),
+                // A new directory without whiteouts is taken as it is, written dirtree included.
+                _ if !ud.has_whiteouts() => {
+                    lower.children.insert(name.clone(), Node::Dir(ud.clone()));
+                }
                 _ => {
                     let mut fresh = Dir::new(ud.meta);
                     apply_layer(&mut fresh, ud);

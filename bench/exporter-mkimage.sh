@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Build the benchmark image: a Debian 12 system (kernel, systemd, python3, perl, vim) split
-# into three buildah layers, pushed to an OCI layout. Prints nothing; see bench/run.sh.
+# Build the exporter benchmark image: a Debian 12 system (kernel, systemd, python3, perl, vim)
+# split into three buildah layers, pushed to an OCI layout. Prints nothing; see bench/exporter.sh.
 #
-#   bench/mkimage.sh WORKDIR
+#   bench/exporter-mkimage.sh WORKDIR
 #
 # WORKDIR/rootfs.tar  the full root filesystem (mmdebstrap; cached: delete to rebuild)
 # WORKDIR/oci         OCI layout: tag v1 (3 layers), tag v2 (same two lower layers, new top)
