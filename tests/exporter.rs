@@ -14,6 +14,7 @@ mod util;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
+use std::process::Command;
 
 use util::*;
 
@@ -692,4 +693,83 @@ fn killed_import_leaves_repository_clean_and_rerun_succeeds() {
     repo.fsck();
     assert_eq!(repo.refs().len(), 4);
     assert!(ok(&mut repo.ostree(["ls", &c, "/usr/l2f399"])).contains("100000"));
+}
+
+/// An image derived (with buildah) from an ostree-encapsulated commit: the base keeps its
+/// commit checksum, the derived layers go on top, and no ostree object store leaks into the
+/// merged tree.
+#[test]
+fn derived_from_encapsulated_base_keeps_the_base_commit() {
+    let t = tmpdir();
+    let tree = t.path().join("tree");
+    for d in ["usr/bin", "usr/etc", "usr/lib/modules/6.1.0"] {
+        fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    fs::write(tree.join("usr/bin/base"), b"base").unwrap();
+    chmod(&tree.join("usr/bin/base"), 0o755);
+    fs::write(tree.join("usr/bin/gone"), b"gone").unwrap();
+    fs::write(tree.join("usr/etc/os-release"), b"ID=base\n").unwrap();
+    fs::write(tree.join("usr/lib/modules/6.1.0/vmlinuz"), vec![1u8; 5000]).unwrap();
+    let src = Repo::init(t.path().join("src"), "bare-user");
+    let base = ok(src
+        .ostree(["commit", "-b", "base", "--owner-uid=0", "--owner-gid=0"])
+        .arg(format!("--tree=dir={}", tree.display())))
+    .trim()
+    .to_string();
+    let oci = t.path().join("oci");
+    ok(exporter(["encapsulate", "--max-layers", "3", "--repo"])
+        .arg(&src.path)
+        .arg("base")
+        .arg(format!("oci:{}:base", oci.display())));
+
+    let b = Buildah::new(t.path(), "vfs");
+    ok(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci:{}:base", oci.display()))
+        .arg(b.storage_ref("base")));
+    let c = b.from("localhost/base");
+    let m = b.mount(&c);
+    fs::write(m.join("usr/bin/derived"), b"derived").unwrap();
+    fs::remove_file(m.join("usr/bin/gone")).unwrap();
+    fs::write(m.join("etc/motd"), b"motd").unwrap();
+    b.commit(&c, "derived");
+    let oci2 = t.path().join("oci2");
+    b.push_oci("derived", &oci2, "d");
+
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let imgref = format!("ostree-unverified-image:oci:{}:d", oci2.display());
+    let merged = pull(&repo.path, &imgref);
+    repo.fsck();
+    let refs = repo.refs();
+    let blobs: Vec<&String> = refs
+        .iter()
+        .filter(|(r, _)| r.contains("/blob/"))
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(
+        blobs.iter().filter(|c| **c == &base).count(),
+        blobs.len() - 1,
+        "every ostree layer names the base commit: {refs:?}"
+    );
+    let ls = ok(&mut repo.ostree(["ls", "-R", &merged]));
+    for want in [
+        "/usr/bin/base",
+        "/usr/bin/derived",
+        "/usr/etc/motd",
+        "/usr/etc/os-release",
+    ] {
+        assert!(ls.contains(want), "{want} missing:\n{ls}");
+    }
+    assert!(!ls.contains("/usr/bin/gone"), "{ls}");
+    assert!(
+        !ls.contains("objects"),
+        "the ostree object store leaked:\n{ls}"
+    );
+    assert_eq!(repo.metadata(&merged, "ostree.bootable"), "true");
+    // Same content object for the base's file in both commits.
+    let base_file = ok(&mut src.ostree(["ls", "-C", &base, "/usr/bin/base"]));
+    let merged_file = ok(&mut repo.ostree(["ls", "-C", &merged, "/usr/bin/base"]));
+    assert_eq!(base_file, merged_file);
+    // Again: nothing to do; and the base is reused by a second derived image.
+    assert_eq!(pull(&repo.path, &imgref), merged);
 }

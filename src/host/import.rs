@@ -192,7 +192,25 @@ pub fn pull(
     let mut merged = Dir::new(default_meta);
     let layers = image.layers()?;
     let n = layers.len();
-    for (i, (desc, diff_id)) in layers.iter().enumerate() {
+    // An image derived from an ostree-encapsulated commit: its first layers hold the commit
+    // (ostree-rs-ext's format); import that commit as it is and build on its tree.
+    let diff_ids: Vec<String> = layers.iter().map(|(_, d)| d.clone()).collect();
+    let n_ostree =
+        crate::encapsulate::unencap::ostree_layer_count(&image.labels(), &diff_ids).unwrap_or(0);
+    if n_ostree > 0 {
+        let base = import_ostree_base(
+            repo,
+            &source.layout,
+            &image,
+            &layers[..n_ostree],
+            &mut result,
+        )?;
+        for (desc, _) in &layers[..n_ostree] {
+            repo.transaction_set_ref(None, &blob_ref(desc.digest().as_ref()), Some(&base));
+        }
+        merged = repo::load_commit_tree(repo, &base)?;
+    }
+    for (i, (desc, diff_id)) in layers.iter().enumerate().skip(n_ostree) {
         let digest = desc.digest().to_string();
         let bref = blob_ref(&digest);
         let label = format!("layer {}/{n}", i + 1);
@@ -257,6 +275,85 @@ pub fn pull(
     result.commit = commit;
     result.elapsed = start.elapsed();
     Ok(result)
+}
+
+/// The commit held by the ostree layers of an encapsulated base: reused when every one of
+/// their refs names the same commit, else imported (objects, checksum and detached metadata
+/// kept) with the encapsulate side's importer, inside our transaction.
+fn import_ostree_base(
+    repo: &ostree::Repo,
+    layout: &oci::Layout,
+    image: &oci::Image,
+    layers: &[(&oci_spec::image::Descriptor, String)],
+    result: &mut PullResult,
+) -> Result<String> {
+    let existing: Vec<Option<String>> = layers
+        .iter()
+        .map(|(d, _)| {
+            Ok(repo
+                .resolve_rev(&blob_ref(d.digest().as_ref()), true)?
+                .map(|s| s.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    if let Some(Some(first)) = existing.first() {
+        if existing
+            .iter()
+            .all(|c| c.as_deref() == Some(first.as_str()))
+        {
+            result.layers_reused += layers.len();
+            return Ok(first.clone());
+        }
+    }
+    let mut imp = crate::encapsulate::tarread::Importer::new(repo, None)?;
+    let n = layers.len();
+    for (i, (desc, diff_id)) in layers.iter().enumerate() {
+        let digest = desc.digest().to_string();
+        let what = format!("ostree layer {}/{n} ({digest})", i + 1);
+        let compression =
+            oci::layer_compression(desc.media_type().as_ref()).with_context(|| what.clone())?;
+        let mut blob = oci::DigestReader::new(std::io::BufReader::with_capacity(
+            256 << 10,
+            layout.open_blob(&digest)?,
+        ));
+        {
+            let decompressed: Box<dyn std::io::Read + '_> = match compression {
+                oci::Compression::None => Box::new(&mut blob),
+                oci::Compression::Gzip => Box::new(super::gzip::GzipReader::new(
+                    std::io::BufReader::new(&mut blob),
+                )),
+                oci::Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut blob)?),
+            };
+            let mut tar = oci::DigestReader::new(decompressed);
+            let imported = imp.import_layer(std::io::BufReader::with_capacity(1 << 20, &mut tar));
+            let drained = std::io::copy(&mut tar, &mut std::io::sink());
+            let tar_digest = tar.finish();
+            drop(tar);
+            std::io::copy(&mut blob, &mut std::io::sink()).with_context(|| what.clone())?;
+            blob.verify(&what, &digest, Some(desc.size()))?;
+            imported.with_context(|| what.clone())?;
+            drained.with_context(|| what.clone())?;
+            if tar_digest.0 != *diff_id {
+                return Err(oci::OciError::DigestMismatch {
+                    what: format!("{what} uncompressed content (diff_id)"),
+                    expected: diff_id.clone(),
+                    actual: tar_digest.0,
+                }
+                .into());
+            }
+            result.tar_bytes += tar_digest.1;
+        }
+        result.blob_bytes += desc.size();
+        result.layers_imported += 1;
+    }
+    let commit = imp.finish()?;
+    if let Some(want) = image.labels().get(crate::encapsulate::encap::LABEL_COMMIT) {
+        if *want != commit {
+            anyhow::bail!(
+                "the image's ostree.commit label says {want}, but its ostree layers hold {commit}"
+            );
+        }
+    }
+    Ok(commit)
 }
 
 /// Read one layer on a second thread while writing its objects here.
