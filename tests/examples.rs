@@ -240,7 +240,8 @@ fn example(name: &str, flags: &[&str], prepare: impl FnOnce(&Path), check: impl 
     export(&b, &tag, &ref1);
     let sysroot = Sysroot::new("debian");
     let deployment = sysroot.deploy(repo(), &ref1);
-    sysroot.first_boot(&deployment);
+    let boot = sysroot.first_boot(&deployment);
+    eprintln!("first boot of {name} v1:\n{boot}");
     let d = Deployed {
         sysroot,
         deployment,
@@ -277,7 +278,8 @@ fn example(name: &str, flags: &[&str], prepare: impl FnOnce(&Path), check: impl 
         vec![deployment2.clone(), d.deployment.clone()],
         "the upgrade is the default, the first version the rollback"
     );
-    d.sysroot.first_boot(&deployment2);
+    let boot = d.sysroot.first_boot(&deployment2);
+    eprintln!("first boot of {name} v2:\n{boot}");
     let d2 = Deployed {
         sysroot: d.sysroot,
         deployment: deployment2,
@@ -514,6 +516,97 @@ fn base_bootable_overlay_layout() {
     assert!(
         listing.contains("ostree-prepare-root"),
         "the initramfs can mount an ostree deployment"
+    );
+    b.umount(&ctr);
+    b.rm(&ctr);
+}
+
+/// containerfiles/ostree-container (the tool as an image, multi-stage) builds, and a build uses
+/// it with `RUN --mount=type=bind,from=…` where libostree's dispatch looks, leaving nothing of
+/// the mount behind. The builder stage gets this machine's Rust toolchain through `-v` (no
+/// registry here for `rust:1-bookworm`).
+#[test]
+fn tool_image_mounts_into_a_build() {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let rustup = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup"));
+    let cargo = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
+    assert!(
+        Path::new(&cargo).join("bin/cargo").exists(),
+        "no cargo in {cargo}"
+    );
+    let b = Buildah::shared(Driver::Overlay);
+    let base = base_image(&b, Variant::Minbase);
+    let id = std::process::id();
+    let mut images = Images {
+        b: &b,
+        names: vec![],
+    };
+
+    // A Debian 12 builder: the base, with the toolchain's paths (mounted at build time).
+    let ctx = tempfile::tempdir_in(target_tmp()).unwrap();
+    std::fs::write(
+        ctx.path().join("Containerfile"),
+        format!(
+            "FROM {base}\nENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \
+             PATH=/usr/local/cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        ),
+    )
+    .unwrap();
+    let builder = format!("localhost/test-rust-builder-{id}");
+    b.bud(ctx.path(), None, &builder, &[]);
+    images.names.push(builder.clone());
+
+    let tool = format!("localhost/ostree-container-tool-{id}");
+    let cf = top().join("containerfiles/ostree-container");
+    let start = std::time::Instant::now();
+    b.bud_with(
+        &top(),
+        Some(&cf.join("Containerfile")),
+        &tool,
+        &[("BUILDER", &builder)],
+        &[
+            "--ignorefile",
+            cf.join("containerignore").to_str().unwrap(),
+            "-v",
+            &format!("{rustup}:/usr/local/rustup:ro"),
+            "-v",
+            &format!("{cargo}:/usr/local/cargo"),
+        ],
+    );
+    images.names.push(tool.clone());
+    eprintln!("tool image: {:.0?}", start.elapsed());
+
+    // An image whose libostree has no ostree-container: mount the tool's binary for one step.
+    let ctx = tempfile::tempdir_in(target_tmp()).unwrap();
+    std::fs::write(
+        ctx.path().join("Containerfile"),
+        format!(
+            "FROM {base}\n\
+             RUN rm /usr/libexec/libostree/ext/ostree-container\n\
+             RUN --mount=type=bind,from={tool},source=/usr/bin/ostree-container,\
+             target=/usr/libexec/libostree/ext/ostree-container \\\n    \
+             useradd --system --user-group mounted && ostree container commit\n"
+        ),
+    )
+    .unwrap();
+    let derived = format!("localhost/mounted-tool-{id}");
+    b.bud(ctx.path(), None, &derived, &[]);
+    images.names.push(derived.clone());
+    let ctr = b.from(&derived);
+    let root = b.mount(&ctr);
+    let sysusers = std::fs::read_dir(root.join("usr/lib/sysusers.d"))
+        .unwrap()
+        .map(|e| read(e.unwrap().path()))
+        .collect::<String>();
+    assert!(
+        sysusers.lines().any(|l| l.starts_with("u mounted ")),
+        "the mounted binary ran `commit`: {sysusers}"
+    );
+    assert!(
+        !root
+            .join("usr/libexec/libostree/ext/ostree-container")
+            .exists(),
+        "the mount left nothing behind"
     );
     b.umount(&ctr);
     b.rm(&ctr);
