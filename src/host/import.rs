@@ -21,7 +21,7 @@
 //! way no ref moves and `ostree fsck` stays clean.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -157,6 +157,7 @@ pub fn pull(
     let tmp = repo_path(repo)?.join("tmp");
     let source = fetch::open(r, &tmp)?;
     let image = source.layout.resolve(source.tag.as_deref())?;
+    tracing::debug!(elapsed = ?start.elapsed(), manifest = %image.manifest_digest, "resolved");
     let image_ref = image_ref_name(&r.imgref);
     let progress = Progress::new(opts.quiet);
 
@@ -210,46 +211,74 @@ pub fn pull(
         }
         merged = repo::load_commit_tree(repo, &base)?;
     }
-    for (i, (desc, diff_id)) in layers.iter().enumerate().skip(n_ostree) {
-        let digest = desc.digest().to_string();
-        let bref = blob_ref(&digest);
-        let label = format!("layer {}/{n}", i + 1);
-        let layer_tree = match repo.resolve_rev(&bref, true)? {
-            Some(c) => {
-                result.layers_reused += 1;
-                repo::load_commit_tree(repo, &c)?
-            }
-            None => {
-                let compression = oci::layer_compression(desc.media_type().as_ref())
-                    .with_context(|| format!("{label} ({digest})"))?;
-                let pb = progress.layer(&label, desc.size());
-                let src = LayerSource {
-                    blob: Box::new(pb.wrap_read(source.layout.open_blob(&digest)?)),
-                    compression,
-                    digest: &digest,
-                    size: desc.size(),
-                    diff_id,
-                    name: &format!("{label} ({digest})"),
-                };
-                let imported = import_layer(&mut w, &merged, src, &tmp, default_meta, &pb);
-                pb.finish_and_clear();
-                let (mut tree, counts) =
-                    imported.with_context(|| format!("importing {label} ({digest})"))?;
-                let t = w.write_tree(&mut tree)?;
-                let md = std::collections::BTreeMap::new();
-                let commit = w.write_commit(&t, &tree.meta, &md, &digest, 0)?;
-                repo.transaction_set_ref(None, &bref, Some(&commit));
-                result.layers_imported += 1;
-                result.blob_bytes += counts.blob_bytes;
-                result.tar_bytes += counts.tar_bytes;
-                result.filtered += counts.filtered;
-                tree
-            }
-        };
-        apply_layer(&mut merged, &layer_tree);
-    }
+    // Plan the remaining layers: reuse a stored layer commit, or import.
+    let jobs: Vec<LayerJob> = layers
+        .iter()
+        .enumerate()
+        .skip(n_ostree)
+        .map(|(i, (desc, diff_id))| {
+            let digest = desc.digest().to_string();
+            let bref = blob_ref(&digest);
+            let existing = repo.resolve_rev(&bref, true)?.map(|c| c.to_string());
+            let label = format!("layer {}/{n}", i + 1);
+            Ok(LayerJob {
+                name: format!("{label} ({digest})"),
+                label,
+                media_type: desc.media_type().to_string(),
+                size: desc.size(),
+                diff_id: diff_id.clone(),
+                digest,
+                bref,
+                existing,
+            })
+        })
+        .collect::<Result<_>>()?;
+    std::thread::scope(|s| -> Result<()> {
+        // While one layer is written, the next one to import is already being read.
+        let mut prefetched: Option<(usize, Pipeline<'_>)> = None;
+        for (k, job) in jobs.iter().enumerate() {
+            let layer_tree = match &job.existing {
+                Some(c) => {
+                    result.layers_reused += 1;
+                    repo::load_commit_tree(repo, c)?
+                }
+                None => {
+                    let pipeline = match prefetched.take() {
+                        Some((kk, p)) if kk == k => p,
+                        _ => start_layer(s, &source.layout, job, &tmp, &progress)?,
+                    };
+                    if let Some((k2, j2)) = jobs
+                        .iter()
+                        .enumerate()
+                        .skip(k + 1)
+                        .find(|(_, j)| j.existing.is_none())
+                    {
+                        // An error here surfaces when that layer's turn comes.
+                        if let Ok(p) = start_layer(s, &source.layout, j2, &tmp, &progress) {
+                            prefetched = Some((k2, p));
+                        }
+                    }
+                    let (mut tree, counts) = finish_layer(&mut w, &merged, pipeline, default_meta)
+                        .with_context(|| format!("importing {}", job.name))?;
+                    let t = w.write_tree(&mut tree)?;
+                    let md = std::collections::BTreeMap::new();
+                    let commit = w.write_commit(&t, &tree.meta, &md, &job.digest, 0)?;
+                    repo.transaction_set_ref(None, &job.bref, Some(&commit));
+                    result.layers_imported += 1;
+                    result.blob_bytes += counts.blob_bytes;
+                    result.tar_bytes += counts.tar_bytes;
+                    result.filtered += counts.filtered;
+                    tree
+                }
+            };
+            apply_layer(&mut merged, &layer_tree);
+            tracing::debug!(elapsed = ?start.elapsed(), layer = n_ostree + k + 1, "layer done");
+        }
+        Ok(())
+    })?;
     result.files = merged.count_files();
     let root_tree = w.write_tree(&mut merged)?;
+    tracing::debug!(elapsed = ?start.elapsed(), "merged tree written");
     let labels = image.labels();
     let md = metadata::commit_metadata(&ImageMeta {
         manifest_digest: &image.manifest_digest,
@@ -272,6 +301,7 @@ pub fn pull(
     }
     result.objects_written = w.stats.content_written + w.stats.metadata_written;
     txn.commit()?;
+    tracing::debug!(elapsed = ?start.elapsed(), "transaction committed");
     result.commit = commit;
     result.elapsed = start.elapsed();
     Ok(result)
@@ -356,40 +386,82 @@ fn import_ostree_base(
     Ok(commit)
 }
 
-/// Read one layer on a second thread while writing its objects here.
-fn import_layer(
+/// One layer still to apply.
+struct LayerJob {
+    digest: String,
+    bref: String,
+    /// "layer 2/3" (progress bars) and "layer 2/3 (sha256:…)" (messages).
+    label: String,
+    name: String,
+    media_type: String,
+    size: u64,
+    diff_id: String,
+    /// The layer's commit, when already stored.
+    existing: Option<String>,
+}
+
+/// A layer being read (decompressed, parsed, hashed) on its own threads.
+struct Pipeline<'scope> {
+    rx: Receiver<Item>,
+    reader: std::thread::ScopedJoinHandle<'scope, Result<LayerCounts, LayerError>>,
+    pb: indicatif::ProgressBar,
+}
+
+fn start_layer<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    layout: &'env oci::Layout,
+    job: &'env LayerJob,
+    spill_dir: &'env Path,
+    progress: &Progress,
+) -> Result<Pipeline<'scope>> {
+    let compression = oci::layer_compression(&job.media_type).with_context(|| job.name.clone())?;
+    let pb = progress.layer(&job.label, job.size);
+    let blob: Box<dyn std::io::Read + Send> =
+        Box::new(pb.wrap_read(layout.open_blob(&job.digest)?));
+    let (tx, rx) = sync_channel::<Item>(256);
+    let bar = pb.clone();
+    let reader = s.spawn(move || {
+        let src = LayerSource {
+            blob,
+            compression,
+            digest: &job.digest,
+            size: job.size,
+            diff_id: &job.diff_id,
+            name: &job.name,
+        };
+        let r = layer::read_layer(src, &tx, spill_dir, &|c| Progress::files(&bar, c));
+        drop(tx);
+        r
+    });
+    Ok(Pipeline { rx, reader, pb })
+}
+
+/// Write a layer's objects as its reader produces them, building its tree.
+fn finish_layer(
     w: &mut ObjectWriter<'_>,
     lower: &Dir,
-    src: LayerSource<'_>,
-    spill_dir: &Path,
+    p: Pipeline<'_>,
     default_meta: super::tree::Csum,
-    pb: &indicatif::ProgressBar,
 ) -> Result<(Dir, LayerCounts)> {
-    let (tx, rx) = sync_channel::<Item>(256);
-    std::thread::scope(|s| {
-        let reader = s.spawn(move || {
-            let r = layer::read_layer(src, &tx, spill_dir, &|c| Progress::files(pb, c));
-            drop(tx);
-            r
-        });
-        let mut builder = LayerBuilder::new(lower, default_meta);
-        let written: Result<()> = (|| {
-            for item in rx.iter() {
-                write_item(w, &mut builder, item)?;
-            }
-            Ok(())
-        })();
-        drop(rx);
-        let read = reader
-            .join()
-            .map_err(|_| anyhow!("layer reader thread panicked"))?;
-        match (read, written) {
-            (Err(LayerError::Stopped), Err(e)) => Err(e),
-            (Err(e), _) => Err(e.into()),
-            (Ok(_), Err(e)) => Err(e),
-            (Ok(counts), Ok(())) => Ok((builder.root, counts)),
+    let mut builder = LayerBuilder::new(lower, default_meta);
+    let written: Result<()> = (|| {
+        for item in p.rx.iter() {
+            write_item(w, &mut builder, item)?;
         }
-    })
+        Ok(())
+    })();
+    drop(p.rx);
+    let read = p
+        .reader
+        .join()
+        .map_err(|_| anyhow!("layer reader thread panicked"))?;
+    p.pb.finish_and_clear();
+    match (read, written) {
+        (Err(LayerError::Stopped), Err(e)) => Err(e),
+        (Err(e), _) => Err(e.into()),
+        (Ok(_), Err(e)) => Err(e),
+        (Ok(counts), Ok(())) => Ok((builder.root, counts)),
+    }
 }
 
 fn write_item(w: &mut ObjectWriter<'_>, b: &mut LayerBuilder<'_>, item: Item) -> Result<()> {

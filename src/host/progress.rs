@@ -4,40 +4,41 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::layer::LayerCounts;
 
-#[derive(Debug, Clone, Copy)]
+/// Where the bars go: several layers can be in flight (one written, the next one read).
+#[derive(Debug, Clone)]
 pub struct Progress {
-    enabled: bool,
+    bars: Option<MultiProgress>,
 }
 
 impl Progress {
     /// Bars only when stderr is a terminal and not quiet.
     pub fn new(quiet: bool) -> Self {
+        let enabled = !quiet && std::io::stderr().is_terminal();
         Progress {
-            enabled: !quiet && std::io::stderr().is_terminal(),
+            bars: enabled.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
         }
     }
 
     pub fn hidden() -> Self {
-        Progress { enabled: false }
+        Progress { bars: None }
     }
 
     /// A bar for one layer of `size` compressed bytes.
     pub fn layer(&self, label: &str, size: u64) -> ProgressBar {
-        if !self.enabled {
+        let Some(bars) = &self.bars else {
             return ProgressBar::hidden();
-        }
-        let pb = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr())
-            .with_style(
-                ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
+        };
+        let pb = bars.add(ProgressBar::new(size)).with_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
         pb.set_prefix(label.to_string());
         pb.enable_steady_tick(Duration::from_millis(200));
         pb
