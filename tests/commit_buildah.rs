@@ -60,9 +60,13 @@ fn build_side_binary_needs_only_glibc() {
 
 const PKG: &str = "chrony";
 
-/// Two RUN steps: the first goes through libostree's own dispatch (the base has `ostree` and our
-/// binary at /usr/libexec/libostree/ext/ostree-container); the second bind-mounts the glibc-only
-/// binary as /usr/bin/ostree, as in images without libostree.
+/// Three RUN steps, one per way of being called:
+/// 1. `ostree container commit` through libostree's own dispatch (the base has `ostree` and our
+///    binary at /usr/libexec/libostree/ext/ostree-container);
+/// 2. libostree's `ostree` purged, then our binary called by its own name;
+/// 3. in that image without libostree, the glibc-only binary bind-mounted as /usr/bin/ostree
+///    (buildah 1.28 deletes a file that exists at a mount target, so this is only done where the
+///    image has no `ostree`, which is the case it is for).
 fn containerfile(base: &str) -> String {
     format!(
         r#"FROM {base}
@@ -73,6 +77,8 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
     && mkdir -p /var/lib/appstate && echo seeded > /var/lib/appstate/config && chown builder: /var/lib/appstate \
     && echo junk > /tmp/junk && rm -rf /var/lib/apt/lists/* \
     && ostree container commit
+RUN DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq ostree && test ! -e /usr/bin/ostree \
+    && /usr/libexec/libostree/ext/ostree-container commit
 RUN --mount=type=bind,source=ostree-container,target=/usr/bin/ostree \
     useradd -r -u 901 -U -d /var/lib/second -s /usr/sbin/nologin second && mkdir -p /var/lib/second && chown second: /var/lib/second \
     && printf '#!/bin/sh\necho local-ok\n' > /usr/local/bin/localtool && chmod 755 /usr/local/bin/localtool \
@@ -119,6 +125,10 @@ fn build_and_upgrade(driver: Driver) {
         serde_json::from_str(&common::read(newp.join("usr/share/commit-report.json"))).unwrap();
     assert_eq!(report["counts"]["errors"], 0, "{report:#}");
     assert!(!newp.join("tmp/junk").exists());
+    assert!(
+        fs::symlink_metadata(newp.join("usr/bin/ostree")).is_err(),
+        "the bind-mounted binary left something at /usr/bin/ostree"
+    );
     assert_eq!(
         fs::read_link(newp.join("var/lib/dpkg")).unwrap(),
         Path::new("../../usr/lib/sysimage/dpkg")
