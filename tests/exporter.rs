@@ -773,3 +773,76 @@ fn derived_from_encapsulated_base_keeps_the_base_commit() {
     // Again: nothing to do; and the base is reused by a second derived image.
     assert_eq!(pull(&repo.path, &imgref), merged);
 }
+
+/// An image carrying an SELinux policy is labelled from that policy exactly as
+/// `ostree commit --selinux-policy` labels the same tree.
+#[test]
+fn selinux_labels_from_the_image_policy_match_ostree_commit() {
+    let t = tmpdir();
+    let fc = b"/.*\tsystem_u:object_r:default_t:s0\n\
+/usr(/.*)?\tsystem_u:object_r:usr_t:s0\n\
+/usr/bin(/.*)?\tsystem_u:object_r:bin_t:s0\n\
+/usr/bin/sh\t--\tsystem_u:object_r:shell_exec_t:s0\n\
+/usr/etc(/.*)?\tsystem_u:object_r:etc_t:s0\n\
+/var/lib(/.*)?\tsystem_u:object_r:var_lib_t:s0\n\
+/\tsystem_u:object_r:root_t:s0\n";
+    let layers = [
+        Layer::new(
+            &[
+                Ent::Dir("etc", 0o755),
+                file(
+                    "etc/selinux/config",
+                    b"SELINUX=enforcing\nSELINUXTYPE=test\n",
+                ),
+                file("etc/selinux/test/contexts/files/file_contexts", fc),
+                file("etc/selinux/test/policy/policy.33", b"not a real policy"),
+                Ent::Dir("usr", 0o755),
+                Ent::Dir("usr/bin", 0o755),
+                file("usr/bin/sh", b"sh"),
+                file("usr/bin/ls", b"ls"),
+                Ent::Link("usr/sbin", "bin"),
+                Ent::FileFull {
+                    path: "usr/bin/ping".into(),
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    data: b"ping".to_vec(),
+                    xattrs: vec![("security.capability", CAP_NET_RAW.to_vec())],
+                },
+            ],
+            Comp::Gzip,
+        ),
+        Layer::new(
+            &[
+                file("var/lib/x", b"x"),
+                file("etc/motd", b"hi"),
+                file("usr/bin/ls2", b"ls"),
+            ],
+            Comp::Gzip,
+        ),
+    ];
+    let oci = t.path().join("oci");
+    write_layout(&oci, "se", &layers, &[], "2024-01-01T00:00:00Z");
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let ours = pull(
+        &repo.path,
+        &format!("ostree-unverified-image:oci:{}:se", oci.display()),
+    );
+    repo.fsck();
+    // The oracle: the same tree committed by libostree with the same policy.
+    let co = t.path().join("co");
+    repo.checkout(&ours, &co);
+    let theirs = ok(repo
+        .ostree(["commit", "--orphan", "--owner-uid=0", "--owner-gid=0"])
+        .arg(format!("--tree=dir={}", co.display()))
+        .arg(format!("--selinux-policy={}", co.display())))
+    .trim()
+    .to_string();
+    let listing = |c: &str| ok(&mut repo.ostree(["ls", "-R", "-C", "-X", c]));
+    let (a, b) = (listing(&ours), listing(&theirs));
+    assert_eq!(a, b, "ours:\n{a}\nostree commit --selinux-policy:\n{b}");
+    assert!(
+        a.contains("shell_exec_t") && a.contains("etc_t") && a.contains("security.capability"),
+        "{a}"
+    );
+}

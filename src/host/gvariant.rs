@@ -199,6 +199,30 @@ fn csum(b: &[u8]) -> Option<Csum> {
     b.try_into().ok()
 }
 
+/// Parse `a(ayay)` into (name without its NUL, value) pairs.
+pub fn parse_xattrs(data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for e in split_array(data)? {
+        let it = split_tuple(e, 2)?;
+        let n = it[0].strip_suffix(&[0]).unwrap_or(it[0]);
+        out.push((n.to_vec(), it[1].to_vec()));
+    }
+    Some(out)
+}
+
+/// Extended attributes: (name without NUL, value).
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Parse a dirmeta into (uid, gid, mode, xattrs).
+pub fn parse_dirmeta(data: &[u8]) -> Option<(u32, u32, u32, Xattrs)> {
+    let u = |i: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(
+            data.get(i * 4..i * 4 + 4)?.try_into().ok()?,
+        ))
+    };
+    Some((u(0)?, u(1)?, u(2)?, parse_xattrs(data.get(12..)?)?))
+}
+
 pub type ParsedTree = (Vec<(String, Csum)>, Vec<(String, Csum, Csum)>);
 
 /// Parse a dirtree; None when malformed.
@@ -293,6 +317,14 @@ mod tests {
             let g = (gf, gd).to_variant();
             assert_eq!(ours, g.data(), "{nf} files {nd} dirs");
             assert_eq!(parse_dirtree(&ours), Some((files, dirs)));
+        }
+    }
+
+    #[test]
+    fn dirmeta_round_trip() {
+        for x in [xa(0, 0), xa(1, 5), xa(40, 300)] {
+            let d = dirmeta(5, 6, 0o40700, &x);
+            assert_eq!(parse_dirmeta(&d), Some((5, 6, 0o40700, x)));
         }
     }
 

@@ -276,6 +276,12 @@ pub fn pull(
         }
         Ok(())
     })?;
+    if let Some(mut policy) = super::selinux::load_policy(repo, &merged, &tmp)? {
+        super::selinux::Relabeler::new(&mut w, &mut policy)
+            .relabel(&mut merged, "/")
+            .context("labelling with the image's SELinux policy")?;
+        tracing::debug!(elapsed = ?start.elapsed(), lookups = policy.lookups, "SELinux labels applied");
+    }
     result.files = merged.count_files();
     let root_tree = w.write_tree(&mut merged)?;
     tracing::debug!(elapsed = ?start.elapsed(), "merged tree written");

@@ -9,6 +9,7 @@
 //! - [`tree`]: layer trees and the merged tree (whiteouts, symlink safety);
 //! - [`repo`]: ostree object formats and writing ([`gvariant`]: their serialisation);
 //! - [`import`]: orchestration and the transaction; [`metadata`]: commit metadata;
+//!   [`selinux`]: labels from the image's own policy;
 //! - [`refescape`]: ref names; [`manage`]: list/remove/prune/history; [`progress`].
 
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod progress;
 pub mod refescape;
 pub mod repo;
+pub mod selinux;
 pub mod tree;
 
 use anyhow::Result;
