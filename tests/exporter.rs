@@ -817,7 +817,13 @@ fn selinux_labels_from_the_image_policy_match_ostree_commit() {
                 file("var/lib/x", b"x"),
                 file("etc/motd", b"hi"),
                 file("usr/bin/ls2", b"ls"),
-            ],
+            ]
+            .into_iter()
+            // Enough paths for the lookups to be spread over several threads.
+            .chain(
+                (0..1500).map(|i| file(&format!("usr/share/many/f{i}"), format!("{i}").as_bytes())),
+            )
+            .collect::<Vec<_>>(),
             Comp::Gzip,
         ),
     ];

@@ -278,7 +278,7 @@ pub fn pull(
     })?;
     if let Some(mut policy) = super::selinux::load_policy(repo, &merged, &tmp)? {
         super::selinux::Relabeler::new(&mut w, &mut policy)
-            .relabel(&mut merged, "/")
+            .relabel(&mut merged)
             .context("labelling with the image's SELinux policy")?;
         tracing::debug!(elapsed = ?start.elapsed(), lookups = policy.lookups, "SELinux labels applied");
     }

@@ -6,10 +6,11 @@
 //! libostree's `OstreeSePolicy` (libselinux `file_contexts` lookups, the same code `ostree
 //! commit --selinux-policy` uses, so labels are identical). Every file and directory of the
 //! merged tree then gets `security.selinux` = the label for its path (as stored: `/usr/etc/…`,
-//! like libostree) and mode, with a trailing NUL. Changing an xattr changes a content object's
-//! checksum, so each labelled object is written anew: its bytes are read back from the
-//! repository, hashed and written (once per distinct object and label). Layer commits stay
-//! unlabelled, as in ostree-rs-ext.
+//! like libostree) and mode, with a trailing NUL. Lookups (tens to hundreds of µs each with a
+//! full distribution policy) run on all cores, one policy handle per thread. Changing an xattr
+//! changes a content object's checksum, so each labelled object is written anew: its bytes are
+//! read back from the repository, hashed and written (once per distinct object and label).
+//! Layer commits stay unlabelled, as in ostree-rs-ext.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -97,17 +98,57 @@ fn extract(repo: &ostree::Repo, dir: &Dir, dest: &Path) -> Result<()> {
 }
 
 impl Policy {
-    fn label(&mut self, path: &str, mode: u32) -> Result<Option<Vec<u8>>> {
-        self.lookups += 1;
-        let l = self
-            .policy
-            .label(path, mode, gio::Cancellable::NONE)
-            .map_err(ctx(format!("SELinux label for {path}")))?;
-        Ok(l.map(|l| {
-            let mut v = l.as_bytes().to_vec();
-            v.push(0);
-            v
-        }))
+    /// Label every (path, mode), spreading the lookups over threads: each thread gets its own
+    /// policy handle (libselinux handles are not shared), created here, one after the other.
+    fn labels(&mut self, targets: &[(String, u32)]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.lookups += targets.len() as u64;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let chunk = targets.len().div_ceil(threads).max(256);
+        let mut handles = vec![self.policy.clone()];
+        let root = gio::File::for_path(self._root.path());
+        while handles.len() < targets.len().div_ceil(chunk) {
+            handles.push(
+                ostree::SePolicy::new(&root, gio::Cancellable::NONE)
+                    .map_err(ctx("loading the image's SELinux policy".into()))?,
+            );
+        }
+        let results: Vec<Result<Vec<Option<Vec<u8>>>>> = std::thread::scope(|s| {
+            let workers: Vec<_> = targets
+                .chunks(chunk)
+                .zip(handles)
+                .map(|(part, policy)| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|(path, mode)| {
+                                let l = policy
+                                    .label(path, *mode, gio::Cancellable::NONE)
+                                    .map_err(ctx(format!("SELinux label for {path}")))?;
+                                Ok(l.map(|l| {
+                                    let mut v = l.as_bytes().to_vec();
+                                    v.push(0);
+                                    v
+                                }))
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err(anyhow!("SELinux labelling thread panicked")))
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(targets.len());
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
     }
 }
 
@@ -124,13 +165,30 @@ fn with_label(
     xattrs
 }
 
-/// Relabels a merged tree in place, writing the new objects.
+/// What a content object is, read from the repository.
+struct ObjInfo {
+    meta: Meta,
+    symlink_target: Option<String>,
+}
+
+/// Relabels a merged tree in place, writing the new objects: (1) read every directory's and
+/// object's metadata, (2) look all labels up (in parallel), (3) write what changed.
 pub struct Relabeler<'a, 'r> {
     pub w: &'a mut ObjectWriter<'r>,
     pub policy: &'a mut Policy,
-    /// (object, label) → relabelled object.
+    dirmetas: HashMap<Csum, Meta>,
+    objects: HashMap<Csum, ObjInfo>,
+    targets: Vec<(String, u32)>,
+    /// (object or dirmeta, label) → relabelled checksum.
     done: HashMap<(Csum, Option<Vec<u8>>), Csum>,
-    dirmetas: HashMap<(Csum, Option<Vec<u8>>), Csum>,
+}
+
+fn child_path(path: &str, name: &str) -> String {
+    if path == "/" {
+        format!("/{name}")
+    } else {
+        format!("{path}/{name}")
+    }
 }
 
 impl<'a, 'r> Relabeler<'a, 'r> {
@@ -138,90 +196,148 @@ impl<'a, 'r> Relabeler<'a, 'r> {
         Relabeler {
             w,
             policy,
-            done: HashMap::new(),
             dirmetas: HashMap::new(),
+            objects: HashMap::new(),
+            targets: Vec::new(),
+            done: HashMap::new(),
         }
     }
 
-    /// Label `dir` (at `path`, "/" for the root) and everything below.
-    pub fn relabel(&mut self, dir: &mut Dir, path: &str) -> Result<()> {
+    /// Label `root` and everything below.
+    pub fn relabel(&mut self, root: &mut Dir) -> Result<()> {
+        self.collect(root, "/")?;
+        let targets = std::mem::take(&mut self.targets);
+        let labels = self.policy.labels(&targets)?;
+        let mut next = labels.into_iter();
+        self.apply(root, "/", &mut next)
+    }
+
+    fn collect(&mut self, dir: &Dir, path: &str) -> Result<()> {
         let repo = self.w.repo;
-        let hex = hex::encode(dir.meta);
-        let v = repo
-            .load_variant(ostree::ObjectType::DirMeta, &hex)
-            .map_err(ctx(format!("reading dirmeta {hex}")))?;
-        let (uid, gid, mode, xattrs) = gvariant::parse_dirmeta(&v.data_as_bytes())
-            .ok_or_else(|| anyhow!("malformed dirmeta {hex}"))?;
-        let label = self.policy.label(path, mode)?;
-        let key = (dir.meta, label.clone());
-        dir.meta = match self.dirmetas.get(&key) {
-            Some(m) => *m,
-            None => {
-                let m = self.w.write_dirmeta(&Meta {
-                    uid,
-                    gid,
-                    mode,
-                    xattrs: with_label(xattrs, label),
-                })?;
-                self.dirmetas.insert(key, m);
-                m
-            }
-        };
-        dir.tree = None;
-        for (name, node) in dir.children.iter_mut() {
-            let child = if path == "/" {
-                format!("/{name}")
-            } else {
-                format!("{path}/{name}")
-            };
+        if let std::collections::hash_map::Entry::Vacant(e) = self.dirmetas.entry(dir.meta) {
+            let hex = hex::encode(dir.meta);
+            let v = repo
+                .load_variant(ostree::ObjectType::DirMeta, &hex)
+                .map_err(ctx(format!("reading dirmeta {hex}")))?;
+            let (uid, gid, mode, xattrs) = gvariant::parse_dirmeta(&v.data_as_bytes())
+                .ok_or_else(|| anyhow!("malformed dirmeta {hex}"))?;
+            e.insert(Meta {
+                uid,
+                gid,
+                mode,
+                xattrs,
+            });
+        }
+        self.targets
+            .push((path.to_string(), self.dirmetas[&dir.meta].mode));
+        for (name, node) in &dir.children {
+            let child = child_path(path, name);
             match node {
-                Node::Dir(d) => self.relabel(d, &child)?,
-                Node::File { csum, .. } => *csum = self.relabel_file(csum, &child)?,
+                Node::Dir(d) => self.collect(d, &child)?,
+                Node::File { csum, .. } => {
+                    if !self.objects.contains_key(csum) {
+                        let hex = hex::encode(csum);
+                        let (info, xattrs) = repo
+                            .query_file(&hex, gio::Cancellable::NONE)
+                            .map_err(ctx(format!("reading object {hex} ({child})")))?;
+                        let meta = Meta {
+                            uid: info.attribute_uint32("unix::uid"),
+                            gid: info.attribute_uint32("unix::gid"),
+                            mode: info.attribute_uint32("unix::mode"),
+                            xattrs: gvariant::parse_xattrs(&xattrs.data_as_bytes())
+                                .unwrap_or_default(),
+                        };
+                        let symlink_target = (info.file_type() == gio::FileType::SymbolicLink)
+                            .then(|| {
+                                info.symlink_target()
+                                    .map(|t| t.to_string_lossy().into_owned())
+                                    .unwrap_or_default()
+                            });
+                        self.objects.insert(
+                            *csum,
+                            ObjInfo {
+                                meta,
+                                symlink_target,
+                            },
+                        );
+                    }
+                    self.targets.push((child, self.objects[csum].meta.mode));
+                }
             }
         }
         Ok(())
     }
 
-    fn relabel_file(&mut self, csum: &Csum, path: &str) -> Result<Csum> {
-        let repo = self.w.repo;
-        let hex = hex::encode(csum);
-        let (input, info, xattrs) = repo
-            .load_file(&hex, gio::Cancellable::NONE)
-            .map_err(ctx(format!("reading object {hex} ({path})")))?;
-        let mode = info.attribute_uint32("unix::mode");
-        let label = self.policy.label(path, mode)?;
+    fn apply(
+        &mut self,
+        dir: &mut Dir,
+        path: &str,
+        labels: &mut impl Iterator<Item = Option<Vec<u8>>>,
+    ) -> Result<()> {
+        let label = labels
+            .next()
+            .ok_or_else(|| anyhow!("labels out of step at {path}"))?;
+        let key = (dir.meta, label.clone());
+        dir.meta = match self.done.get(&key) {
+            Some(m) => *m,
+            None => {
+                let mut meta = self.dirmetas[&dir.meta].clone();
+                meta.xattrs = with_label(std::mem::take(&mut meta.xattrs), label);
+                let m = self.w.write_dirmeta(&meta)?;
+                self.done.insert(key, m);
+                m
+            }
+        };
+        dir.tree = None;
+        for (name, node) in dir.children.iter_mut() {
+            let child = child_path(path, name);
+            match node {
+                Node::Dir(d) => self.apply(d, &child, labels)?,
+                Node::File { csum, .. } => {
+                    let label = labels
+                        .next()
+                        .ok_or_else(|| anyhow!("labels out of step at {child}"))?;
+                    *csum = self.relabel_file(csum, &child, label)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn relabel_file(&mut self, csum: &Csum, path: &str, label: Option<Vec<u8>>) -> Result<Csum> {
         let key = (*csum, label.clone());
         if let Some(c) = self.done.get(&key) {
             return Ok(*c);
         }
-        let xattrs = gvariant::parse_xattrs(&xattrs.data_as_bytes()).unwrap_or_default();
-        let meta = Meta {
-            uid: info.attribute_uint32("unix::uid"),
-            gid: info.attribute_uint32("unix::gid"),
-            mode,
-            xattrs: with_label(xattrs, label),
-        };
-        let new = if info.file_type() == gio::FileType::SymbolicLink {
-            let target = info
-                .symlink_target()
-                .map(|t| t.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let header = repo::file_header(&meta, &target);
-            let c = repo::content_checksum(&header, &[]);
-            self.w.write_content(&c, &header, Vec::new())?;
-            c
-        } else {
-            let header = repo::file_header(&meta, "");
-            let mut content = Vec::with_capacity(info.size().max(0) as usize);
-            if let Some(input) = input {
-                input
-                    .into_read()
-                    .read_to_end(&mut content)
-                    .with_context(|| format!("reading {path}"))?;
+        let info = &self.objects[csum];
+        let mut meta = info.meta.clone();
+        meta.xattrs = with_label(std::mem::take(&mut meta.xattrs), label);
+        let new = match &info.symlink_target {
+            Some(target) => {
+                let header = repo::file_header(&meta, target);
+                let c = repo::content_checksum(&header, &[]);
+                self.w.write_content(&c, &header, Vec::new())?;
+                c
             }
-            let c = repo::content_checksum(&header, &content);
-            self.w.write_content(&c, &header, content)?;
-            c
+            None => {
+                let hex = hex::encode(csum);
+                let (input, _, _) = self
+                    .w
+                    .repo
+                    .load_file(&hex, gio::Cancellable::NONE)
+                    .map_err(ctx(format!("reading object {hex} ({path})")))?;
+                let mut content = Vec::new();
+                if let Some(input) = input {
+                    input
+                        .into_read()
+                        .read_to_end(&mut content)
+                        .with_context(|| format!("reading {path}"))?;
+                }
+                let header = repo::file_header(&meta, "");
+                let c = repo::content_checksum(&header, &content);
+                self.w.write_content(&c, &header, content)?;
+                c
+            }
         };
         self.done.insert(key, new);
         Ok(new)
