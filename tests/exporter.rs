@@ -234,9 +234,38 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
         &format!("ostree-unverified-image:{}", b.storage_ref("layer3")),
     );
     assert_eq!(c1, c3);
+    // docker-archive: and dir: (through skopeo): the manifest differs (Docker format,
+    // uncompressed layers), the content does not.
+    let darchive = t.path().join("image.dockerarchive");
+    ok(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(b.storage_ref("layer3"))
+        .arg(format!(
+            "docker-archive:{}:localhost/layer3:v1",
+            darchive.display()
+        )));
+    let dir = t.path().join("dirimage");
+    ok(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(b.storage_ref("layer3"))
+        .arg(format!("dir:{}", dir.display())));
+    let c4 = pull(
+        &repo.path,
+        &format!(
+            "ostree-unverified-image:docker-archive:{}",
+            darchive.display()
+        ),
+    );
+    let c5 = pull(
+        &repo.path,
+        &format!("ostree-unverified-image:dir:{}", dir.display()),
+    );
+    let content = |c: &str| ok(&mut repo.ostree(["ls", "-R", "-C", "-X", c]));
+    assert_eq!(content(&c1), content(&c4));
+    assert_eq!(content(&c1), content(&c5));
     repo.fsck();
     let list = ok(exporter(["image", "list", "--repo"]).arg(&repo.path));
-    assert_eq!(list.lines().count(), 3, "{list}");
+    assert_eq!(list.lines().count(), 5, "{list}");
     assert!(
         list.contains(&format!("oci-archive:{}:v1", archive.display())),
         "{list}"
