@@ -22,6 +22,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -131,6 +132,54 @@ impl Drop for Txn<'_> {
     }
 }
 
+/// Writes the page cache back (`syncfs`) every few hundred milliseconds while an import runs,
+/// so the transaction's final sync has little left to wait for: disk writes overlap the CPU
+/// work instead of following it (measured: ~0.3 s of ~3.7 s on the benchmark image).
+/// Durability is unchanged: libostree still syncs when the transaction commits. Stops when
+/// dropped.
+struct Flusher {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(repo_path: &Path) -> Option<Flusher> {
+        let dir = std::fs::File::open(repo_path).ok()?;
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let (lock, cv) = &*s;
+            let mut stopped = lock.lock().expect("flusher lock");
+            while !*stopped {
+                stopped = cv
+                    .wait_timeout(stopped, Duration::from_millis(300))
+                    .expect("flusher lock")
+                    .0;
+                if *stopped {
+                    break;
+                }
+                drop(stopped);
+                let _ = rustix::fs::syncfs(&dir);
+                stopped = lock.lock().expect("flusher lock");
+            }
+        });
+        Some(Flusher {
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        *self.stop.0.lock().expect("flusher lock") = true;
+        self.stop.1.notify_all();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 fn default_dirmeta() -> Meta {
     Meta {
         uid: 0,
@@ -184,6 +233,7 @@ pub fn pull(
     }
 
     let txn = Txn::begin(repo)?;
+    let flusher = Flusher::start(&repo_path(repo)?);
     let mut w = ObjectWriter::new(repo);
     let mut result = PullResult {
         manifest_digest: image.manifest_digest.clone(),
@@ -306,6 +356,7 @@ pub fn pull(
         repo.transaction_set_ref(None, wr, Some(&commit));
     }
     result.objects_written = w.stats.content_written + w.stats.metadata_written;
+    drop(flusher);
     txn.commit()?;
     tracing::debug!(elapsed = ?start.elapsed(), "transaction committed");
     result.commit = commit;
