@@ -537,7 +537,8 @@ fn write_item(w: &mut ObjectWriter<'_>, b: &mut LayerBuilder<'_>, item: Item) ->
         } => {
             let p: Vec<&str> = path.iter().map(String::as_str).collect();
             match data {
-                Data::Mem(v) => w.write_content(&csum, &header, v)?,
+                // The permit is given back once the bytes are written.
+                Data::Mem(v, _permit) => w.write_content(&csum, &header, v)?,
                 Data::Spilled(f, len) => w.write_content_stream(&csum, &header, f, len)?,
             }
             let kind = if symlink {

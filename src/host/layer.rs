@@ -3,8 +3,8 @@
 //!
 //! Runs on its own thread ([`read_layer`] takes a channel), so decompression, tar parsing and
 //! SHA-256 overlap with the repository writes on the importing thread. Memory stays bounded:
-//! files up to [`SPILL_THRESHOLD`] travel in memory through a bounded channel, larger ones
-//! are spilled to an unlinked temporary file while being hashed.
+//! files up to [`SPILL_THRESHOLD`] travel in memory, at most [`MEMORY_BUDGET`] bytes of them
+//! at a time, larger ones are spilled to an unlinked temporary file while being hashed.
 //!
 //! # Tar entries
 //!
@@ -24,6 +24,7 @@
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::oci::{Compression, DigestReader, OciError};
 use super::policy::{classify, normalize, Disposition, EntryKind, Filtered, Rejected};
@@ -45,9 +46,49 @@ pub enum LayerError {
     Stopped,
 }
 
+/// Bytes of file content held in memory between the reader and the writer, per layer.
+pub const MEMORY_BUDGET: u64 = 64 << 20;
+
+/// A counting semaphore over bytes: the reader waits while more than [`MEMORY_BUDGET`] of
+/// content is on its way to the writer, so memory does not grow with layer size even when a
+/// layer is full of multi-megabyte files.
+#[derive(Clone, Default)]
+pub struct Budget(Arc<(Mutex<u64>, Condvar)>);
+
+/// Bytes taken from a [`Budget`]; given back when dropped (after the writer is done).
+pub struct Permit {
+    budget: Budget,
+    n: u64,
+}
+
+impl Budget {
+    /// Wait until `n` bytes fit (a single item larger than the budget waits for an empty one).
+    pub fn acquire(&self, n: u64) -> Permit {
+        let (lock, cv) = &*self.0;
+        let mut used = lock.lock().expect("budget lock");
+        while *used > 0 && *used + n > MEMORY_BUDGET {
+            used = cv.wait(used).expect("budget lock");
+        }
+        *used += n;
+        Permit {
+            budget: self.clone(),
+            n,
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.budget.0;
+        *lock.lock().expect("budget lock") -= self.n;
+        cv.notify_all();
+    }
+}
+
 /// File content as it travels to the writer.
 pub enum Data {
-    Mem(Vec<u8>),
+    /// In memory, counted against the layer's [`Budget`] until dropped.
+    Mem(Vec<u8>, Option<Permit>),
     Spilled(std::fs::File, u64),
 }
 
@@ -283,6 +324,7 @@ fn parse_tar(
     on_entry: &dyn Fn(&LayerCounts),
 ) -> Result<(), LayerError> {
     let ioe = |what: String| move |source| LayerError::Io { what, source };
+    let budget = Budget::default();
     let mut ar = tar::Archive::new(stream);
     let send = |item| tx.send(item).map_err(|_| LayerError::Stopped);
     for entry in ar.entries().map_err(ioe("reading tar".into()))? {
@@ -384,7 +426,7 @@ fn parse_tar(
                     path,
                     header,
                     csum,
-                    data: Data::Mem(Vec::new()),
+                    data: Data::Mem(Vec::new(), None),
                     symlink: true,
                 })?;
             }
@@ -405,9 +447,13 @@ fn parse_tar(
                 let header = file_header(&meta, "");
                 let what = lossy(&raw_path);
                 let (csum, data) = if size <= SPILL_THRESHOLD {
+                    let permit = budget.acquire(size);
                     let mut buf = Vec::with_capacity(size as usize);
                     entry.read_to_end(&mut buf).map_err(ioe(what))?;
-                    (content_checksum(&header, &buf), Data::Mem(buf))
+                    (
+                        content_checksum(&header, &buf),
+                        Data::Mem(buf, Some(permit)),
+                    )
                 } else {
                     spill(&mut entry, &header, spill_dir).map_err(ioe(what))?
                 };
@@ -436,7 +482,7 @@ fn send_marker(path: Vec<String>, mut meta: Meta, tx: &SyncSender<Item>) -> Resu
         path,
         header,
         csum,
-        data: Data::Mem(Vec::new()),
+        data: Data::Mem(Vec::new(), None),
         symlink: false,
     })
     .map_err(|_| LayerError::Stopped)
@@ -458,4 +504,28 @@ fn spill(r: &mut impl Read, header: &[u8], dir: &Path) -> io::Result<(Csum, Data
     }
     f.rewind()?;
     Ok((sha2::Digest::finalize(h).into(), Data::Spilled(f, len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_blocks_until_released() {
+        let b = Budget::default();
+        let p1 = b.acquire(MEMORY_BUDGET - 10);
+        let b2 = b.clone();
+        let waiter = std::thread::spawn(move || {
+            let _p = b2.acquire(20);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !waiter.is_finished(),
+            "must wait while the budget is used up"
+        );
+        drop(p1);
+        waiter.join().unwrap();
+        // An item larger than the whole budget still gets through alone.
+        let _big = b.acquire(MEMORY_BUDGET * 2);
+    }
 }
