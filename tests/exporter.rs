@@ -881,3 +881,68 @@ fn selinux_labels_from_the_image_policy_match_ostree_commit() {
         "{a}"
     );
 }
+
+/// What the user wants in the end: `ostree admin deploy` of the imported commit, into a
+/// scratch sysroot (boot loader entries written, /etc from the image's /usr/etc).
+#[test]
+fn imported_commit_deploys_with_ostree_admin() {
+    let t = tmpdir();
+    let mut ents: Vec<Ent> = [
+        "usr",
+        "usr/bin",
+        "usr/lib",
+        "usr/lib/modules",
+        "etc",
+        "var",
+        "boot",
+        "sysroot",
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+    ]
+    .iter()
+    .map(|d| Ent::Dir(d, 0o755))
+    .collect();
+    ents.extend([
+        file("usr/lib/modules/6.1.0/vmlinuz", &[7u8; 4096]),
+        file("usr/lib/modules/6.1.0/initramfs.img", &[8u8; 4096]),
+        file("usr/lib/os-release", b"ID=test\nVERSION_ID=1\n"),
+        Ent::Link("etc/os-release", "../usr/lib/os-release"),
+        file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+        Ent::Link("ostree", "sysroot/ostree"),
+    ]);
+    let oci = t.path().join("oci");
+    write_layout(
+        &oci,
+        "os",
+        &[Layer::new(&ents, Comp::Gzip)],
+        &[],
+        "2024-01-01T00:00:00Z",
+    );
+    let sysroot = t.path().join("sysroot");
+    fs::create_dir(&sysroot).unwrap();
+    let sr = format!("--sysroot={}", sysroot.display());
+    ok(Command::new("ostree")
+        .args(["admin", "init-fs", "--modern"])
+        .arg(&sysroot));
+    ok(Command::new("ostree").args(["admin", "os-init", &sr, "test"]));
+    let repo = sysroot.join("ostree/repo");
+    let c = pull(
+        &repo,
+        &format!("ostree-unverified-image:oci:{}:os", oci.display()),
+    );
+    ok(Command::new("ostree").args(["admin", "deploy", &sr, "--os=test", &c]));
+    let status = ok(Command::new("ostree").args(["admin", "status", &sr]));
+    assert!(status.contains(&format!("test {c}.0")), "{status}");
+    let deploy = sysroot.join(format!("ostree/deploy/test/deploy/{c}.0"));
+    assert_eq!(
+        fs::read(deploy.join("etc/passwd")).unwrap(),
+        b"root:x:0:0::/root:/bin/sh\n"
+    );
+    let entries: Vec<_> = fs::read_dir(sysroot.join("boot/loader/entries"))
+        .unwrap()
+        .collect();
+    assert_eq!(entries.len(), 1);
+}
