@@ -85,18 +85,25 @@ fn base_minbase_vfs_private_storage() {
 // The examples, deployed.
 
 /// One ostree repository for all the tests of this binary, so the base image's layer is imported
-/// once; imports into it are serialized.
+/// once; imports into it are serialized. It lives in `$CARGO_TARGET_TMPDIR/examples-repo-<pid>`
+/// (a static is never dropped), and repositories of earlier runs whose process is gone are
+/// removed when the next run starts.
 fn repo() -> &'static Path {
-    static REPO: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static REPO: OnceLock<PathBuf> = OnceLock::new();
     REPO.get_or_init(|| {
-        let d = tempfile::Builder::new()
-            .prefix("examples-repo-")
-            .tempdir_in(target_tmp())
-            .unwrap();
-        ostree_init(d.path(), "bare");
+        for e in std::fs::read_dir(target_tmp()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("examples-repo-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let d = target_tmp().join(format!("examples-repo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        ostree_init(&d, "bare");
         d
     })
-    .path()
 }
 
 /// Import `image` from `b`'s storage into [`repo()`] with the exporter, under `ostree_ref`.
