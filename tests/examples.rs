@@ -530,17 +530,25 @@ fn base_bootable_overlay_layout() {
 
 /// containerfiles/ostree-container (the tool as an image, multi-stage) builds, and a build uses
 /// it with `RUN --mount=type=bind,from=…` where libostree's dispatch looks, leaving nothing of
-/// the mount behind. The builder stage gets this machine's Rust toolchain through `-v` (no
-/// registry here for `rust:1-bookworm`).
+/// the mount behind. The builder stage gets the Rust toolchain running this test through `-v`
+/// (no registry here for `rust:1-bookworm`).
 #[test]
 fn tool_image_mounts_into_a_build() {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let rustup = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup"));
-    let cargo = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
+    // The toolchain that runs this test: $CARGO is <toolchain>/bin/cargo.
+    let cargo_bin = PathBuf::from(std::env::var("CARGO").expect("run by cargo"));
+    let toolchain = cargo_bin
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
     assert!(
-        Path::new(&cargo).join("bin/cargo").exists(),
-        "no cargo in {cargo}"
+        toolchain.join("lib/rustlib").is_dir(),
+        "{} is not a self-contained Rust toolchain",
+        toolchain.display()
     );
+    // The registry cache, so the build inside does not download every crate again.
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
     let b = Buildah::shared(Driver::Overlay);
     let base = base_image(&b, Variant::Minbase);
     let id = std::process::id();
@@ -554,8 +562,8 @@ fn tool_image_mounts_into_a_build() {
     std::fs::write(
         ctx.path().join("Containerfile"),
         format!(
-            "FROM {base}\nENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \
-             PATH=/usr/local/cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+            "FROM {base}\nENV CARGO_HOME=/usr/local/cargo \
+             PATH=/usr/local/rust/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
         ),
     )
     .unwrap();
@@ -566,19 +574,24 @@ fn tool_image_mounts_into_a_build() {
     let tool = format!("localhost/ostree-container-tool-{id}");
     let cf = top().join("containerfiles/ostree-container");
     let start = std::time::Instant::now();
+    let ignore = cf.join("containerignore");
+    let mut flags = vec![
+        "--ignorefile".to_string(),
+        ignore.to_str().unwrap().to_string(),
+        "-v".to_string(),
+        format!("{}:/usr/local/rust:ro", toolchain.display()),
+    ];
+    if Path::new(&cargo_home).join("registry").is_dir() {
+        flags.push("-v".to_string());
+        flags.push(format!("{cargo_home}:/usr/local/cargo"));
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     b.bud_with(
         &top(),
         Some(&cf.join("Containerfile")),
         &tool,
         &[("BUILDER", &builder)],
-        &[
-            "--ignorefile",
-            cf.join("containerignore").to_str().unwrap(),
-            "-v",
-            &format!("{rustup}:/usr/local/rustup:ro"),
-            "-v",
-            &format!("{cargo}:/usr/local/cargo"),
-        ],
+        &flags,
     );
     images.names.push(tool.clone());
     eprintln!("tool image: {:.0?}", start.elapsed());
