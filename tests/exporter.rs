@@ -421,6 +421,11 @@ fn hand_made_layers_gzip_zstd_plain_hardlinks_xattrs_owners() {
                 xattrs: vec![
                     ("security.capability", CAP_NET_RAW.to_vec()),
                     ("user.note", b"hi".to_vec()),
+                    // A label from the build host: never kept.
+                    (
+                        "security.selinux",
+                        b"system_u:object_r:container_file_t:s0\0".to_vec(),
+                    ),
                 ],
             },
             Ent::FileFull {
@@ -475,6 +480,11 @@ fn hand_made_layers_gzip_zstd_plain_hardlinks_xattrs_owners() {
         &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"ping"))
     );
     assert_eq!(s["usr/bin/ping"], ping);
+    let ls = ok(&mut repo.ostree(["ls", "-X", &c, "/usr/bin/ping"]));
+    assert!(
+        ls.contains("user.note") && !ls.contains("security.selinux"),
+        "{ls}"
+    );
     assert_eq!(s["usr/ping-again"], ping, "hard link across layers");
     assert!(
         s["usr/etc/motd2"].starts_with("file "),
@@ -945,4 +955,43 @@ fn imported_commit_deploys_with_ostree_admin() {
         .unwrap()
         .collect();
     assert_eq!(entries.len(), 1);
+}
+
+/// Not on a terminal: no progress bars, one summary line on stderr, the commit on stdout;
+/// with --quiet, nothing on stderr.
+#[test]
+fn output_without_a_terminal() {
+    let t = tmpdir();
+    let oci = t.path().join("oci");
+    write_layout(
+        &oci,
+        "x",
+        &[Layer::new(&some_files(), Comp::Gzip)],
+        &[],
+        "2024-01-01T00:00:00Z",
+    );
+    let imgref = format!("ostree-unverified-image:oci:{}:x", oci.display());
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let mut cmd = exporter(["image", "pull"]);
+    cmd.arg(&repo.path).arg(&imgref);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.trim().len(), 64, "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("layers: 1 imported, 0 reused;") && stderr.contains("200 files"),
+        "{stderr}"
+    );
+    let repo2 = Repo::init(t.path().join("repo2"), "bare-user");
+    let mut cmd = exporter(["image", "pull", "--quiet"]);
+    cmd.arg(&repo2.path).arg(&imgref);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        describe(&cmd, &out)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
 }
