@@ -825,7 +825,7 @@ fn selinux_labels_from_the_image_policy_match_ostree_commit() {
 /usr/etc(/.*)?\tsystem_u:object_r:etc_t:s0\n\
 /var/lib(/.*)?\tsystem_u:object_r:var_lib_t:s0\n\
 /\tsystem_u:object_r:root_t:s0\n";
-    let layers = [
+    let mut layers = vec![
         Layer::new(
             &[
                 Ent::Dir("etc", 0o755),
@@ -869,27 +869,64 @@ fn selinux_labels_from_the_image_policy_match_ostree_commit() {
     let oci = t.path().join("oci");
     write_layout(&oci, "se", &layers, &[], "2024-01-01T00:00:00Z");
     let repo = Repo::init(t.path().join("repo"), "bare-user");
-    let ours = pull(
-        &repo.path,
-        &format!("ostree-unverified-image:oci:{}:se", oci.display()),
+    let imgref = format!("ostree-unverified-image:oci:{}:se", oci.display());
+    let summary = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    let first = exporter(["image", "pull"])
+        .arg(&repo.path)
+        .arg(&imgref)
+        .output()
+        .unwrap();
+    assert!(first.status.success(), "{}", summary(&first));
+    let ours = String::from_utf8_lossy(&first.stdout).trim().to_string();
+    assert!(
+        summary(&first).contains("0 kept from the previous version"),
+        "{}",
+        summary(&first)
     );
     repo.fsck();
-    // The oracle: the same tree committed by libostree with the same policy.
-    let co = t.path().join("co");
-    repo.checkout(&ours, &co);
-    let theirs = ok(repo
-        .ostree(["commit", "--orphan", "--owner-uid=0", "--owner-gid=0"])
-        .arg(format!("--tree=dir={}", co.display()))
-        .arg(format!("--selinux-policy={}", co.display())))
-    .trim()
-    .to_string();
     let listing = |c: &str| ok(&mut repo.ostree(["ls", "-R", "-C", "-X", c]));
-    let (a, b) = (listing(&ours), listing(&theirs));
-    assert_eq!(a, b, "ours:\n{a}\nostree commit --selinux-policy:\n{b}");
+    // The oracle: the same tree committed by libostree with the same policy.
+    let oracle = |c: &str, name: &str| {
+        let co = t.path().join(name);
+        repo.checkout(c, &co);
+        let theirs = ok(repo
+            .ostree(["commit", "--orphan", "--owner-uid=0", "--owner-gid=0"])
+            .arg(format!("--tree=dir={}", co.display()))
+            .arg(format!("--selinux-policy={}", co.display())))
+        .trim()
+        .to_string();
+        let (a, b) = (listing(c), listing(&theirs));
+        assert_eq!(a, b, "ours:\n{a}\nostree commit --selinux-policy:\n{b}");
+        a
+    };
+    let a = oracle(&ours, "co1");
     assert!(
         a.contains("shell_exec_t") && a.contains("etc_t") && a.contains("security.capability"),
         "{a}"
     );
+
+    // An update changing one file: everything else keeps its labelled objects, and the
+    // result is still exactly what ostree commit --selinux-policy makes.
+    layers.push(Layer::new(&[file("usr/bin/ls", b"new ls")], Comp::Gzip));
+    write_layout(&oci, "se", &layers, &[], "2024-01-02T00:00:00Z");
+    let second = exporter(["image", "pull"])
+        .arg(&repo.path)
+        .arg(&imgref)
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", summary(&second));
+    let updated = String::from_utf8_lossy(&second.stdout).trim().to_string();
+    let s2 = summary(&second);
+    let kept: u64 = s2
+        .split("labelled, ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{s2}"));
+    assert!(kept > 1500, "most paths keep their labels: {s2}");
+    repo.fsck();
+    let b = oracle(&updated, "co2");
+    assert!(b.contains("shell_exec_t"), "{b}");
 }
 
 /// What the user wants in the end: `ostree admin deploy` of the imported commit, into a

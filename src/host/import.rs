@@ -58,6 +58,10 @@ pub struct PullResult {
     pub files: u64,
     pub filtered: u64,
     pub objects_written: u64,
+    /// SELinux: paths looked up, and paths whose labelled object came from the image's
+    /// previous commit.
+    pub labels_looked_up: u64,
+    pub labels_reused: u64,
     pub elapsed: Duration,
 }
 
@@ -79,7 +83,14 @@ impl PullResult {
             self.objects_written,
             self.filtered,
             self.elapsed
-        )
+        ) + &if self.labels_looked_up + self.labels_reused > 0 {
+            format!(
+                "; SELinux: {} paths labelled, {} kept from the previous version",
+                self.labels_looked_up, self.labels_reused
+            )
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -210,8 +221,9 @@ pub fn pull(
     let image_ref = image_ref_name(&r.imgref);
     let progress = Progress::new(opts.quiet);
 
-    if let Some(prev) = repo.resolve_rev(&image_ref, true)? {
-        let md = repo::commit_metadata(repo, &prev)?;
+    let previous = repo.resolve_rev(&image_ref, true)?.map(|c| c.to_string());
+    if let Some(prev) = &previous {
+        let md = repo::commit_metadata(repo, prev)?;
         if md
             .lookup::<String>(metadata::MANIFEST_DIGEST)
             .ok()
@@ -220,7 +232,7 @@ pub fn pull(
             == Some(image.manifest_digest.as_str())
         {
             if let Some(w) = &opts.write_ref {
-                repo.set_ref_immediate(None, w, Some(&prev), gio::Cancellable::NONE)?;
+                repo.set_ref_immediate(None, w, Some(prev), gio::Cancellable::NONE)?;
             }
             return Ok(PullResult {
                 commit: prev.to_string(),
@@ -327,9 +339,24 @@ pub fn pull(
         Ok(())
     })?;
     if let Some(mut policy) = super::selinux::load_policy(repo, &merged, &tmp)? {
-        super::selinux::Relabeler::new(&mut w, &mut policy)
+        // The previous version of this image, labelled and not: unchanged subtrees and files
+        // keep their labelled objects (when the policy itself is unchanged).
+        let before = match &previous {
+            Some(prev) => previous_trees(&mut w, prev)
+                .map_err(|e| tracing::debug!("previous version not reusable: {e:#}"))
+                .ok(),
+            None => None,
+        };
+        w.write_tree(&mut merged)?;
+        let mut relabeler = super::selinux::Relabeler::new(&mut w, &mut policy);
+        if let Some((unlabelled, labelled)) = before {
+            relabeler.set_previous(unlabelled, labelled);
+        }
+        relabeler
             .relabel(&mut merged)
             .context("labelling with the image's SELinux policy")?;
+        result.labels_reused = relabeler.reused;
+        result.labels_looked_up = policy.lookups;
         tracing::debug!(elapsed = ?start.elapsed(), lookups = policy.lookups, "SELinux labels applied");
     }
     result.files = merged.count_files();
@@ -441,6 +468,47 @@ fn import_ostree_base(
         }
     }
     Ok(commit)
+}
+
+/// The previous version of an image: its merged tree rebuilt from its layer commits
+/// (unlabelled, dirtrees written so subtrees compare by checksum) and its stored commit's tree.
+fn previous_trees(w: &mut ObjectWriter<'_>, prev: &str) -> Result<(Dir, Dir)> {
+    let repo = w.repo;
+    let md = repo::commit_metadata(repo, prev)?;
+    let manifest: String = md
+        .lookup(metadata::MANIFEST)
+        .ok()
+        .flatten()
+        .ok_or_else(|| anyhow!("no manifest in {prev}"))?;
+    let v: serde_json::Value = serde_json::from_str(&manifest)?;
+    let mut unlabelled: Option<Dir> = None;
+    let mut last: Option<String> = None;
+    for l in v["layers"].as_array().into_iter().flatten() {
+        let digest = l["digest"]
+            .as_str()
+            .ok_or_else(|| anyhow!("layer without digest"))?;
+        let commit = repo
+            .resolve_rev(&blob_ref(digest), true)?
+            .ok_or_else(|| anyhow!("layer {digest} is gone"))?
+            .to_string();
+        // The ostree layers of an encapsulated base all name the base commit.
+        if last.as_deref() == Some(commit.as_str()) {
+            continue;
+        }
+        let tree = repo::load_commit_tree(repo, &commit)?;
+        match &mut unlabelled {
+            None => {
+                let mut d = Dir::new(tree.meta);
+                apply_layer(&mut d, &tree);
+                unlabelled = Some(d);
+            }
+            Some(d) => apply_layer(d, &tree),
+        }
+        last = Some(commit);
+    }
+    let mut unlabelled = unlabelled.ok_or_else(|| anyhow!("no layers"))?;
+    w.write_tree(&mut unlabelled)?;
+    Ok((unlabelled, repo::load_commit_tree(repo, prev)?))
 }
 
 /// One layer still to apply.

@@ -11,6 +11,11 @@
 //! changes a content object's checksum, so each labelled object is written anew: its bytes are
 //! read back from the repository, hashed and written (once per distinct object and label).
 //! Layer commits stay unlabelled, as in ostree-rs-ext.
+//!
+//! Updates are cheap: given the image's previous version (its unlabelled merged tree, rebuilt
+//! from its layer commits, and its labelled commit), and when `/usr/etc/selinux` did not
+//! change, a subtree or file identical (same unlabelled checksum at the same path) to the
+//! previous version's takes the previous labelled form without any lookup.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -181,6 +186,13 @@ pub struct Relabeler<'a, 'r> {
     targets: Vec<(String, u32)>,
     /// (object or dirmeta, label) → relabelled checksum.
     done: HashMap<(Csum, Option<Vec<u8>>), Csum>,
+    /// The image's previous version: (unlabelled merged tree, labelled commit tree).
+    previous: Option<(Dir, Dir)>,
+    /// Paths taken from the previous version: a directory's labelled subtree, or a file's
+    /// labelled object.
+    kept: HashMap<String, Node>,
+    /// Paths (files and directories) whose labels were kept rather than looked up.
+    pub reused: u64,
 }
 
 fn child_path(path: &str, name: &str) -> String {
@@ -200,11 +212,57 @@ impl<'a, 'r> Relabeler<'a, 'r> {
             objects: HashMap::new(),
             targets: Vec::new(),
             done: HashMap::new(),
+            previous: None,
+            kept: HashMap::new(),
+            reused: 0,
+        }
+    }
+
+    /// Keep what did not change since the image's previous version. Only used when the
+    /// policy (`/usr/etc/selinux`) is the same in both; the unlabelled tree must have been
+    /// written (dirtree checksums known), as must the tree being labelled.
+    pub fn set_previous(&mut self, unlabelled: Dir, labelled: Dir) {
+        self.previous = Some((unlabelled, labelled));
+    }
+
+    /// Decide, before any lookup, which paths keep their previous labelled form.
+    fn match_previous(&mut self, dir: &Dir, prev_u: &Dir, prev_l: &Dir, path: &str) {
+        for (name, node) in &dir.children {
+            let child = child_path(path, name);
+            match (node, prev_u.children.get(name), prev_l.children.get(name)) {
+                (Node::Dir(d), Some(Node::Dir(pu)), Some(Node::Dir(pl))) => {
+                    if d.tree.is_some() && d.tree == pu.tree && d.meta == pu.meta {
+                        self.reused += 1 + count_paths(d);
+                        self.kept.insert(child, Node::Dir(pl.clone()));
+                    } else {
+                        self.match_previous(d, pu, pl, &child);
+                    }
+                }
+                (
+                    Node::File { csum, .. },
+                    Some(Node::File { csum: pc, .. }),
+                    Some(pl @ Node::File { .. }),
+                ) if csum == pc => {
+                    self.reused += 1;
+                    self.kept.insert(child, pl.clone());
+                }
+                _ => {}
+            }
         }
     }
 
     /// Label `root` and everything below.
     pub fn relabel(&mut self, root: &mut Dir) -> Result<()> {
+        if let Some((pu, pl)) = self.previous.take() {
+            let policy = ["usr", "etc", "selinux"];
+            let same_policy = match (root.lookup_dir(&policy), pu.lookup_dir(&policy)) {
+                (Some(a), Some(b)) => a.tree.is_some() && a.tree == b.tree,
+                _ => false,
+            };
+            if same_policy {
+                self.match_previous(root, &pu, &pl, "/");
+            }
+        }
         self.collect(root, "/")?;
         let targets = std::mem::take(&mut self.targets);
         let labels = self.policy.labels(&targets)?;
@@ -232,6 +290,9 @@ impl<'a, 'r> Relabeler<'a, 'r> {
             .push((path.to_string(), self.dirmetas[&dir.meta].mode));
         for (name, node) in &dir.children {
             let child = child_path(path, name);
+            if self.kept.contains_key(&child) {
+                continue;
+            }
             match node {
                 Node::Dir(d) => self.collect(d, &child)?,
                 Node::File { csum, .. } => {
@@ -291,6 +352,10 @@ impl<'a, 'r> Relabeler<'a, 'r> {
         dir.tree = None;
         for (name, node) in dir.children.iter_mut() {
             let child = child_path(path, name);
+            if let Some(kept) = self.kept.remove(&child) {
+                *node = kept;
+                continue;
+            }
             match node {
                 Node::Dir(d) => self.apply(d, &child, labels)?,
                 Node::File { csum, .. } => {
@@ -342,4 +407,15 @@ impl<'a, 'r> Relabeler<'a, 'r> {
         self.done.insert(key, new);
         Ok(new)
     }
+}
+
+/// Files and directories below `d`.
+fn count_paths(d: &Dir) -> u64 {
+    d.children
+        .values()
+        .map(|n| match n {
+            Node::Dir(c) => 1 + count_paths(c),
+            Node::File { .. } => 1,
+        })
+        .sum()
 }
