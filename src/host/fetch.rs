@@ -59,25 +59,38 @@ pub fn open(r: &OstreeImageReference, tmp_parent: &Path) -> Result<Source> {
     }
 }
 
+/// The arguments of `skopeo copy` for `r` into the layout `dest` (tag `import`), given
+/// whether the system policy file exists and which auth file applies.
+fn skopeo_args(
+    r: &OstreeImageReference,
+    policy_exists: bool,
+    auth: Option<&str>,
+    dest: &Path,
+) -> Vec<String> {
+    let mut args = vec!["copy".to_string(), "--quiet".to_string()];
+    if r.sigverify == SignatureSource::ContainerPolicyAllowInsecure && !policy_exists {
+        args.push("--insecure-policy".into());
+    }
+    if r.imgref.transport == Transport::Registry {
+        if let Some(auth) = auth {
+            args.extend(["--src-authfile".to_string(), auth.to_string()]);
+        }
+    }
+    args.push(r.imgref.to_string());
+    args.push(format!("oci:{}:import", dest.display()));
+    args
+}
+
 fn skopeo_copy(r: &OstreeImageReference, tmp_parent: &Path) -> Result<Source> {
     let tmp = tempfile::Builder::new()
         .prefix("ostree-container-fetch-")
         .tempdir_in(tmp_parent)
         .with_context(|| format!("creating a temporary directory in {}", tmp_parent.display()))?;
     let dest: PathBuf = tmp.path().join("layout");
-    let mut cmd = Command::new("skopeo");
-    cmd.arg("copy").arg("--quiet");
     let policy_exists = Path::new("/etc/containers/policy.json").exists();
-    if r.sigverify == SignatureSource::ContainerPolicyAllowInsecure && !policy_exists {
-        cmd.arg("--insecure-policy");
-    }
-    if r.imgref.transport == Transport::Registry {
-        if let Some(auth) = AUTH_FILES.iter().find(|p| Path::new(p).exists()) {
-            cmd.arg("--src-authfile").arg(auth);
-        }
-    }
-    cmd.arg(r.imgref.to_string())
-        .arg(format!("oci:{}:import", dest.display()));
+    let auth = AUTH_FILES.iter().copied().find(|p| Path::new(p).exists());
+    let mut cmd = Command::new("skopeo");
+    cmd.args(skopeo_args(r, policy_exists, auth, &dest));
     let out = cmd.output().context("running skopeo (is it installed?)")?;
     if !out.status.success() {
         bail!(
@@ -91,4 +104,55 @@ fn skopeo_copy(r: &OstreeImageReference, tmp_parent: &Path) -> Result<Source> {
         tag: Some("import".into()),
         _tmp: Some(tmp),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(r: &str, policy: bool, auth: Option<&str>) -> String {
+        skopeo_args(&r.parse().unwrap(), policy, auth, Path::new("/t")).join(" ")
+    }
+
+    #[test]
+    fn skopeo_command_lines() {
+        let a = "/etc/ostree/auth.json";
+        let table = [
+            (
+                "ostree-unverified-registry:quay.io/os:1",
+                true,
+                Some(a),
+                "copy --quiet --src-authfile /etc/ostree/auth.json docker://quay.io/os:1 oci:/t:import",
+            ),
+            (
+                "ostree-unverified-registry:quay.io/os:1",
+                false,
+                None,
+                "copy --quiet --insecure-policy docker://quay.io/os:1 oci:/t:import",
+            ),
+            // Signed: never --insecure-policy, whatever the system has.
+            (
+                "ostree-image-signed:docker://quay.io/os:1",
+                false,
+                Some(a),
+                "copy --quiet --src-authfile /etc/ostree/auth.json docker://quay.io/os:1 oci:/t:import",
+            ),
+            // Auth files are for registries only.
+            (
+                "ostree-unverified-image:containers-storage:localhost/os",
+                true,
+                Some(a),
+                "copy --quiet containers-storage:localhost/os oci:/t:import",
+            ),
+            (
+                "ostree-image-signed:oci:/srv/os:1",
+                true,
+                None,
+                "copy --quiet oci:/srv/os:1 oci:/t:import",
+            ),
+        ];
+        for (r, policy, auth, want) in table {
+            assert_eq!(args(r, policy, auth), want, "{r}");
+        }
+    }
 }
