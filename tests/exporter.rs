@@ -23,11 +23,8 @@ const CAP_NET_RAW: [u8; 20] = [
     1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 ];
 
-fn tmpdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("exporter-test-")
-        .tempdir()
-        .unwrap()
+fn tmpdir() -> Scratch {
+    Scratch::new()
 }
 
 fn chmod(p: &Path, mode: u32) {

@@ -14,6 +14,55 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
+/// A scratch directory that really goes away: buildah's overlay driver leaves its storage
+/// mounted and `ostree admin deploy` makes deployments immutable, either of which stops a
+/// plain `TempDir` from deleting itself.
+pub struct Scratch(Option<tempfile::TempDir>);
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch(Some(
+            tempfile::Builder::new()
+                .prefix("exporter-test-")
+                .tempdir()
+                .unwrap(),
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().expect("live scratch dir").path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else { return };
+        let root = dir.path().to_path_buf();
+        // Unmount whatever is mounted below it, deepest first.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<PathBuf> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(PathBuf::from)
+            .filter(|p| p.starts_with(&root))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+        for p in points {
+            let _ = Command::new("umount").arg("-l").arg(&p).status();
+        }
+        // Deployments are immutable (chattr +i).
+        let deploy = root.join("sysroot/ostree/deploy");
+        if deploy.exists() {
+            let _ = Command::new("chattr")
+                .arg("-R")
+                .arg("-i")
+                .arg(&deploy)
+                .output();
+        }
+        let _ = dir.close();
+    }
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ostree-container")
 }
