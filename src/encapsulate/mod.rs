@@ -68,8 +68,8 @@ pub mod unencap;
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use ostree::gio;
 
+pub use crate::host::import::Txn;
 use cli::{EncapsulateCommand, TarCommand};
 
 pub fn run(cmd: EncapsulateCommand) -> Result<u8> {
@@ -123,36 +123,6 @@ pub fn run(cmd: EncapsulateCommand) -> Result<u8> {
         EncapsulateCommand::Diff(a) => diff::run(&a),
         EncapsulateCommand::DownloadSize { old, new, json } => {
             encap::run_download_size(&old, &new, json)
-        }
-    }
-}
-
-/// An ostree transaction that is aborted unless committed.
-pub struct Txn<'a> {
-    repo: &'a ostree::Repo,
-    done: bool,
-}
-
-impl<'a> Txn<'a> {
-    pub fn begin(repo: &'a ostree::Repo) -> Result<Self> {
-        repo.prepare_transaction(gio::Cancellable::NONE)
-            .context("starting an ostree transaction")?;
-        Ok(Txn { repo, done: false })
-    }
-
-    pub fn commit(mut self) -> Result<()> {
-        self.done = true;
-        self.repo
-            .commit_transaction(gio::Cancellable::NONE)
-            .context("committing the ostree transaction")?;
-        Ok(())
-    }
-}
-
-impl Drop for Txn<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.repo.abort_transaction(gio::Cancellable::NONE);
         }
     }
 }

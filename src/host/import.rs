@@ -113,20 +113,21 @@ pub fn open_repo(path: &Path) -> Result<ostree::Repo> {
     Ok(repo)
 }
 
-/// Aborts the transaction unless committed.
-struct Txn<'a> {
+/// An ostree transaction (all writes of an import, an unencapsulation or a `tar import`) that
+/// is aborted unless committed, so an error or a panic leaves the repository as it was.
+pub struct Txn<'a> {
     repo: &'a ostree::Repo,
     done: bool,
 }
 
 impl<'a> Txn<'a> {
-    fn begin(repo: &'a ostree::Repo) -> Result<Self> {
+    pub fn begin(repo: &'a ostree::Repo) -> Result<Self> {
         repo.prepare_transaction(gio::Cancellable::NONE)
             .context("starting an ostree transaction")?;
         Ok(Txn { repo, done: false })
     }
 
-    fn commit(mut self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
         self.done = true;
         self.repo
             .commit_transaction(gio::Cancellable::NONE)
