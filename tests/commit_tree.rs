@@ -236,6 +236,11 @@ fn cleans_tmp_run_cache_logs_and_keeps_dirs_and_modes() {
     write(&f.p("run/lock/x.pid"), "1");
     write(&f.p("var/tmp/t"), "x");
     write(&f.p("var/cache/apt/pkgcache.bin"), "x");
+    write(
+        &f.p("var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease"),
+        "x",
+    );
+    fs::create_dir_all(f.p("var/lib/apt/lists/partial")).unwrap();
     write(&f.p("var/log/apt/history.log"), "x");
     write(&f.p("var/log/dpkg.log"), "x");
     let j = f.commit();
@@ -262,7 +267,15 @@ fn cleans_tmp_run_cache_logs_and_keeps_dirs_and_modes() {
         .filter(|a| a["action"] == "remove")
         .map(|a| a["path"].as_str().unwrap())
         .collect();
-    assert_eq!(removed.len(), 6, "{removed:?}");
+    assert_eq!(removed.len(), 8, "{removed:?}");
+    assert!(
+        f.p("var/lib/apt/lists").is_dir(),
+        "the lists directory itself stays"
+    );
+    assert!(
+        !f.p("usr/share/factory/var/lib/apt").exists(),
+        "no package lists in the factory"
+    );
     assert!(f
         .read("usr/lib/tmpfiles.d/ostree-container-var.conf")
         .contains("d /var/log/apt 0755 root root - -"));

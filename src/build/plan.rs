@@ -6,8 +6,8 @@
 //! nothing to do, and `lint` after `commit` finds no /var or account work left.
 //!
 //! The policies, with the exact lines written:
-//! - **Clean**: the contents of /tmp, /var/tmp, /var/cache and /run; regular files (and links)
-//!   under /var/log. Mount points and other filesystems are never touched.
+//! - **Clean**: the contents of /tmp, /var/tmp, /var/cache, /var/lib/apt/lists and /run; regular
+//!   files (and links) under /var/log. Mount points and other filesystems are never touched.
 //! - **Package databases**: /var/lib/dpkg and /var/lib/rpm (where /usr/lib/sysimage/rpm does not
 //!   exist) move to /usr/lib/sysimage/<name>: `L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg`.
 //! - **/opt** (where /opt resolves to /var/opt): each entry moves to /usr/lib/opt/<name>:
@@ -53,8 +53,10 @@ const SYSUSERS_HEADER: &str =
 # build added, with the ids it allocated, so that machines that already run this OS get them.\n\
 # Regenerated from /etc/passwd and /etc/group on every run; do not edit.\n";
 
-/// Directories whose contents `commit` removes.
-pub const CLEAN_DIRS: &[&str] = &["tmp", "var/tmp", "var/cache", "run"];
+/// Directories whose contents `commit` removes. apt's package lists are a download cache too
+/// (`apt-get update` makes them again), tens of megabytes that would otherwise be copied into
+/// /usr/share/factory.
+pub const CLEAN_DIRS: &[&str] = &["tmp", "var/tmp", "var/cache", "var/lib/apt/lists", "run"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -423,7 +425,7 @@ fn owner_names(accounts: Option<&Accounts>, m: &Meta) -> (String, String) {
 /// Is `rel` removed by the cleaning step (so no line for it)?
 fn cleaned(rel: &Path, m: &Meta) -> bool {
     let under = |d: &str| rel.starts_with(d) && rel != Path::new(d);
-    under("var/tmp") || under("var/cache") || (under("var/log") && m.kind != Kind::Dir)
+    CLEAN_DIRS.iter().any(|d| under(d)) || (under("var/log") && m.kind != Kind::Dir)
 }
 
 fn plan_var(
