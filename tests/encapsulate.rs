@@ -6,6 +6,8 @@ mod common;
 mod fixture;
 #[path = "encapsulate/interop.rs"]
 mod interop;
+#[path = "encapsulate/rpm_chunking.rs"]
+mod rpm_chunking;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -6,10 +6,13 @@
 //! Every content object belongs to one component, decided by the first path (in walk order)
 //! that names it:
 //! - `pkg:<name>` when a package database lists the path: dpkg's
-//!   `usr/lib/sysimage/dpkg/info/<name>[:<arch>].list` or `var/lib/dpkg/info/…` (paths in the
-//!   lists are mapped the way the commit stores them: `/etc` → `usr/etc`, `/bin` → `usr/bin`
-//!   when `/bin` is a symlink). The package's own files in `info/` (`.list`, `.md5sums`, …)
-//!   belong to it too.
+//!   `usr/lib/sysimage/dpkg/info/<name>[:<arch>].list` or `var/lib/dpkg/info/…`, or the rpm
+//!   database in `usr/lib/sysimage/rpm`, `usr/share/rpm` or `var/lib/rpm` (read with the `rpm`
+//!   command). Paths are mapped the way the commit stores them: `/etc` → `usr/etc`, `/bin` →
+//!   `usr/bin` when `/bin` is a symlink. dpkg's own files of a package in `info/` (`.list`,
+//!   `.md5sums`, …) belong to it too.
+//! - none for the rest of a package database (dpkg's `status`, `rpmdb.sqlite`): it changes
+//!   with every package, so it goes in the commit layer, which changes every time anyway.
 //! - `dir:<directory>` otherwise: the parent directory cut to three levels (`usr/bin`,
 //!   `usr/lib/modules`, `usr/share/doc`), `dir:/` for top-level files.
 //!
@@ -36,6 +39,16 @@ pub const COMPONENTS_ANNOTATION: &str = "ostree.components";
 pub const COMPONENT_SEPARATOR: char = ',';
 
 const DPKG_INFO_DIRS: &[&str] = &["usr/lib/sysimage/dpkg/info", "var/lib/dpkg/info"];
+/// Where commits keep the rpm database: rpm ≥ 4.17 and rpm-ostree, older rpm-ostree, plain.
+const RPMDB_DIRS: &[&str] = &["usr/lib/sysimage/rpm", "usr/share/rpm", "var/lib/rpm"];
+/// Package databases: what in them no package owns goes in the commit layer.
+const PACKAGE_DB_DIRS: &[&str] = &[
+    "usr/lib/sysimage/dpkg",
+    "var/lib/dpkg",
+    "usr/lib/sysimage/rpm",
+    "usr/share/rpm",
+    "var/lib/rpm",
+];
 const MERGED_USR: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +76,8 @@ impl LayerPlan {
     }
 }
 
-/// The package database's view: commit path → package name.
+/// The package database's view: commit path → package name, from dpkg's lists and the rpm
+/// database (both, when a commit somehow has both; the first owner listed wins).
 pub fn package_owners(
     repo: &ostree::Repo,
     walk: &Walk,
@@ -75,6 +89,43 @@ pub fn package_owners(
         .map(String::as_str)
         .collect();
     let mut owners = HashMap::new();
+    let mut packages = dpkg_packages(repo, walk, &all_paths)?;
+    packages.extend(rpm_packages(repo, walk)?);
+    for (pkg, paths) in packages {
+        for p in paths {
+            if let Some(q) = commit_path(&p, &all_paths) {
+                owners.entry(q).or_insert_with(|| pkg.clone());
+            }
+        }
+    }
+    Ok(owners)
+}
+
+/// Where a path as a package database names it (`/etc/foo`, `/bin/sh`) is in the commit:
+/// `/etc` is stored as `usr/etc`, and `/bin` & co. go through `usr/` when the commit has them
+/// as symlinks (merged /usr) and not the path itself. `None` for the root itself.
+pub fn commit_path(pkg_path: &str, all_paths: &HashSet<&str>) -> Option<String> {
+    let mut q = pkg_path.trim_start_matches('/').to_string();
+    if q.is_empty() || q == "." {
+        return None;
+    }
+    if q == "etc" || q.starts_with("etc/") {
+        q = format!("usr/{q}");
+    }
+    let first = q.split('/').next().unwrap_or_default();
+    if MERGED_USR.contains(&first) && all_paths.contains(first) && !all_paths.contains(q.as_str()) {
+        q = format!("usr/{q}");
+    }
+    Some(q)
+}
+
+/// dpkg's packages and their paths, from the `.list` files; a package's own files in
+/// `info/` (`.list`, `.md5sums`, …) belong to it too.
+fn dpkg_packages(
+    repo: &ostree::Repo,
+    walk: &Walk,
+    all_paths: &HashSet<&str>,
+) -> Result<Vec<(String, Vec<String>)>, CommitError> {
     let mut lists: Vec<(&str, &str)> = Vec::new();
     for (csum, paths) in &walk.content {
         for p in paths {
@@ -87,8 +138,9 @@ pub fn package_owners(
         }
     }
     lists.sort_by_key(|(_, p)| *p);
+    let mut packages = Vec::new();
     for (csum, p) in lists {
-        let file = p.rsplit('/').next().unwrap_or_default();
+        let (dir, file) = p.rsplit_once('/').unwrap_or_default();
         let stem = file.trim_end_matches(".list");
         let pkg = stem.split(':').next().unwrap_or(stem).to_string();
         let obj = commit::load_content(repo, csum)?;
@@ -97,35 +149,117 @@ pub fn package_owners(
         if stream.into_read().read_to_string(&mut text).is_err() {
             continue;
         }
-        for line in text.lines() {
-            let mut q = line.trim_start_matches('/').to_string();
-            if q.is_empty() || q == "." {
-                continue;
-            }
-            if q == "etc" || q.starts_with("etc/") {
-                q = format!("usr/{q}");
-            }
-            let first = q.split('/').next().unwrap_or_default();
-            if MERGED_USR.contains(&first)
-                && all_paths.contains(first)
-                && !all_paths.contains(q.as_str())
-            {
-                q = format!("usr/{q}");
-            }
-            owners.entry(q).or_insert_with(|| pkg.clone());
-        }
-        // The package's own database files.
-        let dir = p.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
-        for other in all_paths
+        let mut paths: Vec<String> = text.lines().map(String::from).collect();
+        let own_prefix = format!("{dir}/{stem}.");
+        paths.extend(
+            all_paths
+                .iter()
+                .filter(|o| o.starts_with(&own_prefix))
+                .map(|o| format!("/{o}")),
+        );
+        packages.push((pkg, paths));
+    }
+    Ok(packages)
+}
+
+/// rpm's packages and their paths, read with `rpm --dbpath` from a copy of the commit's rpm
+/// database (whatever backend: sqlite, bdb, ndb; the `rpm` package of Debian reads them
+/// all). The database files themselves go in the commit layer (see [`components`]). Without an `rpm` command, or when it cannot read the database, this
+/// warns and returns nothing, so the content is grouped by directory instead.
+fn rpm_packages(
+    repo: &ostree::Repo,
+    walk: &Walk,
+) -> Result<Vec<(String, Vec<String>)>, CommitError> {
+    let Some((dbdir, files)) = RPMDB_DIRS.iter().find_map(|dir| {
+        let files: Vec<(&str, &str)> = walk
+            .content
             .iter()
-            .filter(|o| o.starts_with(&format!("{dir}/{stem}.")))
-        {
-            owners
-                .entry(other.to_string())
-                .or_insert_with(|| pkg.clone());
+            .flat_map(|(csum, paths)| paths.iter().map(move |p| (csum.as_str(), p.as_str())))
+            .filter(|(_, p)| p.rsplit_once('/').map(|(d, _)| d) == Some(*dir))
+            .collect();
+        (!files.is_empty()).then_some((*dir, files))
+    }) else {
+        return Ok(Vec::new());
+    };
+    let copy = match tempfile::Builder::new()
+        .prefix("ostree-container-rpmdb-")
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("copying the rpm database: {e}; grouping by directory instead");
+            return Ok(Vec::new());
+        }
+    };
+    for (csum, path) in files {
+        let obj = commit::load_content(repo, csum)?;
+        let Some(stream) = obj.stream else { continue };
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let copied = std::fs::File::create(copy.path().join(name))
+            .and_then(|mut f| std::io::copy(&mut stream.into_read(), &mut f));
+        if let Err(e) = copied {
+            tracing::warn!("copying {path} out of the commit: {e}; grouping by directory instead");
+            return Ok(Vec::new());
         }
     }
-    Ok(owners)
+    let out = std::process::Command::new("rpm")
+        .arg("--dbpath")
+        .arg(copy.path())
+        .args(["-qa", "--qf", RPM_QUERY_FORMAT])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => {
+            Ok(parse_rpm_query(&String::from_utf8_lossy(&out.stdout)))
+        }
+        Ok(out) => {
+            tracing::warn!(
+                "rpm could not read the database in /{dbdir}: {}; grouping by directory instead",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            Ok(Vec::new())
+        }
+        Err(e) => {
+            tracing::warn!(
+                "the commit has an rpm database (/{dbdir}), but running rpm failed ({e}); \
+                 install rpm to get a layer per package; grouping by directory instead"
+            );
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// One `@@NAME` line per package, then its files, one a line.
+const RPM_QUERY_FORMAT: &str = "@@%{NAME}\\n[%{FILENAMES}\\n]";
+
+/// Parse the output of `rpm -qa --qf RPM_QUERY_FORMAT`, packages sorted by name (so that the
+/// first owner of a shared path does not depend on rpm's order).
+pub fn parse_rpm_query(out: &str) -> Vec<(String, Vec<String>)> {
+    let mut packages: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in out.lines() {
+        if let Some(name) = line.strip_prefix("@@") {
+            // Several versions or architectures of one name are one component.
+            packages.entry(name.to_string()).or_default();
+            current = Some(name.to_string());
+        } else if let Some(name) = &current {
+            // rpm prints "(none)" for a package without files.
+            if !line.is_empty() && line != "(none)" {
+                packages
+                    .get_mut(name)
+                    .expect("entry made above")
+                    .push(line.to_string());
+            }
+        }
+    }
+    packages.into_iter().collect()
+}
+
+/// Whether a path is a package database's own file (dpkg's `status`, `rpmdb.sqlite`).
+pub fn is_package_database(path: &str) -> bool {
+    PACKAGE_DB_DIRS.iter().any(|d| {
+        path.strip_prefix(d)
+            .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// The component of an unowned path: its directory, cut to three levels.
@@ -138,7 +272,8 @@ pub fn dir_component(path: &str) -> String {
     format!("dir:{}", dir[..dir.len().min(3)].join("/"))
 }
 
-/// Group the commit's content objects into components.
+/// Group the commit's content objects into components. Unowned package-database files are in
+/// none: they go in the commit layer with whatever else no layer takes.
 pub fn components(
     walk: &Walk,
     owners: &HashMap<String, String>,
@@ -146,10 +281,12 @@ pub fn components(
 ) -> Vec<Component> {
     let mut by_name: BTreeMap<String, Component> = BTreeMap::new();
     for (csum, paths) in &walk.content {
-        let name = paths
-            .iter()
-            .find_map(|p| owners.get(p).map(|o| format!("pkg:{o}")))
-            .unwrap_or_else(|| dir_component(&paths[0]));
+        let name = match paths.iter().find_map(|p| owners.get(p)) {
+            Some(owner) => format!("pkg:{owner}"),
+            // It changes whenever any package does, as the commit layer does: it goes there.
+            None if is_package_database(&paths[0]) => continue,
+            None => dir_component(&paths[0]),
+        };
         let c = by_name.entry(name.clone()).or_insert_with(|| Component {
             name,
             objects: BTreeSet::new(),
@@ -277,6 +414,39 @@ mod tests {
     }
 
     #[test]
+    fn package_paths_as_the_commit_stores_them() {
+        let all: HashSet<&str> = ["bin", "usr/bin/sh", "lib64", "usr/etc/fstab"].into();
+        assert_eq!(
+            commit_path("/etc/fstab", &all).as_deref(),
+            Some("usr/etc/fstab")
+        );
+        assert_eq!(commit_path("/bin/sh", &all).as_deref(), Some("usr/bin/sh"));
+        // /bin itself is the symlink, owned as it is.
+        assert_eq!(commit_path("/bin", &all).as_deref(), Some("bin"));
+        // No /sbin symlink in this commit: the path stays.
+        assert_eq!(
+            commit_path("/sbin/init", &all).as_deref(),
+            Some("sbin/init")
+        );
+        assert_eq!(commit_path("/", &all), None);
+        assert_eq!(commit_path("/.", &all), None);
+    }
+
+    #[test]
+    fn rpm_query_output() {
+        let out = "@@zlib\n/usr/lib64/libz.so.1\n/usr/share/doc/zlib\n\
+                   @@gpg-pubkey\n(none)\n\
+                   @@glibc\n/usr/lib64/libc.so.6\n\
+                   @@glibc\n/usr/lib/libc.so.6\n";
+        let p = parse_rpm_query(out);
+        let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["glibc", "gpg-pubkey", "zlib"]);
+        assert_eq!(p[0].1, ["/usr/lib64/libc.so.6", "/usr/lib/libc.so.6"]);
+        assert!(p[1].1.is_empty());
+        assert_eq!(p[2].1, ["/usr/lib64/libz.so.1", "/usr/share/doc/zlib"]);
+    }
+
+    #[test]
     fn dir_components() {
         assert_eq!(dir_component("usr/bin/sh"), "dir:usr/bin");
         assert_eq!(
@@ -285,6 +455,10 @@ mod tests {
         );
         assert_eq!(dir_component("usr/share/doc/a/b/c"), "dir:usr/share/doc");
         assert_eq!(dir_component("top"), "dir:/");
+        assert!(is_package_database("usr/lib/sysimage/rpm/rpmdb.sqlite"));
+        assert!(is_package_database("var/lib/dpkg/status"));
+        assert!(!is_package_database("usr/lib/sysimage/rpmfoo"));
+        assert!(!is_package_database("usr/lib/sysimage/dpkg"));
     }
 
     #[test]

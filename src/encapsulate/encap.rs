@@ -10,7 +10,6 @@ use serde_json::json;
 
 use crate::host::fetch;
 use crate::host::imgref::{ImageReference, OstreeImageReference, SignatureSource, Transport};
-use crate::host::oci::Layout;
 
 use super::chunking::{self, LayerPlan, COMPONENTS_ANNOTATION, COMPONENT_SEPARATOR};
 use super::cli::EncapsulateArgs;
@@ -339,19 +338,8 @@ pub fn run(a: &EncapsulateArgs) -> Result<u8> {
         .context("creating a temporary directory")?;
 
     // The previous image of this line, to keep its layout and report the download size.
-    let previous: Option<crate::host::oci::Image> = match &a.previous {
-        Some(p) => Some(open_image(p, work.path())?.1),
-        None if dest.transport == Transport::OciDir => {
-            let (path, tag) = dest.oci_path_and_tag();
-            Layout::open_dir(Path::new(path))
-                .ok()
-                .and_then(|l| l.resolve(tag).ok())
-        }
-        None => None,
-    };
-    let prior = previous
-        .as_ref()
-        .and_then(|img| chunking::prior_layout(&img.manifest));
+    let previous = previous_manifest(a.previous.as_deref(), &dest)?;
+    let prior = previous.as_ref().and_then(chunking::prior_layout);
     let opts = EncapOptions {
         labels: parse_labels(&a.labels)?,
         copy_meta: a.copy_meta.clone(),
@@ -381,12 +369,7 @@ pub fn run(a: &EncapsulateArgs) -> Result<u8> {
         }
     };
     let download = previous.as_ref().map(|old| {
-        let have: HashSet<&str> = old
-            .manifest
-            .layers()
-            .iter()
-            .map(|l| l.digest().as_ref())
-            .collect();
+        let have: HashSet<&str> = old.layers().iter().map(|l| l.digest().as_ref()).collect();
         let new_layers: Vec<&LayerInfo> = built
             .layers
             .iter()
@@ -422,6 +405,33 @@ pub fn run(a: &EncapsulateArgs) -> Result<u8> {
         println!("{}", built.manifest_digest);
     }
     Ok(0)
+}
+
+/// The manifest of the previous image of this line: `--previous` when given (an error when
+/// it cannot be read), else the image already at the destination, if there is one.
+fn previous_manifest(
+    explicit: Option<&str>,
+    dest: &ImageReference,
+) -> Result<Option<oci_spec::image::ImageManifest>> {
+    if let Some(p) = explicit {
+        let r: ImageReference = p
+            .parse()
+            .or_else(|_| p.parse::<OstreeImageReference>().map(|o| o.imgref))
+            .map_err(|e| anyhow!("--previous {p}: {e}"))?;
+        return fetch::manifest(&r)
+            .with_context(|| format!("--previous {p}"))
+            .map(Some);
+    }
+    match fetch::manifest(dest) {
+        Ok(m) => {
+            eprintln!("keeping the layer layout of the image already at {dest}");
+            Ok(Some(m))
+        }
+        Err(e) => {
+            tracing::debug!("no previous image at {dest}: {e:#}");
+            Ok(None)
+        }
+    }
 }
 
 fn skopeo_push(dir: &Path, dest: &ImageReference) -> Result<()> {

@@ -17,7 +17,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use super::imgref::{OstreeImageReference, SignatureSource, Transport};
+use super::imgref::{ImageReference, OstreeImageReference, SignatureSource, Transport};
 use super::oci::Layout;
 
 /// An opened layout, and the tag to look up in it; keeps any temporary copy alive.
@@ -104,6 +104,49 @@ fn skopeo_copy(r: &OstreeImageReference, tmp_parent: &Path) -> Result<Source> {
         tag: Some("import".into()),
         _tmp: Some(tmp),
     })
+}
+
+/// The manifest of `imgref`, without fetching its layers: read in place for `oci:` and
+/// `oci-archive:`, with `skopeo inspect --raw` for every other transport (registry
+/// authentication as for copying). A manifest list is an error: it names no single image.
+pub fn manifest(imgref: &ImageReference) -> Result<oci_spec::image::ImageManifest> {
+    let raw = match imgref.transport {
+        Transport::OciDir | Transport::OciArchive => {
+            let (path, tag) = imgref.oci_path_and_tag();
+            let layout = if imgref.transport == Transport::OciDir {
+                Layout::open_dir(Path::new(path))?
+            } else {
+                Layout::open_archive(Path::new(path))?
+            };
+            return Ok(layout.resolve(tag)?.manifest);
+        }
+        _ => {
+            let mut cmd = Command::new("skopeo");
+            cmd.args(["inspect", "--raw"]);
+            if imgref.transport == Transport::Registry {
+                if let Some(auth) = AUTH_FILES.iter().find(|p| Path::new(p).exists()) {
+                    cmd.args(["--authfile", auth]);
+                }
+            }
+            let out = cmd
+                .arg(imgref.to_string())
+                .output()
+                .context("running skopeo (is it installed?)")?;
+            if !out.status.success() {
+                bail!(
+                    "skopeo inspect {imgref} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            out.stdout
+        }
+    };
+    let v: serde_json::Value = serde_json::from_slice(&raw)
+        .with_context(|| format!("{imgref}: the manifest is not JSON"))?;
+    if v.get("manifests").is_some() {
+        bail!("{imgref} is a manifest list; name one image of it by its digest");
+    }
+    serde_json::from_value(v).with_context(|| format!("{imgref}: parsing the manifest"))
 }
 
 #[cfg(test)]

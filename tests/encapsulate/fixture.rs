@@ -107,3 +107,80 @@ pub fn commit(repo: &Path, branch: &str, tree: &Path, extra: &[&str]) -> String 
     args.extend(extra.iter().map(|s| s.to_string()));
     common::ostree(repo, &args).trim().to_string()
 }
+
+/// Build a noarch rpm `name-version` with `rpmbuild` (in `work`) holding `files` (paths in
+/// the tree; `etc/…` ones are marked %config), and install or upgrade it into `root` with
+/// `rpm --root` and the database in `usr/lib/sysimage/rpm`, as rpm-ostree lays out a commit;
+/// `/etc` is then merged into `usr/etc`, where ostree commits keep it.
+pub fn rpm_package(root: &Path, work: &Path, name: &str, version: &str, files: &[&str]) {
+    let staging = work.join(format!("{name}-{version}-files"));
+    let _ = fs::remove_dir_all(&staging);
+    let mut file_list = String::new();
+    for f in files {
+        write(
+            &staging,
+            f,
+            format!("{name} {version} {f}\n").repeat(200).as_bytes(),
+            0o644,
+        );
+        let config = if f.starts_with("etc/") {
+            "%config "
+        } else {
+            ""
+        };
+        file_list.push_str(&format!("{config}/{f}\n"));
+    }
+    let spec = work.join(format!("{name}.spec"));
+    fs::write(
+        &spec,
+        format!(
+            "Name: {name}\nVersion: {version}\nRelease: 1\nSummary: fixture\nLicense: MIT\n\
+             BuildArch: noarch\n%description\nfixture\n\
+             %install\ncp -a {} %{{buildroot}}\n%files\n{file_list}",
+            staging.join(".").display()
+        ),
+    )
+    .unwrap();
+    let top = work.join("rpmbuild");
+    common::run(&mut common::cmd(
+        "rpmbuild",
+        [
+            "--quiet",
+            "--define",
+            &format!("_topdir {}", top.display()),
+            "-bb",
+            spec.to_str().unwrap(),
+        ],
+    ));
+    let rpm = top.join(format!("RPMS/noarch/{name}-{version}-1.noarch.rpm"));
+    common::run(&mut common::cmd(
+        "rpm",
+        [
+            "--root",
+            root.to_str().unwrap(),
+            "--dbpath",
+            "/usr/lib/sysimage/rpm",
+            "--define",
+            "_db_backend sqlite",
+            "-U",
+            "--nodeps",
+            "--noscripts",
+            "--ignorearch",
+            "--ignoreos",
+            rpm.to_str().unwrap(),
+        ],
+    ));
+    let etc = root.join("etc");
+    if etc.exists() {
+        fs::create_dir_all(root.join("usr/etc")).unwrap();
+        common::run(&mut common::cmd(
+            "cp",
+            [
+                "-a",
+                etc.join(".").to_str().unwrap(),
+                root.join("usr/etc").to_str().unwrap(),
+            ],
+        ));
+        fs::remove_dir_all(&etc).unwrap();
+    }
+}
