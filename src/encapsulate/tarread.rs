@@ -1,12 +1,43 @@
 //! Reading tar streams in ostree-rs-ext's format back into a repository, object by object,
 //! keeping every checksum.
 //!
+//! Both of ostree-rs-ext's tar formats are read, with no option: format 1 (see the module
+//! documentation of [`super`]) and the older format 0, told apart entry by entry by the names
+//! that carry the extended attributes (`classify`, the path policy).
+//!
+//! # Format 0
+//!
+//! Written by ostree-rs-ext's first exporter and later by `tar::export_commit` with
+//! `ExportOptions { format_version: 0 }`, the default there. ostree-ext 0.15 no longer writes
+//! it; its importer still reads it, except content objects without xattrs. Old tarballs and
+//! single-layer images use it. Source:
+//! ostree-rs-ext `lib/src/tar/export.rs` (`v0_xattrs_path`, `v0_xattrs_object_path`,
+//! `filter_mode`, `write_repo_structure`) and ostree-ext 0.15.3 `src/tar/import.rs`
+//! (`process_xattr_ref`, `process_split_xattrs_content`). It differs from format 1 in:
+//!
+//! ```text
+//! ./usr/bin/foo …                 checkout paths were built with a leading ./ (tar-rs drops it
+//!                                 except in GNU long names)
+//! sysroot/config                  the repository config (format 1: sysroot/ostree/repo/config)
+//! sysroot/ostree/repo/xattrs/     an extra directory, holding:
+//! sysroot/ostree/repo/xattrs/HASH       an object's xattrs, serialised a(ayay), named by their
+//!                                       SHA-256 (written once per stream)
+//! …/objects/XX/YYYY.file.xattrs   hard link to that xattrs/HASH: binds it to content object
+//!                                 XXYYYY, which follows; only for objects that have xattrs
+//! …/objects/XX/YYYY.file          as in format 1, but the tar mode has the file type bits too
+//!                                 (0o100644, 0o120777; directories 0o40755)
+//! ```
+//!
+//! Commit, detached metadata, dirtree and dirmeta objects are named and ordered as in format 1.
+//! A content object without a `.file.xattrs` link has no xattrs.
+//!
 //! # Security
 //!
-//! The stream is untrusted. Only entries under `sysroot/ostree/repo/objects/` are read; the
-//! checkout paths beside them are ignored (they are hard links to the same objects). Every
-//! object is checked against the checksum its name claims before it is written: content
-//! objects are hashed here (header as ostree serialises it, then the bytes), metadata objects
+//! The stream is untrusted. Only entries under `sysroot/ostree/repo/objects/` (and, for format
+//! 0, `sysroot/ostree/repo/xattrs/`) are read; the checkout paths beside them are ignored (they
+//! are hard links to the same objects). Every object is checked against the checksum its name
+//! claims before it is written: content objects are hashed here (header as ostree serialises
+//! it, xattrs included, then the bytes), xattrs objects are hashed here, metadata objects
 //! are checked by libostree. Sizes of metadata and xattrs objects are bounded. When a remote
 //! is given, the commit and its detached metadata (the first two objects of the commit
 //! layer) are verified against the remote's keys before anything is written. The caller
@@ -107,17 +138,91 @@ pub struct Importer<'r> {
     pub stats: ImportStats,
 }
 
+/// The kinds of object entry, by the suffix of their name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ObjectKind {
+    Commit,
+    CommitMeta,
+    DirTree,
+    DirMeta,
+    /// A content object (regular file or symlink).
+    File,
+    /// Format 1: `.file-xattrs`, an xattrs object named by its own SHA-256.
+    Xattrs,
+    /// Format 1: `.file-xattrs-link`, binding a `.file-xattrs` to the content object named.
+    XattrsLink,
+    /// Format 0: `.file.xattrs`, a hard link to `xattrs/HASH` for the content object named.
+    XattrsLinkV0,
+}
+
+impl ObjectKind {
+    fn from_suffix(suffix: &str) -> Option<Self> {
+        Some(match suffix {
+            "commit" => Self::Commit,
+            "commitmeta" => Self::CommitMeta,
+            "dirtree" => Self::DirTree,
+            "dirmeta" => Self::DirMeta,
+            "file" => Self::File,
+            "file-xattrs" => Self::Xattrs,
+            "file-xattrs-link" => Self::XattrsLink,
+            "file.xattrs" => Self::XattrsLinkV0,
+            _ => return None,
+        })
+    }
+}
+
+/// An entry of the stream that the importer reads.
+#[derive(Debug, PartialEq, Eq)]
+enum RepoEntry {
+    /// `sysroot/ostree/repo/objects/XX/YYYY.SUFFIX`: object `XXYYYY`.
+    Object { csum: String, kind: ObjectKind },
+    /// Format 0: `sysroot/ostree/repo/xattrs/HASH`, an xattrs object named by its SHA-256.
+    XattrsV0 { csum: String },
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// What an object entry's name says: checksum and suffix.
 fn parse_object_path(rel: &str) -> Option<(String, &str)> {
     let (dir, file) = rel.split_once('/')?;
     let (rest, suffix) = file.split_once('.')?;
     let csum = format!("{dir}{rest}");
-    let ok = dir.len() == 2
-        && csum.len() == 64
-        && csum
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    ok.then_some((csum, suffix))
+    (dir.len() == 2 && is_sha256_hex(&csum)).then_some((csum, suffix))
+}
+
+/// The path policy: which entry (by its name, with or without a leading `./`) is read as
+/// what. `Ok(None)` for everything outside the repository's objects and xattrs (checkout
+/// paths, `config`, `refs/`): those are ignored. A name inside them that is not an object
+/// of a known kind is an error.
+fn classify(path: &str) -> Result<Option<RepoEntry>, String> {
+    let p = path.trim_start_matches("./");
+    let Some(repo_rel) = p.strip_prefix(REPO_DIR).and_then(|r| r.strip_prefix('/')) else {
+        return Ok(None);
+    };
+    if let Some(rel) = repo_rel.strip_prefix("objects/") {
+        let (csum, suffix) = parse_object_path(rel).ok_or("not an object name")?;
+        let kind = ObjectKind::from_suffix(suffix)
+            .ok_or_else(|| format!("unknown object type {suffix:?}"))?;
+        return Ok(Some(RepoEntry::Object { csum, kind }));
+    }
+    if let Some(name) = repo_rel.strip_prefix("xattrs/") {
+        if !is_sha256_hex(name) {
+            return Err("not an xattrs object name".into());
+        }
+        return Ok(Some(RepoEntry::XattrsV0 { csum: name.into() }));
+    }
+    Ok(None)
+}
+
+/// The link target of a hard-link entry, as text.
+fn link_target<R: Read>(e: &tar::Entry<'_, R>) -> String {
+    e.link_name_bytes()
+        .map(|t| String::from_utf8_lossy(&t).into_owned())
+        .unwrap_or_default()
 }
 
 fn read_bounded(
@@ -173,12 +278,11 @@ impl<'r> Importer<'r> {
         })
     }
 
-    /// Read one tar stream. The first stream must be the commit layer (its first object is
-    /// the commit); later ones hold content objects only.
+    /// Read one tar stream (format 0 or 1). The first stream must be the commit layer (its
+    /// first object is the commit); later ones hold content objects only.
     pub fn import_layer(&mut self, r: impl Read) -> Result<(), ImportError> {
         let first = self.commit.is_none();
         let mut ar = tar::Archive::new(r);
-        let prefix = format!("{REPO_DIR}/objects/");
         let mut seen_object = false;
         for e in ar.entries()? {
             let mut e = e?;
@@ -187,30 +291,42 @@ impl<'r> Importer<'r> {
             }
             let raw = e.path_bytes().into_owned();
             let path = String::from_utf8_lossy(&raw).into_owned();
-            let p = path.trim_start_matches("./");
-            let Some(rel) = p.strip_prefix(&prefix) else {
+            let Some(entry) = classify(&path).map_err(|why| format_err(&path, why))? else {
                 continue;
             };
-            let (csum, suffix) =
-                parse_object_path(rel).ok_or_else(|| format_err(&path, "not an object name"))?;
-            let suffix = suffix.to_string();
             if let Some((pc, pbytes)) = self.pending.take() {
-                if suffix == "commitmeta" && csum == pc {
-                    let size = e.header().size()?;
-                    let d = read_bounded(&mut e, size, MAX_METADATA_SIZE, &path)?;
-                    self.write_commit(&pc, pbytes, Some(d))?;
-                    continue;
+                if let RepoEntry::Object {
+                    csum,
+                    kind: ObjectKind::CommitMeta,
+                } = &entry
+                {
+                    if *csum == pc {
+                        let size = e.header().size()?;
+                        let d = read_bounded(&mut e, size, MAX_METADATA_SIZE, &path)?;
+                        self.write_commit(&pc, pbytes, Some(d))?;
+                        continue;
+                    }
                 }
                 self.write_commit(&pc, pbytes, None)?;
             }
-            if first && !seen_object && suffix != "commit" {
+            let is_commit = matches!(
+                entry,
+                RepoEntry::Object {
+                    kind: ObjectKind::Commit,
+                    ..
+                }
+            );
+            if first && !seen_object && !is_commit {
                 return Err(format_err(
                     &path,
                     "the first object of the commit layer must be the commit",
                 ));
             }
             seen_object = true;
-            self.object(&mut e, &path, csum, &suffix)?;
+            match entry {
+                RepoEntry::Object { csum, kind } => self.object(&mut e, &path, csum, kind)?,
+                RepoEntry::XattrsV0 { csum } => self.xattrs_object(&mut e, &path, csum)?,
+            }
         }
         if let Some((pc, pbytes)) = self.pending.take() {
             self.write_commit(&pc, pbytes, None)?;
@@ -226,90 +342,27 @@ impl<'r> Importer<'r> {
         e: &mut tar::Entry<'_, R>,
         path: &str,
         csum: String,
-        suffix: &str,
+        kind: ObjectKind,
     ) -> Result<(), ImportError> {
-        let size = e.header().size()?;
-        match suffix {
-            "commit" => {
+        match kind {
+            ObjectKind::Commit => {
                 if self.commit.is_some() {
                     return Err(format_err(path, "a second commit object"));
                 }
+                let size = e.header().size()?;
                 self.pending = Some((csum, read_bounded(e, size, MAX_METADATA_SIZE, path)?));
             }
-            "commitmeta" => {
+            ObjectKind::CommitMeta => {
                 return Err(format_err(
                     path,
                     "detached metadata not right after its commit",
                 ))
             }
-            "dirtree" | "dirmeta" => {
-                let data = read_bounded(e, size, MAX_METADATA_SIZE, path)?;
-                let (objtype, ty) = if suffix == "dirtree" {
-                    (ostree::ObjectType::DirTree, "(a(say)a(sayay))")
-                } else {
-                    (ostree::ObjectType::DirMeta, "(uuua(ayay))")
-                };
-                let v = Variant::from_bytes_with_type(
-                    &glib::Bytes::from_owned(data),
-                    glib::VariantTy::new(ty).expect("valid type"),
-                );
-                let actual = sha256_hex(&v.data_as_bytes());
-                if actual != csum {
-                    return Err(ImportError::Checksum {
-                        path: path.into(),
-                        expected: csum,
-                        actual,
-                    });
-                }
-                self.repo
-                    .write_metadata(objtype, Some(&csum), &v, gio::Cancellable::NONE)
-                    .map_err(octx(format!("writing {path}")))?;
-                self.stats.metadata += 1;
-            }
-            "file-xattrs" => {
-                let data = read_bounded(e, size, MAX_XATTRS_SIZE, path)?;
-                let actual = sha256_hex(&data);
-                if actual != csum {
-                    return Err(ImportError::Checksum {
-                        path: path.into(),
-                        expected: csum,
-                        actual,
-                    });
-                }
-                let x = parse_xattrs(&data).ok_or_else(|| format_err(path, "malformed xattrs"))?;
-                self.xattrs.insert(csum, x);
-            }
-            "file-xattrs-link" => {
-                let xcsum = match e.header().entry_type() {
-                    tar::EntryType::Link => {
-                        let target = e
-                            .link_name_bytes()
-                            .map(|t| String::from_utf8_lossy(&t).into_owned())
-                            .unwrap_or_default();
-                        let rel = target
-                            .trim_start_matches("./")
-                            .strip_prefix(&format!("{REPO_DIR}/objects/"))
-                            .and_then(parse_object_path)
-                            .filter(|(_, s)| *s == "file-xattrs")
-                            .ok_or_else(|| {
-                                format_err(path, "link to something not an xattrs object")
-                            })?;
-                        rel.0
-                    }
-                    // Written as a copy when a file system's link limit was reached.
-                    tar::EntryType::Regular => {
-                        let data = read_bounded(e, size, MAX_XATTRS_SIZE, path)?;
-                        let x = parse_xattrs(&data)
-                            .ok_or_else(|| format_err(path, "malformed xattrs"))?;
-                        let c = sha256_hex(&data);
-                        self.xattrs.insert(c.clone(), x);
-                        c
-                    }
-                    t => return Err(format_err(path, format!("unexpected entry type {t:?}"))),
-                };
-                self.next_xattrs = Some((csum, xcsum));
-            }
-            "file" => {
+            ObjectKind::DirTree | ObjectKind::DirMeta => self.metadata(e, path, csum, kind)?,
+            ObjectKind::Xattrs => self.xattrs_object(e, path, csum)?,
+            ObjectKind::XattrsLink => self.xattrs_link(e, path, csum)?,
+            ObjectKind::XattrsLinkV0 => self.xattrs_link_v0(e, path, csum)?,
+            ObjectKind::File => {
                 let xattrs = match self.next_xattrs.take() {
                     Some((f, x)) if f == csum => self.xattrs.get(&x).cloned().ok_or_else(|| {
                         format_err(path, format!("xattrs object {x} not in this layer"))
@@ -322,8 +375,129 @@ impl<'r> Importer<'r> {
                 };
                 self.content(e, path, &csum, xattrs)?;
             }
-            other => return Err(format_err(path, format!("unknown object type {other:?}"))),
         }
+        Ok(())
+    }
+
+    /// A dirtree or dirmeta object.
+    fn metadata<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        path: &str,
+        csum: String,
+        kind: ObjectKind,
+    ) -> Result<(), ImportError> {
+        let size = e.header().size()?;
+        let data = read_bounded(e, size, MAX_METADATA_SIZE, path)?;
+        let (objtype, ty) = if kind == ObjectKind::DirTree {
+            (ostree::ObjectType::DirTree, "(a(say)a(sayay))")
+        } else {
+            (ostree::ObjectType::DirMeta, "(uuua(ayay))")
+        };
+        let v = Variant::from_bytes_with_type(
+            &glib::Bytes::from_owned(data),
+            glib::VariantTy::new(ty).expect("valid type"),
+        );
+        let actual = sha256_hex(&v.data_as_bytes());
+        if actual != csum {
+            return Err(ImportError::Checksum {
+                path: path.into(),
+                expected: csum,
+                actual,
+            });
+        }
+        self.repo
+            .write_metadata(objtype, Some(&csum), &v, gio::Cancellable::NONE)
+            .map_err(octx(format!("writing {path}")))?;
+        self.stats.metadata += 1;
+        Ok(())
+    }
+
+    /// An xattrs object named by its SHA-256: `.file-xattrs` (format 1) or `xattrs/HASH`
+    /// (format 0). Checked and kept for the content objects that link to it.
+    fn xattrs_object<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        path: &str,
+        csum: String,
+    ) -> Result<(), ImportError> {
+        let kind = e.header().entry_type();
+        if kind != tar::EntryType::Regular {
+            return Err(format_err(
+                path,
+                format!("xattrs object of type {kind:?}, not a regular file"),
+            ));
+        }
+        let size = e.header().size()?;
+        let data = read_bounded(e, size, MAX_XATTRS_SIZE, path)?;
+        let actual = sha256_hex(&data);
+        if actual != csum {
+            return Err(ImportError::Checksum {
+                path: path.into(),
+                expected: csum,
+                actual,
+            });
+        }
+        let x = parse_xattrs(&data).ok_or_else(|| format_err(path, "malformed xattrs"))?;
+        self.xattrs.insert(csum, x);
+        Ok(())
+    }
+
+    /// Format 1: `.file-xattrs-link` names the xattrs of content object `csum`, which follows.
+    fn xattrs_link<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        path: &str,
+        csum: String,
+    ) -> Result<(), ImportError> {
+        let xcsum = match e.header().entry_type() {
+            tar::EntryType::Link => match classify(&link_target(e)) {
+                Ok(Some(RepoEntry::Object {
+                    csum: x,
+                    kind: ObjectKind::Xattrs,
+                })) => x,
+                _ => return Err(format_err(path, "link to something not an xattrs object")),
+            },
+            // Written as a copy when a file system's link limit was reached.
+            tar::EntryType::Regular => {
+                let size = e.header().size()?;
+                let data = read_bounded(e, size, MAX_XATTRS_SIZE, path)?;
+                let x = parse_xattrs(&data).ok_or_else(|| format_err(path, "malformed xattrs"))?;
+                let c = sha256_hex(&data);
+                self.xattrs.insert(c.clone(), x);
+                c
+            }
+            t => return Err(format_err(path, format!("unexpected entry type {t:?}"))),
+        };
+        self.next_xattrs = Some((csum, xcsum));
+        Ok(())
+    }
+
+    /// Format 0: `.file.xattrs` is a hard link to `xattrs/HASH`, naming the xattrs of content
+    /// object `csum`, which follows. Only a hard link is accepted (as by ostree-rs-ext).
+    fn xattrs_link_v0<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        path: &str,
+        csum: String,
+    ) -> Result<(), ImportError> {
+        let kind = e.header().entry_type();
+        if kind != tar::EntryType::Link {
+            return Err(format_err(
+                path,
+                format!("format-0 xattrs link of type {kind:?}, not a hard link"),
+            ));
+        }
+        let xcsum = match classify(&link_target(e)) {
+            Ok(Some(RepoEntry::XattrsV0 { csum: x })) => x,
+            _ => {
+                return Err(format_err(
+                    path,
+                    format!("link to something not under {REPO_DIR}/xattrs/"),
+                ))
+            }
+        };
+        self.next_xattrs = Some((csum, xcsum));
         Ok(())
     }
 
@@ -515,6 +689,82 @@ mod tests {
             parse_object_path(&format!("../{}.file", "c".repeat(62))),
             None
         );
+    }
+
+    #[test]
+    fn path_policy() {
+        let c = "ab".to_string() + &"c".repeat(62);
+        let obj = |kind| {
+            Ok(Some(RepoEntry::Object {
+                csum: c.clone(),
+                kind,
+            }))
+        };
+        let o =
+            |suffix: &str| format!("sysroot/ostree/repo/objects/ab/{}.{suffix}", "c".repeat(62));
+        // (path, expected)
+        let table: Vec<(String, Result<Option<RepoEntry>, String>)> = vec![
+            (o("commit"), obj(ObjectKind::Commit)),
+            (o("commitmeta"), obj(ObjectKind::CommitMeta)),
+            (o("dirtree"), obj(ObjectKind::DirTree)),
+            (o("dirmeta"), obj(ObjectKind::DirMeta)),
+            (o("file"), obj(ObjectKind::File)),
+            (o("file-xattrs"), obj(ObjectKind::Xattrs)),
+            (o("file-xattrs-link"), obj(ObjectKind::XattrsLink)),
+            // Format 0.
+            (o("file.xattrs"), obj(ObjectKind::XattrsLinkV0)),
+            (
+                format!("./{}", o("file.xattrs")),
+                obj(ObjectKind::XattrsLinkV0),
+            ),
+            (
+                format!("sysroot/ostree/repo/xattrs/{c}"),
+                Ok(Some(RepoEntry::XattrsV0 { csum: c.clone() })),
+            ),
+            (
+                format!("./sysroot/ostree/repo/xattrs/{c}"),
+                Ok(Some(RepoEntry::XattrsV0 { csum: c.clone() })),
+            ),
+            // Ignored: checkout paths, config (both places), refs, look-alikes outside the repo.
+            ("usr/bin/foo".into(), Ok(None)),
+            ("./usr/bin/foo".into(), Ok(None)),
+            ("./".into(), Ok(None)),
+            ("sysroot/config".into(), Ok(None)),
+            ("sysroot/ostree/repo/config".into(), Ok(None)),
+            ("sysroot/ostree/repo/refs/heads/x".into(), Ok(None)),
+            ("sysroot/ostree/repository/objects/x".into(), Ok(None)),
+            (format!("usr/{}", o("file")), Ok(None)),
+            (format!("../{}", o("file")), Ok(None)),
+            // Errors inside objects/ and xattrs/.
+            (
+                o("file.other"),
+                Err("unknown object type \"file.other\"".into()),
+            ),
+            (o("filez"), Err("unknown object type \"filez\"".into())),
+            (
+                "sysroot/ostree/repo/objects/ab/short.file".into(),
+                Err("not an object name".into()),
+            ),
+            (
+                format!("sysroot/ostree/repo/objects/../{}.file", "c".repeat(62)),
+                Err("not an object name".into()),
+            ),
+            (
+                "sysroot/ostree/repo/xattrs/short".into(),
+                Err("not an xattrs object name".into()),
+            ),
+            (
+                format!("sysroot/ostree/repo/xattrs/{}", c.to_uppercase()),
+                Err("not an xattrs object name".into()),
+            ),
+            (
+                format!("sysroot/ostree/repo/xattrs/{c}/x"),
+                Err("not an xattrs object name".into()),
+            ),
+        ];
+        for (path, want) in table {
+            assert_eq!(classify(&path), want, "{path}");
+        }
     }
 
     #[test]
