@@ -8,6 +8,8 @@ mod fixture;
 mod interop;
 #[path = "encapsulate/rpm_chunking.rs"]
 mod rpm_chunking;
+#[path = "encapsulate/stored.rs"]
+mod stored;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -69,7 +71,7 @@ fn os_commit(dir: &Path, repo_path: &Path) -> String {
 fn has_commit(repo: &Path, c: &str) -> bool {
     run_output(&mut cmd(
         "ostree",
-        [&format!("--repo={}", repo.display()), "cat-file", c],
+        [&format!("--repo={}", repo.display()), "show", c],
     ))
     .status
     .success()

@@ -12,6 +12,13 @@
 //! `/etc/ostree/remotes.d`) before any object is written. Everything is written in one
 //! transaction: a bad or missing signature, a corrupt or incomplete layer leaves nothing
 //! behind.
+//!
+//! Imported through the host importer (`image pull`, `unencapsulate`), the image is also
+//! recorded like any other: its ostree layers' blob refs name the commit, and its
+//! `ostree/container/image/…` ref names an *image commit*: the same tree, the image's
+//! manifest and config in its metadata, the original commit as its parent. So `image list`,
+//! `history`, `metadata` and `prune` know it, a second pull of the same manifest is a no-op,
+//! and the original commit (checksum, metadata, signatures) stays as it was.
 
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -21,9 +28,13 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::host::fetch;
+use crate::host::imgref::ImageReference;
 use crate::host::imgref::{OstreeImageReference, SignatureSource, Transport};
-use crate::host::import::PullResult;
+use crate::host::import::{image_ref_name, PullResult};
+use crate::host::metadata::{self, ImageMeta};
 use crate::host::oci::{self, Compression, DigestReader, Image, Layout};
+use crate::host::refescape::blob_ref;
+use crate::host::repo::{self as hostrepo, ObjectWriter};
 
 use super::encap::{LABEL_COMMIT, LABEL_DIFFID};
 use super::tarread::Importer;
@@ -39,13 +50,15 @@ pub fn ostree_layer_count(
 }
 
 /// Import the ostree layers of `img` and return the commit; the caller's `write_ref`, if
-/// any, is set in the same transaction.
+/// any, is set in the same transaction, and so is the record of the image as `record`, if
+/// given (see the module docs).
 pub fn import_image(
     repo: &ostree::Repo,
     layout: &Layout,
     img: &Image,
     remote: Option<String>,
     write_ref: Option<&str>,
+    record: Option<&ImageReference>,
 ) -> Result<(String, PullResult)> {
     let start = Instant::now();
     let layers = img.layers()?;
@@ -99,10 +112,90 @@ pub fn import_image(
     if let Some(r) = write_ref {
         repo.transaction_set_ref(None, r, Some(&commit));
     }
+    if let Some(imgref) = record {
+        record_image(repo, img, &commit, &layers[..n], imgref)?;
+    }
     txn.commit()?;
     res.commit = commit.clone();
     res.elapsed = start.elapsed();
     Ok((commit, res))
+}
+
+/// Within the caller's transaction: blob refs for the ostree layers, and the image ref on a
+/// new image commit over `commit` (see the module docs). Returns the image commit.
+fn record_image(
+    repo: &ostree::Repo,
+    img: &Image,
+    commit: &str,
+    layers: &[(&oci_spec::image::Descriptor, String)],
+    imgref: &ImageReference,
+) -> Result<String> {
+    for (desc, _) in layers {
+        repo.transaction_set_ref(None, &blob_ref(desc.digest().as_ref()), Some(commit));
+    }
+    let original = super::commit::Commit::load(repo, commit)?;
+    let csum = |hex_csum: &str| -> Result<crate::host::tree::Csum> {
+        hex::decode(hex_csum)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow!("commit {commit}: malformed tree checksum {hex_csum}"))
+    };
+    let labels = img.labels();
+    let md = metadata::commit_metadata(&ImageMeta {
+        manifest_digest: &img.manifest_digest,
+        manifest_json: &String::from_utf8_lossy(&img.manifest_raw),
+        config_json: &String::from_utf8_lossy(&img.config_raw),
+        labels: &labels,
+        bootable: original
+            .metadata
+            .lookup_value(metadata::BOOTABLE, None)
+            .is_some()
+            || labels.contains_key(metadata::BOOTABLE),
+    });
+    let image_commit = ObjectWriter::new(repo).write_commit(
+        Some(commit),
+        &csum(&original.root_tree)?,
+        &csum(&original.root_meta)?,
+        &md,
+        "",
+        original.timestamp,
+    )?;
+    repo.transaction_set_ref(None, &image_ref_name(imgref), Some(&image_commit));
+    Ok(image_commit)
+}
+
+/// When the image ref of `imgref` already records `manifest_digest` and its original commit
+/// is here, that commit.
+fn already_imported(
+    repo: &ostree::Repo,
+    imgref: &ImageReference,
+    manifest_digest: &str,
+) -> Result<Option<String>> {
+    let Some(image_commit) = repo.resolve_rev(&image_ref_name(imgref), true)? else {
+        return Ok(None);
+    };
+    let md = hostrepo::commit_metadata(repo, &image_commit)?;
+    if md
+        .lookup::<String>(metadata::MANIFEST_DIGEST)
+        .ok()
+        .flatten()
+        .as_deref()
+        != Some(manifest_digest)
+    {
+        return Ok(None);
+    }
+    let v = repo.load_variant(ostree::ObjectType::Commit, &image_commit)?;
+    let parent = hex::encode(v.child_value(1).fixed_array::<u8>().unwrap_or_default());
+    if parent.is_empty()
+        || !repo.has_object(
+            ostree::ObjectType::Commit,
+            &parent,
+            ostree::gio::Cancellable::NONE,
+        )?
+    {
+        return Ok(None);
+    }
+    Ok(Some(parent))
 }
 
 type Labels = std::collections::HashMap<String, String>;
@@ -187,6 +280,24 @@ pub fn pull_if_encapsulated(
             ),
         }
     }
-    let (_, res) = import_image(repo, &source.layout, &img, remote, write_ref)?;
+    if let Some(commit) = already_imported(repo, &r.imgref, &img.manifest_digest)? {
+        if let Some(w) = write_ref {
+            repo.set_ref_immediate(None, w, Some(&commit), ostree::gio::Cancellable::NONE)?;
+        }
+        return Ok(Some(PullResult {
+            commit,
+            manifest_digest: img.manifest_digest.clone(),
+            unchanged: true,
+            ..Default::default()
+        }));
+    }
+    let (_, res) = import_image(
+        repo,
+        &source.layout,
+        &img,
+        remote,
+        write_ref,
+        Some(&r.imgref),
+    )?;
     Ok(Some(res))
 }

@@ -325,7 +325,7 @@ pub fn pull(
                         .with_context(|| format!("importing {}", job.name))?;
                     let t = w.write_tree(&mut tree)?;
                     let md = std::collections::BTreeMap::new();
-                    let commit = w.write_commit(&t, &tree.meta, &md, &job.digest, 0)?;
+                    let commit = w.write_commit(None, &t, &tree.meta, &md, &job.digest, 0)?;
                     repo.transaction_set_ref(None, &job.bref, Some(&commit));
                     result.layers_imported += 1;
                     result.blob_bytes += counts.blob_bytes;
@@ -378,7 +378,7 @@ pub fn pull(
         .and_then(metadata::parse_rfc3339)
         .unwrap_or(0);
     // No subject: the commit depends on the image alone, not on how it was reached.
-    let commit = w.write_commit(&root_tree, &merged.meta, &md, "", created)?;
+    let commit = w.write_commit(None, &root_tree, &merged.meta, &md, "", created)?;
     repo.transaction_set_ref(None, &image_ref, Some(&commit));
     if let Some(wr) = &opts.write_ref {
         repo.transaction_set_ref(None, wr, Some(&commit));

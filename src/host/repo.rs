@@ -278,8 +278,10 @@ impl<'r> ObjectWriter<'r> {
     }
 
     /// Write a commit object for `root` (already written with [`Self::write_tree`]).
+    /// Write a commit object (`parent`: a checksum, or none).
     pub fn write_commit(
         &mut self,
+        parent: Option<&str>,
         root_tree: &Csum,
         root_meta: &Csum,
         metadata: &BTreeMap<String, Variant>,
@@ -292,7 +294,10 @@ impl<'r> ObjectWriter<'r> {
         }
         let v = Variant::tuple_from_iter([
             dict.end(),
-            Vec::<u8>::new().to_variant(),
+            parent
+                .map(|p| hex::decode(p).unwrap_or_default())
+                .unwrap_or_default()
+                .to_variant(),
             Vec::<(String, Vec<u8>)>::new().to_variant(),
             subject.to_variant(),
             "".to_variant(),
