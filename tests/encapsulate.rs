@@ -68,6 +68,16 @@ fn os_commit(dir: &Path, repo_path: &Path) -> String {
     )
 }
 
+/// The layer digests of `encapsulate --json` output.
+fn layer_digests(v: &Value) -> Vec<String> {
+    v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn has_commit(repo: &Path, c: &str) -> bool {
     run_output(&mut cmd(
         "ostree",
@@ -100,6 +110,49 @@ fn manifest_of(oci: &Path, tag: &str) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// `tar import` of `tarball` into a new repository gives commit `c` of `src`: fsck clean,
+/// `--write-ref` set, the same tree with the same xattrs (security.capability among them).
+fn tar_import_gives_same_commit(dir: &Path, src: &Path, tarball: &Path, c: &str) {
+    let dst = repo(dir, "dst");
+    let out = oc([
+        "tar",
+        "import",
+        "--repo",
+        dst.to_str().unwrap(),
+        "--file",
+        tarball.to_str().unwrap(),
+        "--write-ref",
+        "imported",
+    ]);
+    assert_eq!(out.trim(), c);
+    ostree(&dst, ["fsck"]);
+    assert_eq!(ostree(&dst, ["rev-parse", "imported"]).trim(), c);
+    let ls = |r: &Path| ostree(r, ["ls", "-R", "-X", c]);
+    assert_eq!(ls(src), ls(&dst));
+    assert!(ls(&dst).contains("security.capability"));
+}
+
+/// `tar import` of `tarball` into a new (staging) repository fails, and no object and no
+/// ref lands; returns the error output.
+fn tar_import_fails_leaving_nothing(dir: &Path, tarball: &Path) -> String {
+    let dst = repo_staged(dir, "dst");
+    let err = oc_fails([
+        "tar",
+        "import",
+        "--repo",
+        dst.to_str().unwrap(),
+        "--file",
+        tarball.to_str().unwrap(),
+    ]);
+    let objects = run(&mut cmd(
+        "find",
+        [dst.join("objects").to_str().unwrap(), "-type", "f"],
+    ));
+    assert!(objects.trim().is_empty(), "objects landed: {objects}");
+    assert!(ostree(&dst, ["refs"]).trim().is_empty());
+    err
+}
+
 #[test]
 fn tar_round_trip_is_lossless() {
     let d = scratch("tar");
@@ -124,24 +177,7 @@ fn tar_round_trip_is_lossless() {
     );
     assert!(listing.contains(".file-xattrs-link link to sysroot/ostree/repo/objects/"));
 
-    let dst = repo(d.path(), "dst");
-    let out = oc([
-        "tar",
-        "import",
-        "--repo",
-        dst.to_str().unwrap(),
-        "--file",
-        tarball.to_str().unwrap(),
-        "--write-ref",
-        "imported",
-    ]);
-    assert_eq!(out.trim(), c);
-    ostree(&dst, ["fsck"]);
-    assert_eq!(ostree(&dst, ["rev-parse", "imported"]).trim(), c);
-    // Same tree, xattrs included.
-    let ls = |r: &Path| ostree(r, ["ls", "-R", "-X", &c]);
-    assert_eq!(ls(&src), ls(&dst));
-    assert!(ls(&dst).contains("security.capability"));
+    tar_import_gives_same_commit(d.path(), &src, &tarball, &c);
 
     // Exporting twice gives the same bytes.
     let again = d.path().join("again.tar");
@@ -181,21 +217,8 @@ fn tar_import_rejects_corrupt_object() {
         .unwrap();
     bytes[pos] = b'E';
     fs::write(&tarball, &bytes).unwrap();
-    let dst = repo_staged(d.path(), "dst");
-    let err = oc_fails([
-        "tar",
-        "import",
-        "--repo",
-        dst.to_str().unwrap(),
-        "--file",
-        tarball.to_str().unwrap(),
-    ]);
+    let err = tar_import_fails_leaving_nothing(d.path(), &tarball);
     assert!(err.contains("checksum mismatch"), "{err}");
-    let objects = run(&mut cmd(
-        "find",
-        [dst.join("objects").to_str().unwrap(), "-type", "f"],
-    ));
-    assert!(objects.trim().is_empty(), "objects landed: {objects}");
 }
 
 #[test]
@@ -387,17 +410,7 @@ fn chunking_changes_few_layers() {
     let r = repo(d.path(), "repo");
     let t = d.path().join("t");
     fixture::os_tree(&t);
-    let pkgs: Vec<(String, Vec<String>)> = (0..12)
-        .map(|i| {
-            let name = format!("pkg{i:02}");
-            let files = vec![
-                format!("usr/bin/{name}"),
-                format!("usr/lib/{name}/lib{name}.so"),
-                format!("usr/share/doc/{name}/copyright"),
-            ];
-            (name, files)
-        })
-        .collect();
+    let pkgs = fixture::numbered_packages(12, &[]);
     let mk = |changed_version: &str| {
         for (i, (name, files)) in pkgs.iter().enumerate() {
             let v = if i == 5 { changed_version } else { "1.0" };
@@ -428,15 +441,7 @@ fn chunking_changes_few_layers() {
     let v1 = enc(&c1, "v1", &[]);
     let prev = format!("oci:{}:v1", oci.display());
     let v2 = enc(&c2, "v2", &["--previous", &prev]);
-    let digests = |v: &Value| -> Vec<String> {
-        v["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["digest"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let (l1, l2) = (digests(&v1), digests(&v2));
+    let (l1, l2) = (layer_digests(&v1), layer_digests(&v2));
     assert_eq!(l1.len(), 10, "{v1:#}");
     assert_eq!(l1.len(), l2.len());
     let changed: Vec<usize> = (0..l1.len()).filter(|&i| l1[i] != l2[i]).collect();
@@ -772,23 +777,7 @@ fn tar_import_reads_format_0() {
     assert!(listing.contains(".file.xattrs link to sysroot/ostree/repo/xattrs/"));
     assert!(!listing.contains("file-xattrs"), "{listing}");
 
-    let dst = repo(d.path(), "dst");
-    let out = oc([
-        "tar",
-        "import",
-        "--repo",
-        dst.to_str().unwrap(),
-        "--file",
-        tarball.to_str().unwrap(),
-        "--write-ref",
-        "imported",
-    ]);
-    assert_eq!(out.trim(), c);
-    ostree(&dst, ["fsck"]);
-    assert_eq!(ostree(&dst, ["rev-parse", "imported"]).trim(), c);
-    let ls = |r: &Path| ostree(r, ["ls", "-R", "-X", &c]);
-    assert_eq!(ls(&src), ls(&dst));
-    assert!(ls(&dst).contains("security.capability"));
+    tar_import_gives_same_commit(d.path(), &src, &tarball, &c);
 }
 
 /// A format-0 xattrs object whose content does not hash to its name is refused, and nothing
@@ -814,23 +803,9 @@ fn tar_import_rejects_corrupt_format_0_xattrs() {
     bytes[hits[0] + needle.len() - 1] = b'd';
     fs::write(&tarball, &bytes).unwrap();
 
-    let dst = repo_staged(d.path(), "dst");
-    let err = oc_fails([
-        "tar",
-        "import",
-        "--repo",
-        dst.to_str().unwrap(),
-        "--file",
-        tarball.to_str().unwrap(),
-    ]);
+    let err = tar_import_fails_leaving_nothing(d.path(), &tarball);
     assert!(err.contains("sysroot/ostree/repo/xattrs/"), "{err}");
     assert!(err.contains("checksum mismatch"), "{err}");
-    let objects = run(&mut cmd(
-        "find",
-        [dst.join("objects").to_str().unwrap(), "-type", "f"],
-    ));
-    assert!(objects.trim().is_empty(), "objects landed: {objects}");
-    assert!(ostree(&dst, ["refs"]).trim().is_empty());
 }
 
 /// The format-0 writer of these tests agrees with ostree-rs-ext's own reader (ostree-ext 0.15),

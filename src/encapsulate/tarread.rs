@@ -428,9 +428,7 @@ impl<'r> Importer<'r> {
                 format!("xattrs object of type {kind:?}, not a regular file"),
             ));
         }
-        let size = e.header().size()?;
-        let data = read_bounded(e, size, MAX_XATTRS_SIZE, path)?;
-        let actual = sha256_hex(&data);
+        let actual = self.read_xattrs(e, path)?;
         if actual != csum {
             return Err(ImportError::Checksum {
                 path: path.into(),
@@ -438,9 +436,21 @@ impl<'r> Importer<'r> {
                 actual,
             });
         }
-        let x = parse_xattrs(&data).ok_or_else(|| format_err(path, "malformed xattrs"))?;
-        self.xattrs.insert(csum, x);
         Ok(())
+    }
+
+    /// Read a serialized xattrs object (size bounded), keep it, and return its SHA-256.
+    fn read_xattrs<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        path: &str,
+    ) -> Result<String, ImportError> {
+        let size = e.header().size()?;
+        let data = read_bounded(e, size, MAX_XATTRS_SIZE, path)?;
+        let x = parse_xattrs(&data).ok_or_else(|| format_err(path, "malformed xattrs"))?;
+        let c = sha256_hex(&data);
+        self.xattrs.insert(c.clone(), x);
+        Ok(c)
     }
 
     /// Format 1: `.file-xattrs-link` names the xattrs of content object `csum`, which follows.
@@ -459,14 +469,7 @@ impl<'r> Importer<'r> {
                 _ => return Err(format_err(path, "link to something not an xattrs object")),
             },
             // Written as a copy when a file system's link limit was reached.
-            tar::EntryType::Regular => {
-                let size = e.header().size()?;
-                let data = read_bounded(e, size, MAX_XATTRS_SIZE, path)?;
-                let x = parse_xattrs(&data).ok_or_else(|| format_err(path, "malformed xattrs"))?;
-                let c = sha256_hex(&data);
-                self.xattrs.insert(c.clone(), x);
-                c
-            }
+            tar::EntryType::Regular => self.read_xattrs(e, path)?,
             t => return Err(format_err(path, format!("unexpected entry type {t:?}"))),
         };
         self.next_xattrs = Some((csum, xcsum));

@@ -108,6 +108,23 @@ pub fn commit(repo: &Path, branch: &str, tree: &Path, extra: &[&str]) -> String 
     common::ostree(repo, &args).trim().to_string()
 }
 
+/// `n` packages `pkg00`, `pkg01`, … with a program, a library and a copyright file each,
+/// plus `extra` paths (`{name}` replaced by the package's name).
+pub fn numbered_packages(n: usize, extra: &[&str]) -> Vec<(String, Vec<String>)> {
+    (0..n)
+        .map(|i| {
+            let name = format!("pkg{i:02}");
+            let mut files = vec![
+                format!("usr/bin/{name}"),
+                format!("usr/lib/{name}/lib{name}.so"),
+                format!("usr/share/doc/{name}/copyright"),
+            ];
+            files.extend(extra.iter().map(|e| e.replace("{name}", &name)));
+            (name, files)
+        })
+        .collect()
+}
+
 /// Build a noarch rpm `name-version` with `rpmbuild` (in `work`) holding `files` (paths in
 /// the tree; `etc/…` ones are marked %config), and install or upgrade it into `root` with
 /// `rpm --root` and the database in `usr/lib/sysimage/rpm`, as rpm-ostree lays out a commit;

@@ -4,16 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{common, fixture, oc, repo, scratch};
-
-fn layer_digests(v: &Value) -> Vec<String> {
-    v["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
-        .collect()
-}
+use super::{common, fixture, layer_digests, oc, repo, scratch};
 
 fn components(layer: &Value) -> Vec<String> {
     layer["components"]
@@ -36,18 +27,7 @@ fn rpm_packages_chunked_and_previous_image_found_at_destination() {
     let work = d.path().join("rpmwork");
     std::fs::create_dir_all(&work).unwrap();
     fixture::os_tree(&t);
-    let pkgs: Vec<(String, Vec<String>)> = (0..12)
-        .map(|i| {
-            let name = format!("pkg{i:02}");
-            let files = vec![
-                format!("usr/bin/{name}"),
-                format!("usr/lib/{name}/lib{name}.so"),
-                format!("usr/share/doc/{name}/copyright"),
-                format!("etc/{name}.conf"),
-            ];
-            (name, files)
-        })
-        .collect();
+    let pkgs = fixture::numbered_packages(12, &["etc/{name}.conf"]);
     for (name, files) in &pkgs {
         let f: Vec<&str> = files.iter().map(String::as_str).collect();
         fixture::rpm_package(&t, &work, name, "1.0", &f);
