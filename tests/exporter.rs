@@ -8,6 +8,8 @@
 
 #![cfg(feature = "host")]
 
+#[path = "common/registry.rs"]
+mod registry;
 #[path = "exporter/util.rs"]
 mod util;
 
@@ -260,9 +262,26 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
     let content = |c: &str| ok(&mut repo.ostree(["ls", "-R", "-C", "-X", c]));
     assert_eq!(content(&c1), content(&c4));
     assert_eq!(content(&c1), content(&c5));
+    // A registry (a real one on loopback): the same manifest, so the same commit.
+    let reg = registry::Registry::start();
+    let (k, home) = reg.env();
+    ok(Command::new("skopeo")
+        .env(k, home)
+        .args(["copy", "--quiet", "--insecure-policy"])
+        .arg(format!("oci:{}:v1", oci.display()))
+        .arg(reg.docker("layer3:v1")));
+    let c6 = ok(exporter(["image", "pull", "--quiet"])
+        .env(k, home)
+        .arg(&repo.path)
+        .arg(format!("ostree-unverified-registry:{}/layer3:v1", reg.host)));
+    assert_eq!(c1, c6.trim());
     repo.fsck();
     let list = ok(exporter(["image", "list", "--repo"]).arg(&repo.path));
-    assert_eq!(list.lines().count(), 5, "{list}");
+    assert_eq!(list.lines().count(), 6, "{list}");
+    assert!(
+        list.contains(&format!("docker://{}/layer3:v1", reg.host)),
+        "{list}"
+    );
     assert!(
         list.contains(&format!("oci-archive:{}:v1", archive.display())),
         "{list}"

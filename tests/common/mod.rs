@@ -34,6 +34,8 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::AsFd;
