@@ -1048,3 +1048,67 @@ fn output_without_a_terminal() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
 }
+
+/// One layer on two different bases, listing neither its parent directory nor the target of
+/// its hard link: over each base the result is what a container runtime makes of it (the
+/// base's directory mode, the base's file behind the link), however the layer was stored
+/// before; the same image pulled into a fresh repository gives the same commit.
+#[test]
+fn layer_reused_only_over_the_lower_layers_it_was_built_on() {
+    let t = tmpdir();
+    let base = |mode: u32, text: &[u8]| {
+        Layer::new(
+            &[
+                Ent::Dir("opt", mode),
+                file("opt/target", text),
+                file(&format!("opt/base-{mode:o}"), b""),
+            ],
+            Comp::None,
+        )
+    };
+    let top = || {
+        Layer::new(
+            &[
+                file("opt/new", b"new"),
+                Ent::Hard("opt/linked", "opt/target"),
+            ],
+            Comp::None,
+        )
+    };
+    assert_eq!(top().digest, top().digest, "the same layer blob twice");
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    write_layout(
+        &a,
+        "x",
+        &[base(0o755, b"from a"), top()],
+        &[],
+        "2024-01-01T00:00:00Z",
+    );
+    write_layout(
+        &b,
+        "x",
+        &[base(0o700, b"from b"), top()],
+        &[],
+        "2024-01-01T00:00:00Z",
+    );
+    let imgref = |p: &Path| format!("ostree-unverified-image:oci:{}:x", p.display());
+
+    let repo = Repo::init(t.path().join("repo"), "bare");
+    let ca = pull(&repo.path, &imgref(&a));
+    let cb = pull(&repo.path, &imgref(&b));
+    repo.fsck();
+    let check = |c: &str, mode: &str, text: &str| {
+        let ls = ok(&mut repo.ostree(["ls", "-d", c, "/opt"]));
+        assert!(ls.starts_with(mode), "{ls}");
+        let linked = ok(&mut repo.ostree(["cat", c, "/opt/linked"]));
+        assert_eq!(linked, text);
+    };
+    check(&ca, "d00755", "from a");
+    check(&cb, "d00700", "from b");
+    // And back: image a again over a repository where the layer was last stored over b.
+    let fresh = Repo::init(t.path().join("fresh"), "bare");
+    assert_eq!(pull(&fresh.path, &imgref(&b)), cb);
+    ok(&mut repo.ostree(["refs", "--delete", "ostree/container/image"]));
+    assert_eq!(pull(&repo.path, &imgref(&a)), ca);
+    check(&ca, "d00755", "from a");
+}

@@ -10,8 +10,11 @@
 //!   metadata described in [`metadata`](super::metadata).
 //!
 //! A layer whose ref already exists is not read again: its tree is loaded from the
-//! repository. Pulling an image whose manifest digest equals the one already stored does
-//! nothing.
+//! repository. A layer tree that took something from the layers below it (the metadata of a
+//! parent directory it does not list, a hard link to a lower file) records their chain ID
+//! (`ostree.container.lower-chain`, as OCI's ChainID) and is reused only over the same lower
+//! layers; elsewhere it is read again. Pulling an image whose manifest digest equals the one
+//! already stored does nothing.
 //!
 //! # Atomicity
 //!
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use ostree::gio::{self, prelude::FileExt};
+use ostree::glib::prelude::ToVariant;
 
 use super::fetch;
 use super::imgref::{ImageReference, OstreeImageReference};
@@ -275,6 +279,7 @@ pub fn pull(
         merged = repo::load_commit_tree(repo, &base)?;
     }
     // Plan the remaining layers: reuse a stored layer commit, or import.
+    let chains = lower_chains(&diff_ids);
     let jobs: Vec<LayerJob> = layers
         .iter()
         .enumerate()
@@ -282,7 +287,11 @@ pub fn pull(
         .map(|(i, (desc, diff_id))| {
             let digest = desc.digest().to_string();
             let bref = blob_ref(&digest);
-            let existing = repo.resolve_rev(&bref, true)?.map(|c| c.to_string());
+            let lower_chain = chains[i].clone();
+            let existing = match repo.resolve_rev(&bref, true)? {
+                Some(c) => reusable_over(repo, c.as_str(), &lower_chain)?.then(|| c.to_string()),
+                None => None,
+            };
             let label = format!("layer {}/{n}", i + 1);
             Ok(LayerJob {
                 name: format!("{label} ({digest})"),
@@ -293,6 +302,7 @@ pub fn pull(
                 digest,
                 bref,
                 existing,
+                lower_chain,
             })
         })
         .collect::<Result<_>>()?;
@@ -321,10 +331,14 @@ pub fn pull(
                             prefetched = Some((k2, p));
                         }
                     }
-                    let (mut tree, counts) = finish_layer(&mut w, &merged, pipeline, default_meta)
-                        .with_context(|| format!("importing {}", job.name))?;
+                    let (mut tree, counts, uses_lower) =
+                        finish_layer(&mut w, &merged, pipeline, default_meta)
+                            .with_context(|| format!("importing {}", job.name))?;
                     let t = w.write_tree(&mut tree)?;
-                    let md = std::collections::BTreeMap::new();
+                    let mut md = std::collections::BTreeMap::new();
+                    if uses_lower {
+                        md.insert(LOWER_CHAIN.to_string(), job.lower_chain.to_variant());
+                    }
                     let commit = w.write_commit(None, &t, &tree.meta, &md, &job.digest, 0)?;
                     repo.transaction_set_ref(None, &job.bref, Some(&commit));
                     result.layers_imported += 1;
@@ -522,8 +536,42 @@ struct LayerJob {
     media_type: String,
     size: u64,
     diff_id: String,
-    /// The layer's commit, when already stored.
+    /// The layer's commit, when already stored and right over these lower layers.
     existing: Option<String>,
+    /// The chain ID of the layers below ("" for the first).
+    lower_chain: String,
+}
+
+/// Layer commit metadata: the chain ID of the lower layers the tree was built over, when it
+/// took something from them.
+const LOWER_CHAIN: &str = "ostree.container.lower-chain";
+
+/// For each layer, the chain ID of the layers below it, as OCI defines ChainID:
+/// `ChainID(L0) = DiffID(L0)`, `ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))`; "" for
+/// the first layer.
+fn lower_chains(diff_ids: &[String]) -> Vec<String> {
+    let mut chains = Vec::with_capacity(diff_ids.len());
+    let mut chain = String::new();
+    for d in diff_ids {
+        chains.push(chain.clone());
+        chain = if chain.is_empty() {
+            d.clone()
+        } else {
+            let h = <sha2::Sha256 as sha2::Digest>::digest(format!("{chain} {d}").as_bytes());
+            format!("sha256:{}", hex::encode(h))
+        };
+    }
+    chains
+}
+
+/// Whether the stored layer commit `commit` is right over lower layers with chain ID
+/// `lower_chain`: it took nothing from below, or it was built over the same chain.
+fn reusable_over(repo: &ostree::Repo, commit: &str, lower_chain: &str) -> Result<bool> {
+    let md = repo::commit_metadata(repo, commit)?;
+    Ok(match md.lookup::<String>(LOWER_CHAIN).ok().flatten() {
+        Some(built_over) => built_over == lower_chain,
+        None => true,
+    })
 }
 
 /// A layer being read (decompressed, parsed, hashed) on its own threads.
@@ -568,7 +616,7 @@ fn finish_layer(
     lower: &Dir,
     p: Pipeline<'_>,
     default_meta: super::tree::Csum,
-) -> Result<(Dir, LayerCounts)> {
+) -> Result<(Dir, LayerCounts, bool)> {
     let mut builder = LayerBuilder::new(lower, default_meta);
     let written: Result<()> = (|| {
         for item in p.rx.iter() {
@@ -586,7 +634,7 @@ fn finish_layer(
         (Err(LayerError::Stopped), Err(e)) => Err(e),
         (Err(e), _) => Err(e.into()),
         (Ok(_), Err(e)) => Err(e),
-        (Ok(counts), Ok(())) => Ok((builder.root, counts)),
+        (Ok(counts), Ok(())) => Ok((builder.root, counts, builder.uses_lower)),
     }
 }
 
@@ -657,4 +705,23 @@ pub fn stored_manifest_and_config(
             .ok_or_else(|| anyhow!("commit {commit} has no {k} metadata"))
     };
     Ok((get(metadata::MANIFEST)?, get(metadata::IMAGE_CONFIG)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lower_chains;
+
+    #[test]
+    fn chain_ids_as_oci_defines_them() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let c = lower_chains(&[d('a'), d('b'), d('c')]);
+        assert_eq!(c[0], "");
+        assert_eq!(c[1], d('a'));
+        // printf 'sha256:aaa… sha256:bbb…' | sha256sum
+        assert_eq!(
+            c[2],
+            "sha256:ccd722928bd92476ba1745586fed6e45a102504185ad88cd89e01ff116fd146c"
+        );
+        assert_ne!(lower_chains(&[d('b'), d('b'), d('c')])[2], c[2]);
+    }
 }

@@ -127,6 +127,10 @@ pub struct LayerBuilder<'a> {
     pub root: Dir,
     lower: &'a Dir,
     default_dirmeta: Csum,
+    /// The tree took something from the lower layers: the metadata (or absence) of a parent
+    /// directory the layer does not list, or the content of a hard link's target. Such a tree
+    /// is right only over the same lower layers.
+    pub uses_lower: bool,
 }
 
 impl<'a> LayerBuilder<'a> {
@@ -137,6 +141,7 @@ impl<'a> LayerBuilder<'a> {
             root: Dir::new(lower.meta),
             lower,
             default_dirmeta,
+            uses_lower: false,
         }
     }
 
@@ -160,6 +165,7 @@ impl<'a> LayerBuilder<'a> {
                     }
                     _ => self.default_dirmeta,
                 };
+                self.uses_lower = true;
                 dir.children
                     .insert(comp.to_string(), Node::Dir(Dir::new(meta)));
             }
@@ -223,7 +229,10 @@ impl<'a> LayerBuilder<'a> {
         }
         let found = match self.root.lookup(target) {
             Some(n) => Some(n),
-            None => self.lower.lookup(target),
+            None => {
+                self.uses_lower = true;
+                self.lower.lookup(target)
+            }
         };
         match found {
             Some(Node::File { csum, kind }) => {
