@@ -31,7 +31,7 @@ use crate::host::fetch;
 use crate::host::imgref::ImageReference;
 use crate::host::imgref::{OstreeImageReference, SignatureSource, Transport};
 use crate::host::import::{image_ref_name, PullResult};
-use crate::host::metadata::{self, ImageMeta};
+use crate::host::metadata;
 use crate::host::oci::{self, Compression, DigestReader, Image, Layout};
 use crate::host::refescape::blob_ref;
 use crate::host::repo::{self as hostrepo, ObjectWriter};
@@ -140,18 +140,12 @@ fn record_image(
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| anyhow!("commit {commit}: malformed tree checksum {hex_csum}"))
     };
-    let labels = img.labels();
-    let md = metadata::commit_metadata(&ImageMeta {
-        manifest_digest: &img.manifest_digest,
-        manifest_json: &String::from_utf8_lossy(&img.manifest_raw),
-        config_json: &String::from_utf8_lossy(&img.config_raw),
-        labels: &labels,
-        bootable: original
-            .metadata
-            .lookup_value(metadata::BOOTABLE, None)
-            .is_some()
-            || labels.contains_key(metadata::BOOTABLE),
-    });
+    let bootable = original
+        .metadata
+        .lookup_value(metadata::BOOTABLE, None)
+        .is_some()
+        || img.labels().contains_key(metadata::BOOTABLE);
+    let md = metadata::image_commit_metadata(img, bootable);
     let image_commit = ObjectWriter::new(repo).write_commit(
         Some(commit),
         &csum(&original.root_tree)?,

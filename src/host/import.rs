@@ -35,7 +35,7 @@ use ostree::glib::prelude::ToVariant;
 use super::fetch;
 use super::imgref::{ImageReference, OstreeImageReference};
 use super::layer::{self, Data, Item, LayerCounts, LayerError, LayerSource};
-use super::metadata::{self, ImageMeta};
+use super::metadata;
 use super::oci;
 use super::progress::Progress;
 use super::refescape::{self, blob_ref, IMAGE_PREFIX};
@@ -377,14 +377,7 @@ pub fn pull(
     result.files = merged.count_files();
     let root_tree = w.write_tree(&mut merged)?;
     tracing::debug!(elapsed = ?start.elapsed(), "merged tree written");
-    let labels = image.labels();
-    let md = metadata::commit_metadata(&ImageMeta {
-        manifest_digest: &image.manifest_digest,
-        manifest_json: &String::from_utf8_lossy(&image.manifest_raw),
-        config_json: &String::from_utf8_lossy(&image.config_raw),
-        labels: &labels,
-        bootable: metadata::has_kernel(&merged),
-    });
+    let md = metadata::image_commit_metadata(&image, metadata::has_kernel(&merged));
     let created = image
         .config
         .created()

@@ -59,6 +59,20 @@ pub fn commit_metadata(m: &ImageMeta<'_>) -> BTreeMap<String, Variant> {
     md
 }
 
+/// The metadata of a commit that records `image` (see [`commit_metadata`]).
+pub fn image_commit_metadata(
+    image: &super::oci::Image,
+    bootable: bool,
+) -> BTreeMap<String, Variant> {
+    commit_metadata(&ImageMeta {
+        manifest_digest: &image.manifest_digest,
+        manifest_json: &String::from_utf8_lossy(&image.manifest_raw),
+        config_json: &String::from_utf8_lossy(&image.config_raw),
+        labels: &image.labels(),
+        bootable,
+    })
+}
+
 /// Does the tree hold a kernel at /usr/lib/modules/<kver>/vmlinuz?
 pub fn has_kernel(root: &Dir) -> bool {
     let Some(modules) = root.lookup_dir(&["usr", "lib", "modules"]) else {
