@@ -19,6 +19,17 @@
 //!    podman leave them behind as mount points.
 //! 7. Character and block devices and FIFOs cannot be stored by ostree: the layer is
 //!    rejected, naming the path. (Those under /dev were already dropped by rule 5.)
+//! 8. PAX global headers (`pax_global_header`, type `g`, as `git archive` writes) are
+//!    dropped: Go's tar reader returns them as entries of their own and umoci ignores them.
+//!    Old GNU sparse entries (type `S`) are refused, as umoci refuses them; PAX sparse files
+//!    are expanded by [`crate::host::sparse`].
+//! 9. Limits ([`crate::host::limits`]): a name longer than 255 bytes or a path longer than
+//!    4095 bytes (as `/usr/…`) rejects the layer; so do a symlink target that is empty,
+//!    longer than 4095 bytes or holds a NUL ([`symlink_target`]), and an owner id that is
+//!    negative or above 4294967294 ([`owner_id`]): ids are never wrapped.
+//!
+//! Whiteouts are recognised by the last component only, as umoci and containers/storage do:
+//! `usr/.wh.bin/x` is a file `x` in a directory named `.wh.bin`, and deletes nothing.
 //!
 //! # Security
 //!
@@ -27,6 +38,8 @@
 //! [`crate::host::tree`]), where writes through a symlink are rejected.
 
 use std::fmt;
+
+use super::limits::{ID_MAX, NAME_MAX, PATH_MAX, SYMLINK_TARGET_MAX};
 
 /// Type of a tar entry, as far as the policy cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +51,8 @@ pub enum EntryKind {
     CharDevice,
     BlockDevice,
     Fifo,
+    /// A PAX global header (`g`).
+    PaxGlobalHeader,
     /// Any other tar entry type (GNU sparse, …), named by its type byte.
     Other(u8),
 }
@@ -51,6 +66,8 @@ pub enum Filtered {
     BuildToolStub,
     /// `.wh..wh.*` aufs metadata.
     AufsMetadata,
+    /// A PAX global header.
+    PaxGlobalHeader,
 }
 
 /// Why the layer is rejected.
@@ -64,6 +81,22 @@ pub enum Rejected {
     EmptyWhiteout,
     /// ostree cannot store this type of file.
     Unsupported(EntryKind),
+    /// A path component longer than [`NAME_MAX`].
+    NameTooLong(usize),
+    /// A path longer than [`PATH_MAX`].
+    PathTooLong(usize),
+    /// A symlink with an empty target.
+    SymlinkEmpty,
+    /// A symlink target holding a NUL byte.
+    SymlinkNul,
+    /// A symlink target longer than [`SYMLINK_TARGET_MAX`].
+    SymlinkTooLong(usize),
+    /// A symlink target that is not UTF-8.
+    SymlinkNotUtf8,
+    /// A uid or gid that is negative, too large or not a number (which, value as written).
+    BadOwner(&'static str, String),
+    /// A PAX sparse file that cannot be read (why).
+    BadSparse(String),
 }
 
 /// The outcome for one entry.
@@ -98,10 +131,36 @@ impl fmt::Display for Rejected {
             Rejected::Unsupported(EntryKind::Fifo) => {
                 f.write_str("FIFOs cannot be stored in ostree (only below /dev, which is dropped)")
             }
+            Rejected::Unsupported(EntryKind::Other(b'S')) => f.write_str(
+                "old GNU sparse file (tar type 'S'): umoci and podman refuse these too; \
+                 write the layer with `tar --format=pax` (PAX sparse files are read)",
+            ),
             Rejected::Unsupported(EntryKind::Other(t)) => {
                 write!(f, "unsupported tar entry type {:?}", char::from(*t))
             }
             Rejected::Unsupported(k) => write!(f, "unsupported entry type {k:?}"),
+            Rejected::NameTooLong(n) => write!(
+                f,
+                "a name of {n} bytes is longer than the kernel's NAME_MAX ({NAME_MAX})"
+            ),
+            Rejected::PathTooLong(n) => write!(
+                f,
+                "a path of {n} bytes is longer than the kernel's PATH_MAX ({PATH_MAX} bytes without the NUL)"
+            ),
+            Rejected::SymlinkEmpty => f.write_str("symlink with an empty target"),
+            Rejected::SymlinkNul => f.write_str(
+                "symlink target holds a NUL byte (ostree stores it as a string, which cannot)",
+            ),
+            Rejected::SymlinkTooLong(n) => write!(
+                f,
+                "symlink target of {n} bytes is longer than the kernel accepts ({SYMLINK_TARGET_MAX})"
+            ),
+            Rejected::SymlinkNotUtf8 => f.write_str("symlink target is not valid UTF-8"),
+            Rejected::BadOwner(which, v) => write!(
+                f,
+                "{which} {v} is out of range (0 to {ID_MAX}); ids are never wrapped"
+            ),
+            Rejected::BadSparse(why) => write!(f, "PAX sparse file: {why}"),
         }
     }
 }
@@ -112,25 +171,104 @@ const WH_OPAQUE: &str = ".wh..wh..opq";
 const WH_META_PREFIX: &str = ".wh..wh.";
 
 /// Split and normalise a raw tar path into components, mapping `etc` to `usr/etc`.
-/// `Err` for `..` or non-UTF-8.
+/// `Err` for `..`, non-UTF-8, a name longer than [`NAME_MAX`] or a path longer than
+/// [`PATH_MAX`] (counted as `/` followed by the normalised path).
 pub fn normalize(path: &[u8]) -> Result<Vec<&str>, Rejected> {
+    // Checked first, so that the split below never handles a huge path.
+    if path.len() > PATH_MAX * 2 + 8 {
+        return Err(Rejected::PathTooLong(path.len()));
+    }
     let s = std::str::from_utf8(path).map_err(|_| Rejected::NotUtf8)?;
     let mut out = Vec::new();
+    let mut len = 0;
     for c in s.split('/') {
         match c {
             "" | "." => {}
             ".." => return Err(Rejected::DotDot),
-            c => out.push(c),
+            c if c.len() > NAME_MAX => return Err(Rejected::NameTooLong(c.len())),
+            c => {
+                len += 1 + c.len();
+                out.push(c);
+            }
         }
     }
     if out.first() == Some(&"etc") {
         out.splice(0..1, ["usr", "etc"]);
+        len += "/usr".len();
+    }
+    if len > PATH_MAX {
+        return Err(Rejected::PathTooLong(len));
     }
     Ok(out)
 }
 
+/// A symlink target as ostree can store it: non-empty, UTF-8, no NUL, at most
+/// [`SYMLINK_TARGET_MAX`] bytes. The target is not interpreted (it may be absolute or hold
+/// `..`: it is resolved on the machine, never while importing).
+pub fn symlink_target(target: &[u8]) -> Result<&str, Rejected> {
+    if target.is_empty() {
+        return Err(Rejected::SymlinkEmpty);
+    }
+    if target.contains(&0) {
+        return Err(Rejected::SymlinkNul);
+    }
+    if target.len() > SYMLINK_TARGET_MAX {
+        return Err(Rejected::SymlinkTooLong(target.len()));
+    }
+    std::str::from_utf8(target).map_err(|_| Rejected::SymlinkNotUtf8)
+}
+
+/// The uid or gid of a tar entry (`which` names it in errors): the PAX record when there is
+/// one (decimal digits only), else the header field, octal or base-256 (GNU; a first byte
+/// with `0x40` set is negative). Negative values and values above [`ID_MAX`] are refused,
+/// never wrapped.
+pub fn owner_id(which: &'static str, pax: Option<&[u8]>, field: &[u8]) -> Result<u32, Rejected> {
+    let bad = |v: String| Rejected::BadOwner(which, v);
+    let value: u64 = match pax {
+        Some(v) => {
+            let s = String::from_utf8_lossy(v);
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(format!("{s:?} (PAX record)")));
+            }
+            s.parse().map_err(|_| bad(format!("{s} (PAX record)")))?
+        }
+        None => match field.first() {
+            Some(b) if b & 0x80 != 0 => {
+                if b & 0x40 != 0 {
+                    return Err(bad("negative (base-256 header field)".into()));
+                }
+                let mut v: u64 = u64::from(b & 0x3f);
+                for &byte in &field[1..] {
+                    v = v
+                        .checked_mul(256)
+                        .map(|v| v | u64::from(byte))
+                        .ok_or_else(|| bad("above 2^64 (base-256 header field)".into()))?;
+                }
+                v
+            }
+            _ => {
+                let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+                let s = String::from_utf8_lossy(&field[..end]);
+                let t = s.trim_matches(' ');
+                if t.is_empty() {
+                    0
+                } else {
+                    u64::from_str_radix(t, 8).map_err(|_| bad(format!("{s:?} (header field)")))?
+                }
+            }
+        },
+    };
+    if value > ID_MAX {
+        return Err(bad(value.to_string()));
+    }
+    Ok(value as u32)
+}
+
 /// Decide what to do with one tar entry. `size` is the entry's content size.
 pub fn classify(path: &[u8], kind: EntryKind, size: u64) -> Disposition {
+    if kind == EntryKind::PaxGlobalHeader {
+        return Disposition::Filtered(Filtered::PaxGlobalHeader);
+    }
     let comps = match normalize(path) {
         Ok(c) => c,
         Err(r) => return Disposition::Reject(r),
