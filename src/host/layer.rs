@@ -177,8 +177,15 @@ fn entry_kind(t: tar::EntryType) -> EntryKind {
     }
 }
 
+/// A path from the tar as shown in messages: lossy UTF-8, and a hostile 200 kB path cut to
+/// its first 200 characters (with its length).
 fn lossy(p: &[u8]) -> String {
-    String::from_utf8_lossy(p).into_owned()
+    const SHOWN: usize = 200;
+    let s = String::from_utf8_lossy(p);
+    match s.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], p.len()),
+        None => s.into_owned(),
+    }
 }
 
 fn comps(p: &str) -> Vec<String> {

@@ -9,7 +9,7 @@
 //! | limit                    | value         | source |
 //! |--------------------------|---------------|--------|
 //! | [`NAME_MAX`]             | 255 bytes     | kernel `NAME_MAX` (`<linux/limits.h>`): longer names fail with `ENAMETOOLONG` at checkout |
-//! | [`PATH_MAX`]             | 4095 bytes    | kernel `PATH_MAX` (4096, the NUL included): the longest path a system call takes; bounds the depth too (at most 2048 levels) |
+//! | [`PATH_MAX`]             | 4095 bytes    | kernel `PATH_MAX` (4096, the NUL included): the longest path a system call takes; bounds the depth too (at most 2047 levels) |
 //! | [`SYMLINK_TARGET_MAX`]   | 4095 bytes    | kernel: `symlink(2)` refuses a longer target; ostree `bare` repositories store symlinks as symlinks, and `bare-user` ones read the target back into a `PATH_MAX + 1` buffer (`ostree-repo.c`), so a longer one fails `ostree fsck` |
 //! | [`ID_MAX`]               | 4294967294    | ostree stores owners as `u32`; `(uid_t)-1` means "leave unchanged" to `chown(2)` |
 //! | [`SPARSE_MAP_MAX`]       | 1 MiB         | Go `archive/tar` `maxSpecialFileSize`: the largest PAX 1.0 sparse map it reads |
@@ -18,7 +18,7 @@
 //! hold no NUL byte (ostree stores the target as a GVariant string, which cannot hold one:
 //! such an object fails `ostree fsck`). Names and targets are UTF-8 for the same reason.
 //!
-//! There is no separate depth limit: the path limit allows at most 2048 levels (`a/a/…`),
+//! There is no separate depth limit: the path limit allows at most 2047 levels (`a/a/…`),
 //! which ostree 2022.7's `fsck` and `checkout` handle (they recurse per level without a limit
 //! of their own, and crash on a commit some 20,000 levels deep), and which bounds the
 //! recursion in [`crate::host::tree`].
