@@ -13,6 +13,7 @@
 //! | [`SYMLINK_TARGET_MAX`]   | 4095 bytes    | kernel: `symlink(2)` refuses a longer target; ostree `bare` repositories store symlinks as symlinks, and `bare-user` ones read the target back into a `PATH_MAX + 1` buffer (`ostree-repo.c`), so a longer one fails `ostree fsck` |
 //! | [`ID_MAX`]               | 4294967294    | ostree stores owners as `u32`; `(uid_t)-1` means "leave unchanged" to `chown(2)` |
 //! | [`SPARSE_MAP_MAX`]       | 1 MiB         | Go `archive/tar` `maxSpecialFileSize`: the largest PAX 1.0 sparse map it reads |
+//! | [`GZIP_HEADER_STRING_MAX`] | 512 bytes   | Go `compress/gzip` (its header buffer): the longest gzip file name or comment, NUL included |
 //!
 //! Symlink targets must also be non-empty (`symlink(2)` refuses an empty target: `ENOENT`) and
 //! hold no NUL byte (ostree stores the target as a GVariant string, which cannot hold one:
@@ -38,3 +39,6 @@ pub const ID_MAX: u64 = u32::MAX as u64 - 1;
 
 /// Largest PAX 1.0 sparse map (the part of the entry's data before the file's own bytes).
 pub const SPARSE_MAP_MAX: u64 = 1 << 20;
+
+/// Longest file name or comment in a gzip member header, its NUL included.
+pub const GZIP_HEADER_STRING_MAX: usize = 512;

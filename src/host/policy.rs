@@ -332,7 +332,9 @@ fn path_is_top_etc(path: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::EntryKind;
-    use super::{classify, Disposition, Filtered as F, Rejected};
+    use super::{
+        classify, normalize, owner_id, symlink_target, Disposition, Filtered as F, Rejected,
+    };
     use Disposition::*;
     use EntryKind::*;
 
@@ -431,6 +433,193 @@ mod tests {
                 want,
                 "{path} {kind:?}"
             );
+        }
+    }
+
+    #[test]
+    fn limits_table() {
+        let name = |n: usize| format!("usr/{}", "n".repeat(n));
+        // Paths of exactly `n` bytes counted as `/usr/…`.
+        let path = |n: usize| {
+            let rest = n - "/usr/".len();
+            let k = (rest - 1) / 2;
+            format!("usr/{}{}", "p/".repeat(k), "q".repeat(rest - 2 * k))
+        };
+        assert_eq!(format!("/{}", path(4095)).len(), 4095);
+        let table: Vec<(String, EntryKind, Disposition)> = vec![
+            (name(255), Regular, keep(&name(255))),
+            (name(256), Regular, Reject(Rejected::NameTooLong(256))),
+            (name(5000), Directory, Reject(Rejected::NameTooLong(5000))),
+            (path(4095), Regular, keep(&path(4095))),
+            (path(4096), Regular, Reject(Rejected::PathTooLong(4096))),
+            // `etc` becomes `usr/etc`: four bytes more.
+            (
+                format!("etc/{}", &path(4092)[4..]),
+                Regular,
+                Reject(Rejected::PathTooLong(4096)),
+            ),
+            // Dropped components do not count; a huge path is refused before it is split.
+            (format!("./{}", path(4095)), Regular, keep(&path(4095))),
+            (
+                "a/".repeat(100_000),
+                Directory,
+                Reject(Rejected::PathTooLong(200_000)),
+            ),
+            // The whiteout rules look at the last component only.
+            ("usr/.wh.bin/x".into(), Regular, keep("usr/.wh.bin/x")),
+            (
+                "usr/.wh..wh..opq/x".into(),
+                Regular,
+                keep("usr/.wh..wh..opq/x"),
+            ),
+            (
+                "pax_global_header".into(),
+                PaxGlobalHeader,
+                Filtered(F::PaxGlobalHeader),
+            ),
+            (
+                "../evil".into(),
+                PaxGlobalHeader,
+                Filtered(F::PaxGlobalHeader),
+            ),
+        ];
+        for (p, kind, want) in table {
+            assert_eq!(
+                classify(p.as_bytes(), kind, 1),
+                want,
+                "{} {kind:?}",
+                p.len()
+            );
+        }
+    }
+
+    #[test]
+    fn symlink_targets() {
+        let long = "t".repeat(4095);
+        let table: Vec<(&[u8], Result<&str, Rejected>)> = vec![
+            (b"../lib/x", Ok("../lib/x")),
+            (b"/abs/x", Ok("/abs/x")),
+            (long.as_bytes(), Ok(&long)),
+            (&[b't'; 4096], Err(Rejected::SymlinkTooLong(4096))),
+            (&[b'x'; 5000], Err(Rejected::SymlinkTooLong(5000))),
+            (b"", Err(Rejected::SymlinkEmpty)),
+            (b"/usr/bin\0evil", Err(Rejected::SymlinkNul)),
+            (b"\0", Err(Rejected::SymlinkNul)),
+            (b"\xff", Err(Rejected::SymlinkNotUtf8)),
+        ];
+        for (t, want) in table {
+            assert_eq!(symlink_target(t), want, "{}", String::from_utf8_lossy(t));
+        }
+    }
+
+    /// Header fields as tar writes them: 7 octal digits and a NUL, or base-256 (GNU).
+    fn octal(v: u64) -> [u8; 8] {
+        let mut f = [0u8; 8];
+        f[..7].copy_from_slice(format!("{v:07o}").as_bytes());
+        f
+    }
+
+    fn base256(v: i64) -> [u8; 8] {
+        let mut f = v.to_be_bytes();
+        f[0] |= 0x80;
+        f
+    }
+
+    #[test]
+    fn owner_ids_are_never_wrapped() {
+        let bad = |v: &str| Err(Rejected::BadOwner("uid", v.into()));
+        let table: Vec<(Option<&[u8]>, [u8; 8], Result<u32, Rejected>)> = vec![
+            (None, octal(0), Ok(0)),
+            (None, octal(1000), Ok(1000)),
+            (None, octal(0o7777777), Ok(0o7777777)),
+            (None, *b"  1750 \0", Ok(1000)),
+            (None, [0; 8], Ok(0)),
+            (None, base256(70_000), Ok(70_000)),
+            (None, base256(4294967294), Ok(4294967294)),
+            (None, base256(4294967295), bad("4294967295")),
+            (None, base256(1 << 32), bad("4294967296")),
+            (None, base256(-1), bad("negative (base-256 header field)")),
+            (None, [0xff; 8], bad("negative (base-256 header field)")),
+            (None, *b"12x4567\0", bad("\"12x4567\" (header field)")),
+            (Some(b"4294967294"), octal(5), Ok(4294967294)),
+            (Some(b"0"), base256(-1), Ok(0)),
+            (Some(b"4294967296"), octal(0), bad("4294967296")),
+            (
+                Some(b"18446744073709551616"),
+                octal(0),
+                bad("18446744073709551616 (PAX record)"),
+            ),
+            (Some(b"-1"), octal(0), bad("\"-1\" (PAX record)")),
+            (Some(b"+5"), octal(0), bad("\"+5\" (PAX record)")),
+            (Some(b""), octal(0), bad("\"\" (PAX record)")),
+            (Some(b" 5"), octal(0), bad("\" 5\" (PAX record)")),
+        ];
+        for (pax, field, want) in table {
+            assert_eq!(owner_id("uid", pax, &field), want, "{pax:?} {field:?}");
+        }
+    }
+
+    /// Arbitrary bytes never panic the classifiers, and what they keep is within the limits.
+    #[test]
+    fn fuzz_classifiers_never_panic() {
+        let mut seed = 0x2545F4914F6CDD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet: &[&[u8]] = &[
+            b"/",
+            b".",
+            b"..",
+            b".wh.",
+            b".wh..wh..opq",
+            b"etc",
+            b"a",
+            b"\0",
+            b"\xff",
+            b"\xc3\xa9",
+            b"dev",
+            b"usr",
+        ];
+        let kinds = [
+            Regular,
+            Directory,
+            Symlink,
+            Hardlink,
+            Fifo,
+            Other(b'S'),
+            PaxGlobalHeader,
+        ];
+        for _ in 0..20_000 {
+            let mut p = Vec::new();
+            let parts = next() % 12;
+            for _ in 0..parts {
+                let n = next() as usize;
+                p.extend_from_slice(alphabet[n % alphabet.len()]);
+                if n % 97 == 0 {
+                    p.extend(std::iter::repeat(b'n').take(next() as usize % 600));
+                }
+            }
+            let kind = kinds[next() as usize % kinds.len()];
+            if let Keep(k) = classify(&p, kind, next() % 3) {
+                assert!(
+                    !k.is_empty() && !k.starts_with('/') && k.len() < 4095,
+                    "{k:?}"
+                );
+                assert!(k
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= 255));
+            }
+            let _ = normalize(&p);
+            let _ = symlink_target(&p);
+            let mut field = [0u8; 8];
+            field.copy_from_slice(&next().to_le_bytes());
+            if let Ok(id) = owner_id("gid", None, &field) {
+                assert!(id < u32::MAX);
+            }
+            let _ = owner_id("gid", Some(&p), &field);
         }
     }
 

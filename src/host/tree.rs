@@ -396,6 +396,68 @@ mod tests {
     }
 
     #[test]
+    fn whiteout_names_as_directories_delete_nothing() {
+        let empty = Dir::new(DM);
+        let l1 = build(&empty, |b| {
+            b.add_file(&["usr", "bin", "sh"], c(1), FileKind::Regular)
+                .unwrap();
+            b.add_file(&["usr", "keep"], c(2), FileKind::Regular)
+                .unwrap();
+        });
+        let mut merged = Dir::new(DM);
+        apply_layer(&mut merged, &l1);
+        let l2 = build(&merged, |b| {
+            b.add_file(&["usr", ".wh.bin", "x"], c(3), FileKind::Regular)
+                .unwrap();
+            b.add_file(&["usr", ".wh..wh..opq", "y"], c(4), FileKind::Regular)
+                .unwrap();
+        });
+        assert!(!l2.has_whiteouts());
+        apply_layer(&mut merged, &l2);
+        assert_eq!(
+            listing(&merged),
+            [
+                "usr/",
+                "usr/.wh..wh..opq/",
+                "usr/.wh..wh..opq/y=4",
+                "usr/.wh.bin/",
+                "usr/.wh.bin/x=3",
+                "usr/bin/",
+                "usr/bin/sh=1",
+                "usr/keep=2"
+            ]
+        );
+    }
+
+    #[test]
+    fn whiteout_that_is_also_a_directory_is_an_error() {
+        let empty = Dir::new(DM);
+        let mut b = LayerBuilder::new(&empty, DM);
+        b.add_file(&["usr", ".wh.bin"], c(0), FileKind::Regular)
+            .unwrap();
+        let e = b
+            .add_file(&["usr", ".wh.bin", "x"], c(1), FileKind::Regular)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            TreeError::WhiteoutAsDirectory {
+                path: "usr/.wh.bin/x".into(),
+                parent: "usr/.wh.bin".into(),
+                deleted: "usr/bin".into()
+            }
+        );
+        assert!(e.to_string().contains("rebuild the layer"), "{e}");
+        // The other order.
+        let mut b = LayerBuilder::new(&empty, DM);
+        b.add_file(&["usr", ".wh.bin", "x"], c(1), FileKind::Regular)
+            .unwrap();
+        assert!(matches!(
+            b.add_file(&["usr", ".wh.bin"], c(0), FileKind::Regular),
+            Err(TreeError::WhiteoutAsDirectory { .. })
+        ));
+    }
+
+    #[test]
     fn implicit_parents_keep_lower_meta() {
         let mut lower = Dir::new(DM);
         lower
