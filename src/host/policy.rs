@@ -528,7 +528,8 @@ mod tests {
     #[test]
     fn owner_ids_are_never_wrapped() {
         let bad = |v: &str| Err(Rejected::BadOwner("uid", v.into()));
-        let table: Vec<(Option<&[u8]>, [u8; 8], Result<u32, Rejected>)> = vec![
+        type Case<'a> = (Option<&'a [u8]>, [u8; 8], Result<u32, Rejected>);
+        let table: Vec<Case> = vec![
             (None, octal(0), Ok(0)),
             (None, octal(1000), Ok(1000)),
             (None, octal(0o7777777), Ok(0o7777777)),
