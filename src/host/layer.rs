@@ -523,6 +523,27 @@ fn check_end_of_archive(r: &mut impl Read) -> io::Result<()> {
     ))
 }
 
+/// The owner (uid, gid) of a tar entry, from its PAX records or header, never wrapped (see
+/// [`owner_id`]).
+pub fn entry_owner<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(u32, u32), Rejected> {
+    let pax = pax_records(entry).map_err(|e| Rejected::BadOwner("owner", e.to_string()))?;
+    owners(&pax, entry.header())
+}
+
+fn owners(pax: &[(String, Vec<u8>)], h: &tar::Header) -> Result<(u32, u32), Rejected> {
+    let value = |k: &str| {
+        pax.iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| &v[..])
+    };
+    let h = h.as_old();
+    Ok((
+        owner_id("uid", value("uid"), &h.uid)?,
+        owner_id("gid", value("gid"), &h.gid)?,
+    ))
+}
+
 /// The entry's PAX records, in order (keys that are not UTF-8 are skipped).
 fn pax_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
