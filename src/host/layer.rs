@@ -28,7 +28,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use super::oci::{Compression, DigestReader, OciError};
 use super::policy::{
-    classify, normalize, owner_id, symlink_target, Disposition, EntryKind, Filtered, Rejected,
+    classify, normalize, owner_id, symlink_target, xattr_name, Disposition, EntryKind, Filtered,
+    Rejected,
 };
 use super::repo::{content_checksum, content_hasher, file_header, Meta, S_IFDIR, S_IFLNK, S_IFREG};
 use super::sparse;
@@ -388,8 +389,9 @@ fn parse_tar(
                 .iter()
                 .filter_map(|(k, v)| Some((k.strip_prefix("SCHILY.xattr.")?, v)))
                 .filter(|(name, _)| *name != "security.selinux")
-                .map(|(name, v)| (name.as_bytes().to_vec(), v.clone()))
-                .collect(),
+                .map(|(name, v)| Ok((xattr_name(name)?.as_bytes().to_vec(), v.clone())))
+                .collect::<Result<_, Rejected>>()
+                .map_err(reject)?,
         };
         // The last record of a name counts (PAX), after a stable sort by name.
         meta.xattrs.reverse();

@@ -81,6 +81,10 @@ pub enum Rejected {
     EmptyWhiteout,
     /// ostree cannot store this type of file.
     Unsupported(EntryKind),
+    /// A NUL byte in a name (possible in PAX `path` records and GNU long names).
+    NulInName,
+    /// An extended attribute name that is empty or holds a NUL byte.
+    BadXattrName(String),
     /// A path component longer than [`NAME_MAX`].
     NameTooLong(usize),
     /// A path longer than [`PATH_MAX`].
@@ -147,6 +151,13 @@ impl fmt::Display for Rejected {
                 f,
                 "a path of {n} bytes is longer than the kernel's PATH_MAX ({PATH_MAX} bytes without the NUL)"
             ),
+            Rejected::NulInName => f.write_str(
+                "path holds a NUL byte (Go's tar reader refuses it; ostree cannot store it)",
+            ),
+            Rejected::BadXattrName(n) => write!(
+                f,
+                "extended attribute name {n:?} is empty or holds a NUL byte (Go's tar reader refuses it)"
+            ),
             Rejected::SymlinkEmpty => f.write_str("symlink with an empty target"),
             Rejected::SymlinkNul => f.write_str(
                 "symlink target holds a NUL byte (ostree stores it as a string, which cannot)",
@@ -185,6 +196,7 @@ pub fn normalize(path: &[u8]) -> Result<Vec<&str>, Rejected> {
         match c {
             "" | "." => {}
             ".." => return Err(Rejected::DotDot),
+            c if c.contains('\0') => return Err(Rejected::NulInName),
             c if c.len() > NAME_MAX => return Err(Rejected::NameTooLong(c.len())),
             c => {
                 len += 1 + c.len();
@@ -200,6 +212,15 @@ pub fn normalize(path: &[u8]) -> Result<Vec<&str>, Rejected> {
         return Err(Rejected::PathTooLong(len));
     }
     Ok(out)
+}
+
+/// An extended attribute name from a PAX `SCHILY.xattr.<name>` record: non-empty, no NUL
+/// (ostree stores the name NUL-terminated, and the kernel takes it as a C string).
+pub fn xattr_name(name: &str) -> Result<&str, Rejected> {
+    if name.is_empty() || name.contains('\0') {
+        return Err(Rejected::BadXattrName(name.to_string()));
+    }
+    Ok(name)
 }
 
 /// A symlink target as ostree can store it: non-empty, UTF-8, no NUL, at most
@@ -333,7 +354,8 @@ fn path_is_top_etc(path: &[u8]) -> bool {
 mod tests {
     use super::EntryKind;
     use super::{
-        classify, normalize, owner_id, symlink_target, Disposition, Filtered as F, Rejected,
+        classify, normalize, owner_id, symlink_target, xattr_name, Disposition, Filtered as F,
+        Rejected,
     };
     use Disposition::*;
     use EntryKind::*;
@@ -450,6 +472,8 @@ mod tests {
             (name(255), Regular, keep(&name(255))),
             (name(256), Regular, Reject(Rejected::NameTooLong(256))),
             (name(5000), Directory, Reject(Rejected::NameTooLong(5000))),
+            ("usr/a\0b".into(), Regular, Reject(Rejected::NulInName)),
+            ("usr/ab\0".into(), Regular, Reject(Rejected::NulInName)),
             (path(4095), Regular, keep(&path(4095))),
             (path(4096), Regular, Reject(Rejected::PathTooLong(4096))),
             // `etc` becomes `usr/etc`: four bytes more.
@@ -491,6 +515,13 @@ mod tests {
                 p.len()
             );
         }
+    }
+
+    #[test]
+    fn xattr_names() {
+        assert_eq!(xattr_name("user.a"), Ok("user.a"));
+        assert!(xattr_name("").is_err());
+        assert!(xattr_name("user.a\0security.evil").is_err());
     }
 
     #[test]

@@ -563,3 +563,24 @@ fn hostile_created_with_multibyte_character_does_not_panic() {
     let log = ok(&mut repo.ostree(["log", &c]));
     assert!(log.contains("1970-01-01"), "{log}");
 }
+
+#[test]
+fn hostile_nul_in_names_and_xattr_names_refused() {
+    // A PAX path with a NUL in the middle (Go's tar reader refuses it too).
+    let l = raw_layer(tar_with(|b| {
+        b.append_pax_extensions([("path", &b"usr/a\0b"[..])])
+            .unwrap();
+        file_owned_by(
+            b,
+            "usr/placeholder",
+            &mut header(tar::EntryType::Regular, 0o644, 1),
+        );
+    }));
+    refused(vec![l], &["usr/a", "NUL"]);
+    let l = raw_layer(tar_with(|b| {
+        b.append_pax_extensions([("SCHILY.xattr.user.a\0security.capability", &b"v"[..])])
+            .unwrap();
+        file_owned_by(b, "usr/x", &mut header(tar::EntryType::Regular, 0o644, 1));
+    }));
+    refused(vec![l], &["usr/x", "extended attribute name"]);
+}
