@@ -19,10 +19,11 @@
 //! hold no NUL byte (ostree stores the target as a GVariant string, which cannot hold one:
 //! such an object fails `ostree fsck`). Names and targets are UTF-8 for the same reason.
 //!
-//! There is no separate depth limit: the path limit allows at most 2047 levels (`a/a/…`),
-//! which ostree 2022.7's `fsck` and `checkout` handle (they recurse per level without a limit
-//! of their own, and crash on a commit some 20,000 levels deep), and which bounds the
-//! recursion in [`crate::host::tree`].
+//! There is no separate depth limit: the path limit allows at most 2047 levels (`/a/a/…`).
+//! ostree 2022.7 recurses per level in `fsck` and `checkout` with no limit of its own (the
+//! old `OSTREE_MAX_RECURSION` is gone): measured here, `ostree checkout` crashes (SIGSEGV) on
+//! a commit 10,000 levels deep and handles 5,000. The path limit also bounds the recursion in
+//! [`crate::host::tree`].
 
 /// Longest file name (one path component), in bytes.
 pub const NAME_MAX: usize = 255;

@@ -163,6 +163,16 @@ fn hostile_symlink_target_at_the_limit_imports_as_umoci() {
     let (repo, c) = imports_as_umoci(&t, vec![l]);
     let ls = ok(&mut repo.ostree(["ls", &c, "/usr/max"]));
     assert!(ls.contains(&target), "{ls}");
+    // bare-user repositories store the target in a file and read it back: fsck agrees.
+    let user = Repo::init(t.path().join("repo-user"), "bare-user");
+    pull(
+        &user.path,
+        &format!(
+            "ostree-unverified-image:oci:{}:t",
+            t.path().join("oci").display()
+        ),
+    );
+    user.fsck();
 }
 
 fn file_owned_by(b: &mut tar::Builder<Vec<u8>>, path: &str, h: &mut tar::Header) {
