@@ -42,7 +42,7 @@ pub const SPILL_THRESHOLD: u64 = 8 << 20;
 pub enum LayerError {
     #[error(transparent)]
     Oci(#[from] OciError),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io { what: String, source: io::Error },
     #[error("{path:?}: {reason}")]
     Rejected { path: String, reason: Rejected },
@@ -521,7 +521,8 @@ fn check_end_of_archive(r: &mut impl Read) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::InvalidData,
         "a single zero block is followed by more data: the entries after it would be lost \
-         (Go's tar reader, hence podman and umoci, refuses such a layer as \"invalid tar header\")",
+         (Go's tar reader, hence podman and umoci, refuses such a layer as \"invalid tar header\"); \
+         write the layer again with one tar archive (its end is two zero blocks)",
     ))
 }
 

@@ -169,7 +169,7 @@ impl fmt::Display for Rejected {
             Rejected::SymlinkNotUtf8 => f.write_str("symlink target is not valid UTF-8"),
             Rejected::BadOwner(which, v) => write!(
                 f,
-                "{which} {v} is out of range (0 to {ID_MAX}); ids are never wrapped"
+                "{which} {v} is out of range (0 to {ID_MAX}); ids are never wrapped: give the file an owner in range"
             ),
             Rejected::BadSparse(why) => write!(f, "PAX sparse file: {why}"),
         }
