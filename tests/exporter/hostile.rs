@@ -325,6 +325,12 @@ fn hostile_two_zero_blocks_then_garbage_is_the_end_as_go_reads_it() {
     let mut tar = make_tar(&[Ent::Dir("usr", 0o755), file("usr/a", b"a")]);
     tar.extend_from_slice(b"trailing bytes after the end of the archive");
     imports_as_umoci(&t, vec![raw_layer(tar)]);
+    // A single zero block and then the end of the stream is an end too (Go: "EOF is okay
+    // here").
+    let t = tmpdir();
+    let mut tar = make_tar(&[Ent::Dir("usr", 0o755), file("usr/a", b"a")]);
+    tar.truncate(tar.len() - 512);
+    imports_as_umoci(&t, vec![raw_layer(tar)]);
 }
 
 fn gnu_tar(args: &[&str], dir: &Path, out: &Path) -> Vec<u8> {
