@@ -374,16 +374,10 @@ fn parse_tar(
             counts.filtered += 1;
             continue;
         }
-        let pax_value = |k: &str| {
-            pax.iter()
-                .rev()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| &v[..])
-        };
-        let h = entry.header().as_old();
+        let (uid, gid) = owners(&pax, entry.header()).map_err(reject)?;
         let mut meta = Meta {
-            uid: owner_id("uid", pax_value("uid"), &h.uid).map_err(reject)?,
-            gid: owner_id("gid", pax_value("gid"), &h.gid).map_err(reject)?,
+            uid,
+            gid,
             mode: entry.header().mode().map_err(ioe(lossy(&raw_path)))? & 0o7777,
             xattrs: pax
                 .iter()
