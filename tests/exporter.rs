@@ -8,6 +8,8 @@
 
 #![cfg(feature = "host")]
 
+#[path = "exporter/hostile.rs"]
+mod hostile;
 #[path = "common/registry.rs"]
 mod registry;
 #[path = "exporter/util.rs"]

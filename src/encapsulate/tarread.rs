@@ -42,6 +42,13 @@
 //! is given, the commit and its detached metadata (the first two objects of the commit
 //! layer) are verified against the remote's keys before anything is written. The caller
 //! holds the transaction: an error leaves nothing behind once it is aborted.
+//!
+//! The exporter's limits ([`crate::host::limits`]) apply here too, as the checksums only
+//! prove that an object is what its name says, not that ostree can check it out: owner ids
+//! out of range and symlink targets that are empty, too long or hold a NUL are refused
+//! ([`crate::host::policy::owner_id`], [`crate::host::policy::symlink_target`]), and before
+//! the commit's tree is walked, [`longest_path`] refuses names over 255 bytes and paths over
+//! 4095 (which also bounds the walk's recursion).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Seek, Write};
@@ -50,7 +57,10 @@ use std::path::PathBuf;
 use ostree::gio;
 use ostree::glib::{self, Variant};
 
-use crate::host::repo::{self, Meta, ObjectWriter, RepoError, S_IFLNK, S_IFREG};
+use crate::host::gvariant::{parse_dirtree, ParsedTree};
+use crate::host::limits::{NAME_MAX, PATH_MAX};
+use crate::host::policy::Rejected;
+use crate::host::repo::{self, Csum, Meta, ObjectWriter, RepoError, S_IFLNK, S_IFREG};
 
 use super::commit::{self, Commit, CommitError};
 use super::tarwrite::{sha256_hex, REPO_DIR};
@@ -511,9 +521,9 @@ impl<'r> Importer<'r> {
         csum: &str,
         xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<(), ImportError> {
+        let (uid, gid) =
+            crate::host::layer::entry_owner(e).map_err(|r| format_err(path, r.to_string()))?;
         let h = e.header();
-        let uid = h.uid()? as u32;
-        let gid = h.gid()? as u32;
         let perms = h.mode()? & 0o7777;
         let size = h.size()?;
         let kind = h.entry_type();
@@ -536,8 +546,8 @@ impl<'r> Importer<'r> {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| format_err(path, "symlink without target"))?;
-                let target = std::str::from_utf8(&target)
-                    .map_err(|_| format_err(path, "symlink target is not UTF-8"))?
+                let target = crate::host::policy::symlink_target(&target)
+                    .map_err(|r| format_err(path, r.to_string()))?
                     .to_string();
                 let meta = Meta {
                     uid,
@@ -650,6 +660,19 @@ impl<'r> Importer<'r> {
             what,
         };
         let commit = Commit::load(self.repo, &c)?;
+        let root: Csum = hex::decode(&commit.root_tree)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| format_err(&c, "malformed root dirtree checksum"))?;
+        longest_path(&root, &mut |t| {
+            let hex = hex::encode(t);
+            let v = self
+                .repo
+                .load_variant(ostree::ObjectType::DirTree, &hex)
+                .map_err(|e| incomplete(format!("dirtree {hex}: {e}")))?;
+            parse_dirtree(&v.data_as_bytes())
+                .ok_or_else(|| format_err(&hex, "malformed dirtree object"))
+        })?;
         let walk = commit::walk(self.repo, &commit).map_err(|e| incomplete(e.to_string()))?;
         for m in &walk.dirmetas {
             let have = self
@@ -673,10 +696,118 @@ impl<'r> Importer<'r> {
     }
 }
 
+/// The longest path in the tree below `root`, in bytes as `/a/b`, each dirtree read once
+/// through `load` (iteratively: a hostile commit can be 20,000 levels deep, or list the same
+/// subtree many times). Refuses a name longer than [`NAME_MAX`] or a path longer than
+/// [`PATH_MAX`], naming the dirtree and the name.
+fn longest_path(
+    root: &Csum,
+    load: &mut dyn FnMut(&Csum) -> Result<ParsedTree, ImportError>,
+) -> Result<usize, ImportError> {
+    let too_long =
+        |tree: &Csum, what: String| format_err(&format!("dirtree {}", hex::encode(tree)), what);
+    // Longest path below each finished dirtree (its own name not included).
+    let mut below: HashMap<Csum, usize> = HashMap::new();
+    // Dirtrees being visited, with the subdirectories still to finish.
+    let mut stack: Vec<(Csum, ParsedTree)> = vec![(*root, load(root)?)];
+    while let Some((tree, (files, dirs))) = stack.last() {
+        if let Some((_, child, _)) = dirs.iter().find(|(_, c, _)| !below.contains_key(c)) {
+            // Each level is at least two bytes ("/a").
+            if stack.len() * 2 > PATH_MAX {
+                return Err(too_long(
+                    tree,
+                    format!("more than {} levels deep", PATH_MAX / 2),
+                ));
+            }
+            let child = *child;
+            let parsed = load(&child)?;
+            stack.push((child, parsed));
+            continue;
+        }
+        let mut longest = 0;
+        for (name, _) in files {
+            longest = longest.max(1 + name.len());
+        }
+        for (name, child, _) in dirs {
+            longest = longest.max(1 + name.len() + below[child]);
+        }
+        if let Some(name) = files
+            .iter()
+            .map(|(n, _)| n)
+            .chain(dirs.iter().map(|(n, _, _)| n))
+            .find(|n| n.len() > NAME_MAX)
+        {
+            return Err(too_long(
+                tree,
+                Rejected::NameTooLong(name.len()).to_string(),
+            ));
+        }
+        if longest > PATH_MAX {
+            return Err(too_long(tree, Rejected::PathTooLong(longest).to_string()));
+        }
+        let tree = *tree;
+        below.insert(tree, longest);
+        stack.pop();
+    }
+    Ok(below[root])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ostree::glib::prelude::*;
+
+    #[test]
+    fn longest_path_is_bounded_and_iterative() {
+        let t = |n: u8| [n; 32];
+        let m = [0xdd; 32];
+        // 0: { a/ -> 1, b/ -> 1, f }, 1: { longname } ; a chain 10 -> 11 -> … deep.
+        let mut trees: HashMap<Csum, ParsedTree> = HashMap::new();
+        trees.insert(
+            t(0),
+            (
+                vec![("f".into(), t(99))],
+                vec![("a".into(), t(1), m), ("b".into(), t(1), m)],
+            ),
+        );
+        trees.insert(t(1), (vec![("n".repeat(40), t(99))], vec![]));
+        let mut loads = 0;
+        let mut load = |c: &Csum| {
+            loads += 1;
+            Ok(trees[c].clone())
+        };
+        assert_eq!(longest_path(&t(0), &mut load).unwrap(), "/a/".len() + 40);
+        assert_eq!(loads, 2, "a subtree listed twice is read once");
+        // Too long a name.
+        let mut trees2 = trees.clone();
+        trees2.insert(t(1), (vec![("n".repeat(256), t(99))], vec![]));
+        let e = longest_path(&t(0), &mut |c| Ok(trees2[c].clone())).unwrap_err();
+        assert!(e.to_string().contains("NAME_MAX"), "{e}");
+        // 100,000 levels, each a distinct dirtree: refused, no stack overflow.
+        let deep = |i: u32| {
+            let mut c = [0u8; 32];
+            c[..4].copy_from_slice(&i.to_be_bytes());
+            c[31] = 1;
+            c
+        };
+        let e = longest_path(&deep(0), &mut |c| {
+            let i = u32::from_be_bytes(c[..4].try_into().unwrap());
+            Ok((vec![], vec![("a".into(), deep(i + 1), m)]))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("levels deep"), "{e}");
+        // 2,000 levels of "/a" and a file: 4,002 bytes, accepted.
+        let n = longest_path(&deep(0), &mut |c| {
+            let i = u32::from_be_bytes(c[..4].try_into().unwrap());
+            Ok(if i == 2000 {
+                (vec![("f".into(), t(99))], vec![])
+            } else {
+                (vec![], vec![("a".into(), deep(i + 1), m)])
+            })
+        })
+        .unwrap();
+        assert_eq!(n, 4002);
+    }
 
     #[test]
     fn object_names() {

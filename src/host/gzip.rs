@@ -2,10 +2,17 @@
 //! checked against its diff_id (SHA-256), so the CRC adds cost and no safety. Each member's
 //! ISIZE is still checked, and truncation is an error. Concatenated members (pigz) are read
 //! in turn; anything after the last member that is not another member is an error.
+//!
+//! The header's file name and comment are bounded by
+//! [`GZIP_HEADER_STRING_MAX`](super::limits::GZIP_HEADER_STRING_MAX) (as Go's
+//! `compress/gzip`, which podman and umoci use), so a header cannot make the reader hold an
+//! unbounded string.
 
 use std::io::{self, BufRead, Read};
 
 use flate2::bufread::DeflateDecoder;
+
+use super::limits::GZIP_HEADER_STRING_MAX;
 
 const FTEXT_MASK: u8 = 0x01;
 const FHCRC: u8 = 0x02;
@@ -50,8 +57,15 @@ fn read_header(r: &mut impl BufRead) -> io::Result<()> {
     for flag in [FNAME, FCOMMENT] {
         if flags & flag != 0 {
             let mut v = Vec::new();
-            r.read_until(0, &mut v)?;
+            r.take(GZIP_HEADER_STRING_MAX as u64)
+                .read_until(0, &mut v)?;
             if v.last() != Some(&0) {
+                if v.len() == GZIP_HEADER_STRING_MAX {
+                    return Err(bad(&format!(
+                        "file name or comment longer than {} bytes",
+                        GZIP_HEADER_STRING_MAX - 1
+                    )));
+                }
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
         }
@@ -161,6 +175,18 @@ mod tests {
             .write(Vec::new(), flate2::Compression::fast());
         e.write_all(b"named").unwrap();
         assert_eq!(decode(&e.finish().unwrap()).unwrap(), b"named");
+        // Names up to Go's limit are read, longer ones refused (never held whole).
+        for (len, ok) in [(511, true), (512, false), (10 << 20, false)] {
+            let mut e = flate2::GzBuilder::new()
+                .filename(vec![b'n'; len])
+                .write(Vec::new(), flate2::Compression::fast());
+            e.write_all(b"named").unwrap();
+            let r = decode(&e.finish().unwrap());
+            assert_eq!(r.is_ok(), ok, "{len}: {r:?}");
+            if !ok {
+                assert!(r.unwrap_err().to_string().contains("longer than 511"));
+            }
+        }
         let full = gz(&big);
         for cut in [5, 20, full.len() / 2, full.len() - 4] {
             assert!(decode(&full[..cut]).is_err(), "truncated at {cut}");

@@ -27,8 +27,12 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::oci::{Compression, DigestReader, OciError};
-use super::policy::{classify, normalize, Disposition, EntryKind, Filtered, Rejected};
+use super::policy::{
+    classify, normalize, owner_id, symlink_target, xattr_name, Disposition, EntryKind, Filtered,
+    Rejected,
+};
 use super::repo::{content_checksum, content_hasher, file_header, Meta, S_IFDIR, S_IFLNK, S_IFREG};
+use super::sparse;
 use super::tree::{Csum, WH_OPAQUE, WH_PREFIX};
 
 /// Files larger than this are spilled to a temporary file instead of held in memory.
@@ -38,7 +42,7 @@ pub const SPILL_THRESHOLD: u64 = 8 << 20;
 pub enum LayerError {
     #[error(transparent)]
     Oci(#[from] OciError),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io { what: String, source: io::Error },
     #[error("{path:?}: {reason}")]
     Rejected { path: String, reason: Rejected },
@@ -169,12 +173,20 @@ fn entry_kind(t: tar::EntryType) -> EntryKind {
         T::Char => EntryKind::CharDevice,
         T::Block => EntryKind::BlockDevice,
         T::Fifo => EntryKind::Fifo,
+        T::XGlobalHeader => EntryKind::PaxGlobalHeader,
         other => EntryKind::Other(other.as_byte()),
     }
 }
 
+/// A path from the tar as shown in messages: lossy UTF-8, and a hostile 200 kB path cut to
+/// its first 200 characters (with its length).
 fn lossy(p: &[u8]) -> String {
-    String::from_utf8_lossy(p).into_owned()
+    const SHOWN: usize = 200;
+    let s = String::from_utf8_lossy(p);
+    match s.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], p.len()),
+        None => s.into_owned(),
+    }
 }
 
 fn comps(p: &str) -> Vec<String> {
@@ -327,60 +339,61 @@ fn parse_tar(
     let budget = Budget::default();
     let mut ar = tar::Archive::new(stream);
     let send = |item| tx.send(item).map_err(|_| LayerError::Stopped);
+    let mut last_path = String::new();
     for entry in ar.entries().map_err(ioe("reading tar".into()))? {
-        let mut entry = entry.map_err(ioe("reading tar".into()))?;
+        let mut entry = entry.map_err(ioe(format!("reading tar after {last_path:?}")))?;
         counts.entries += 1;
-        let raw_path = entry.path_bytes().into_owned();
         let kind = entry_kind(entry.header().entry_type());
-        let size = entry.size();
+        let header_path = entry.path_bytes().into_owned();
+        let pax = pax_records(&mut entry).map_err(ioe(lossy(&header_path)))?;
+        let sparse = match kind {
+            EntryKind::Regular => sparse::from_pax(&pax).map_err(|why| LayerError::Rejected {
+                path: lossy(&header_path),
+                reason: Rejected::BadSparse(why),
+            })?,
+            _ => None,
+        };
+        let raw_path = match sparse.as_ref().and_then(|s| s.name.clone()) {
+            Some(name) => name,
+            None => header_path,
+        };
+        last_path = lossy(&raw_path);
+        let size = sparse.as_ref().map_or(entry.size(), |s| s.size);
         let disp = classify(&raw_path, kind, size);
         let reject = |reason| LayerError::Rejected {
             path: lossy(&raw_path),
             reason,
         };
-        let meta = || -> Result<Meta, LayerError> {
-            Ok(Meta {
-                uid: entry.header().uid().map_err(ioe(lossy(&raw_path)))? as u32,
-                gid: entry.header().gid().map_err(ioe(lossy(&raw_path)))? as u32,
-                mode: entry.header().mode().map_err(ioe(lossy(&raw_path)))? & 0o7777,
-                xattrs: Vec::new(),
-            })
-        };
-        let mut meta = meta()?;
-        // PAX records: xattrs and large owner ids.
-        if let Some(exts) = entry.pax_extensions().map_err(ioe(lossy(&raw_path)))? {
-            for ext in exts {
-                let ext = ext.map_err(ioe(lossy(&raw_path)))?;
-                let Ok(key) = ext.key() else { continue };
-                if let Some(xname) = key.strip_prefix("SCHILY.xattr.") {
-                    if xname != "security.selinux" {
-                        meta.xattrs
-                            .push((xname.as_bytes().to_vec(), ext.value_bytes().to_vec()));
-                    }
-                } else if key == "uid" || key == "gid" {
-                    if let Some(v) = std::str::from_utf8(ext.value_bytes())
-                        .ok()
-                        .and_then(|s| s.parse::<u32>().ok())
-                    {
-                        if key == "uid" {
-                            meta.uid = v
-                        } else {
-                            meta.gid = v
-                        }
-                    }
-                }
-            }
+        if let Disposition::Filtered(
+            Filtered::Volatile
+            | Filtered::BuildToolStub
+            | Filtered::AufsMetadata
+            | Filtered::PaxGlobalHeader,
+        ) = disp
+        {
+            counts.filtered += 1;
+            continue;
         }
-        meta.xattrs.sort();
+        let (uid, gid) = owners(&pax, entry.header()).map_err(reject)?;
+        let mut meta = Meta {
+            uid,
+            gid,
+            mode: entry.header().mode().map_err(ioe(lossy(&raw_path)))? & 0o7777,
+            xattrs: pax
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("SCHILY.xattr.")?, v)))
+                .filter(|(name, _)| *name != "security.selinux")
+                .map(|(name, v)| Ok((xattr_name(name)?.as_bytes().to_vec(), v.clone())))
+                .collect::<Result<_, Rejected>>()
+                .map_err(reject)?,
+        };
+        // The last record of a name counts (PAX), after a stable sort by name.
+        meta.xattrs.reverse();
+        meta.xattrs.sort_by(|a, b| a.0.cmp(&b.0));
         meta.xattrs.dedup_by(|a, b| a.0 == b.0);
         let path = match disp {
             Disposition::Reject(r) => return Err(reject(r)),
-            Disposition::Filtered(
-                Filtered::Volatile | Filtered::BuildToolStub | Filtered::AufsMetadata,
-            ) => {
-                counts.filtered += 1;
-                continue;
-            }
+            Disposition::Filtered(_) => unreachable!("filtered above"),
             Disposition::Root => {
                 if kind == EntryKind::Directory {
                     meta.mode |= S_IFDIR;
@@ -415,11 +428,11 @@ fn parse_tar(
             EntryKind::Symlink => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| reject(Rejected::Unsupported(kind)))?
+                    .ok_or_else(|| reject(Rejected::SymlinkEmpty))?
                     .into_owned();
-                let target = String::from_utf8(target).map_err(|_| reject(Rejected::NotUtf8))?;
+                let target = symlink_target(&target).map_err(reject)?;
                 meta.mode = S_IFLNK | 0o777;
-                let header = file_header(&meta, &target);
+                let header = file_header(&meta, target);
                 let csum = content_checksum(&header, &[]);
                 counts.files += 1;
                 send(Item::File {
@@ -446,17 +459,24 @@ fn parse_tar(
                 meta.mode |= S_IFREG;
                 let header = file_header(&meta, "");
                 let what = lossy(&raw_path);
-                let (csum, data) = if size <= SPILL_THRESHOLD {
-                    let permit = budget.acquire(size);
-                    let mut buf = Vec::with_capacity(size as usize);
-                    entry.read_to_end(&mut buf).map_err(ioe(what))?;
-                    (
-                        content_checksum(&header, &buf),
-                        Data::Mem(buf, Some(permit)),
-                    )
-                } else {
-                    spill(&mut entry, &header, spill_dir).map_err(ioe(what))?
-                };
+                let (csum, data) = match sparse {
+                    None => read_content(&mut entry, size, &header, &budget, spill_dir),
+                    Some(sp) => {
+                        let map = match sp.map {
+                            Some(m) => m,
+                            None => {
+                                sparse::read_map_v1(&mut entry)
+                                    .map_err(|why| reject(Rejected::BadSparse(why)))?
+                                    .0
+                            }
+                        };
+                        sparse::validate(&map, sp.size)
+                            .map_err(|why| reject(Rejected::BadSparse(why)))?;
+                        let mut expanded = sparse::Expand::new(&mut entry, map, sp.size);
+                        read_content(&mut expanded, size, &header, &budget, spill_dir)
+                    }
+                }
+                .map_err(ioe(what))?;
                 counts.files += 1;
                 send(Item::File {
                     path,
@@ -470,7 +490,87 @@ fn parse_tar(
         }
         on_entry(counts);
     }
-    Ok(())
+    check_end_of_archive(ar.into_inner())
+        .map_err(ioe(format!("end of the tar archive (after {last_path:?})")))
+}
+
+/// The tar reader stopped at a zero block (or at the end of the stream). Go's `archive/tar`
+/// (podman, buildah, umoci) reads one more block there: the end of the stream or a second
+/// zero block ends the archive, anything else is "invalid tar header". A layer whose entries
+/// go on after a single zero block is refused the same way rather than cut short.
+fn check_end_of_archive(r: &mut impl Read) -> io::Result<()> {
+    let mut block = [0u8; 512];
+    let mut n = 0;
+    while n < block.len() {
+        match r.read(&mut block[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if n == 0 || (n == block.len() && block.iter().all(|&b| b == 0)) {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "a single zero block is followed by more data: the entries after it would be lost \
+         (Go's tar reader, hence podman and umoci, refuses such a layer as \"invalid tar header\"); \
+         write the layer again with one tar archive (its end is two zero blocks)",
+    ))
+}
+
+/// The owner (uid, gid) of a tar entry, from its PAX records or header, never wrapped (see
+/// [`owner_id`]).
+pub fn entry_owner<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(u32, u32), Rejected> {
+    let pax = pax_records(entry).map_err(|e| Rejected::BadOwner("owner", e.to_string()))?;
+    owners(&pax, entry.header())
+}
+
+fn owners(pax: &[(String, Vec<u8>)], h: &tar::Header) -> Result<(u32, u32), Rejected> {
+    let value = |k: &str| {
+        pax.iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| &v[..])
+    };
+    let h = h.as_old();
+    Ok((
+        owner_id("uid", value("uid"), &h.uid)?,
+        owner_id("gid", value("gid"), &h.gid)?,
+    ))
+}
+
+/// The entry's PAX records, in order (keys that are not UTF-8 are skipped).
+fn pax_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if let Some(exts) = entry.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            if let Ok(key) = ext.key() {
+                out.push((key.to_string(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A regular file's bytes, hashed: in memory up to [`SPILL_THRESHOLD`], else spilled.
+fn read_content(
+    r: &mut dyn Read,
+    size: u64,
+    header: &[u8],
+    budget: &Budget,
+    spill_dir: &Path,
+) -> io::Result<(Csum, Data)> {
+    if size <= SPILL_THRESHOLD {
+        let permit = budget.acquire(size);
+        let mut buf = Vec::with_capacity(size as usize);
+        r.read_to_end(&mut buf)?;
+        Ok((content_checksum(header, &buf), Data::Mem(buf, Some(permit))))
+    } else {
+        spill(r, header, spill_dir)
+    }
 }
 
 fn send_marker(path: Vec<String>, mut meta: Meta, tx: &SyncSender<Item>) -> Result<(), LayerError> {
@@ -488,7 +588,7 @@ fn send_marker(path: Vec<String>, mut meta: Meta, tx: &SyncSender<Item>) -> Resu
     .map_err(|_| LayerError::Stopped)
 }
 
-fn spill(r: &mut impl Read, header: &[u8], dir: &Path) -> io::Result<(Csum, Data)> {
+fn spill(r: &mut (impl Read + ?Sized), header: &[u8], dir: &Path) -> io::Result<(Csum, Data)> {
     let mut f = tempfile::tempfile_in(dir)?;
     let mut h = content_hasher(header);
     let mut buf = vec![0u8; 1 << 20];

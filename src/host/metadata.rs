@@ -86,6 +86,9 @@ pub fn has_kernel(root: &Dir) -> bool {
 
 /// Seconds since the epoch of an RFC 3339 timestamp (`2024-01-02T03:04:05.123Z`,
 /// `…+02:00`); None when it does not parse or is before 1970.
+///
+/// The string is untrusted (the image config's `created`): it is sliced with `get`, never
+/// by index, so a multi-byte character at any offset is "does not parse", not a panic.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     if b.len() < 20
@@ -97,31 +100,39 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        let d = s.get(r)?;
+        if !d.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        d.parse().ok()
+    };
+    let (y, mo, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (h, mi, sec) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
-    let mut rest = &s[19..];
+    let mut rest = s.get(19..)?;
     if let Some(frac) = rest.strip_prefix('.') {
         let n = frac.bytes().take_while(u8::is_ascii_digit).count();
         if n == 0 {
             return None;
         }
-        rest = &frac[n..];
+        rest = frac.get(n..)?;
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let oh: i64 = o[1..3].parse().ok()?;
-            let om: i64 = o[4..6].parse().ok()?;
-            let v = oh * 3600 + om * 60;
-            if o.starts_with('-') {
-                -v
-            } else {
-                v
+        o if o.len() == 6 && o.get(3..4) == Some(":") => {
+            let sign = match o.get(..1) {
+                Some("+") => 1,
+                Some("-") => -1,
+                _ => return None,
+            };
+            let (oh, om) = (o.get(1..3)?, o.get(4..6)?);
+            if !(oh.bytes().chain(om.bytes())).all(|c| c.is_ascii_digit()) {
+                return None;
             }
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
         }
         _ => return None,
     };
@@ -158,9 +169,29 @@ mod tests {
             ("2024-01-01T00:00:00", None),
             ("2024-01-01T00:00:00.Z", None),
             ("garbage-and-more-garbage", None),
+            ("2024-+1-01T00:00:00Z", None),
+            ("2024-01-01T00:00:00+0a:00", None),
         ];
         for (s, want) in table {
             assert_eq!(parse_rfc3339(s), want, "{s}");
+        }
+    }
+
+    /// A multi-byte character at every offset of a valid timestamp (the config's `created`
+    /// is untrusted) is "does not parse", never a panic.
+    #[test]
+    fn rfc3339_multibyte_anywhere_never_panics() {
+        for base in ["2024-02-29T14:34:56+02:00", "2024-02-29T12:34:56.123Z"] {
+            for i in 0..=base.len() {
+                for ch in ["é", "€", "😀"] {
+                    let mut s = base.to_string();
+                    s.insert_str(i, ch);
+                    assert_eq!(parse_rfc3339(&s), None, "{s}");
+                    let mut r = base.to_string();
+                    r.replace_range(i.min(base.len() - 1)..=i.min(base.len() - 1), ch);
+                    let _ = parse_rfc3339(&r);
+                }
+            }
         }
     }
 

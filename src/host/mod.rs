@@ -19,6 +19,7 @@ pub mod gzip;
 pub mod imgref;
 pub mod import;
 pub mod layer;
+pub mod limits;
 pub mod manage;
 pub mod metadata;
 pub mod oci;
@@ -27,6 +28,7 @@ pub mod progress;
 pub mod refescape;
 pub mod repo;
 pub mod selinux;
+pub mod sparse;
 pub mod tree;
 
 use anyhow::Result;

@@ -19,6 +19,17 @@
 //!    podman leave them behind as mount points.
 //! 7. Character and block devices and FIFOs cannot be stored by ostree: the layer is
 //!    rejected, naming the path. (Those under /dev were already dropped by rule 5.)
+//! 8. PAX global headers (`pax_global_header`, type `g`, as `git archive` writes) are
+//!    dropped: Go's tar reader returns them as entries of their own and umoci ignores them.
+//!    Old GNU sparse entries (type `S`) are refused, as umoci refuses them; PAX sparse files
+//!    are expanded by [`crate::host::sparse`].
+//! 9. Limits ([`crate::host::limits`]): a name longer than 255 bytes or a path longer than
+//!    4095 bytes (as `/usr/…`) rejects the layer; so do a symlink target that is empty,
+//!    longer than 4095 bytes or holds a NUL ([`symlink_target`]), and an owner id that is
+//!    negative or above 4294967294 ([`owner_id`]): ids are never wrapped.
+//!
+//! Whiteouts are recognised by the last component only, as umoci and containers/storage do:
+//! `usr/.wh.bin/x` is a file `x` in a directory named `.wh.bin`, and deletes nothing.
 //!
 //! # Security
 //!
@@ -27,6 +38,8 @@
 //! [`crate::host::tree`]), where writes through a symlink are rejected.
 
 use std::fmt;
+
+use super::limits::{ID_MAX, NAME_MAX, PATH_MAX, SYMLINK_TARGET_MAX};
 
 /// Type of a tar entry, as far as the policy cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +51,8 @@ pub enum EntryKind {
     CharDevice,
     BlockDevice,
     Fifo,
+    /// A PAX global header (`g`).
+    PaxGlobalHeader,
     /// Any other tar entry type (GNU sparse, …), named by its type byte.
     Other(u8),
 }
@@ -51,6 +66,8 @@ pub enum Filtered {
     BuildToolStub,
     /// `.wh..wh.*` aufs metadata.
     AufsMetadata,
+    /// A PAX global header.
+    PaxGlobalHeader,
 }
 
 /// Why the layer is rejected.
@@ -64,6 +81,26 @@ pub enum Rejected {
     EmptyWhiteout,
     /// ostree cannot store this type of file.
     Unsupported(EntryKind),
+    /// A NUL byte in a name (possible in PAX `path` records and GNU long names).
+    NulInName,
+    /// An extended attribute name that is empty or holds a NUL byte.
+    BadXattrName(String),
+    /// A path component longer than [`NAME_MAX`].
+    NameTooLong(usize),
+    /// A path longer than [`PATH_MAX`].
+    PathTooLong(usize),
+    /// A symlink with an empty target.
+    SymlinkEmpty,
+    /// A symlink target holding a NUL byte.
+    SymlinkNul,
+    /// A symlink target longer than [`SYMLINK_TARGET_MAX`].
+    SymlinkTooLong(usize),
+    /// A symlink target that is not UTF-8.
+    SymlinkNotUtf8,
+    /// A uid or gid that is negative, too large or not a number (which, value as written).
+    BadOwner(&'static str, String),
+    /// A PAX sparse file that cannot be read (why).
+    BadSparse(String),
 }
 
 /// The outcome for one entry.
@@ -98,10 +135,43 @@ impl fmt::Display for Rejected {
             Rejected::Unsupported(EntryKind::Fifo) => {
                 f.write_str("FIFOs cannot be stored in ostree (only below /dev, which is dropped)")
             }
+            Rejected::Unsupported(EntryKind::Other(b'S')) => f.write_str(
+                "old GNU sparse file (tar type 'S'): umoci and podman refuse these too; \
+                 write the layer with `tar --format=pax` (PAX sparse files are read)",
+            ),
             Rejected::Unsupported(EntryKind::Other(t)) => {
                 write!(f, "unsupported tar entry type {:?}", char::from(*t))
             }
             Rejected::Unsupported(k) => write!(f, "unsupported entry type {k:?}"),
+            Rejected::NameTooLong(n) => write!(
+                f,
+                "a name of {n} bytes is longer than the kernel's NAME_MAX ({NAME_MAX})"
+            ),
+            Rejected::PathTooLong(n) => write!(
+                f,
+                "a path of {n} bytes is longer than the kernel's PATH_MAX ({PATH_MAX} bytes without the NUL)"
+            ),
+            Rejected::NulInName => f.write_str(
+                "path holds a NUL byte (Go's tar reader refuses it; ostree cannot store it)",
+            ),
+            Rejected::BadXattrName(n) => write!(
+                f,
+                "extended attribute name {n:?} is empty or holds a NUL byte (Go's tar reader refuses it)"
+            ),
+            Rejected::SymlinkEmpty => f.write_str("symlink with an empty target"),
+            Rejected::SymlinkNul => f.write_str(
+                "symlink target holds a NUL byte (ostree stores it as a string, which cannot)",
+            ),
+            Rejected::SymlinkTooLong(n) => write!(
+                f,
+                "symlink target of {n} bytes is longer than the kernel accepts ({SYMLINK_TARGET_MAX})"
+            ),
+            Rejected::SymlinkNotUtf8 => f.write_str("symlink target is not valid UTF-8"),
+            Rejected::BadOwner(which, v) => write!(
+                f,
+                "{which} {v} is out of range (0 to {ID_MAX}); ids are never wrapped: give the file an owner in range"
+            ),
+            Rejected::BadSparse(why) => write!(f, "PAX sparse file: {why}"),
         }
     }
 }
@@ -112,25 +182,114 @@ const WH_OPAQUE: &str = ".wh..wh..opq";
 const WH_META_PREFIX: &str = ".wh..wh.";
 
 /// Split and normalise a raw tar path into components, mapping `etc` to `usr/etc`.
-/// `Err` for `..` or non-UTF-8.
+/// `Err` for `..`, non-UTF-8, a name longer than [`NAME_MAX`] or a path longer than
+/// [`PATH_MAX`] (counted as `/` followed by the normalised path).
 pub fn normalize(path: &[u8]) -> Result<Vec<&str>, Rejected> {
+    // Checked first, so that the split below never handles a huge path.
+    if path.len() > PATH_MAX * 2 + 8 {
+        return Err(Rejected::PathTooLong(path.len()));
+    }
     let s = std::str::from_utf8(path).map_err(|_| Rejected::NotUtf8)?;
     let mut out = Vec::new();
+    let mut len = 0;
     for c in s.split('/') {
         match c {
             "" | "." => {}
             ".." => return Err(Rejected::DotDot),
-            c => out.push(c),
+            c if c.contains('\0') => return Err(Rejected::NulInName),
+            c if c.len() > NAME_MAX => return Err(Rejected::NameTooLong(c.len())),
+            c => {
+                len += 1 + c.len();
+                out.push(c);
+            }
         }
     }
     if out.first() == Some(&"etc") {
         out.splice(0..1, ["usr", "etc"]);
+        len += "/usr".len();
+    }
+    if len > PATH_MAX {
+        return Err(Rejected::PathTooLong(len));
     }
     Ok(out)
 }
 
+/// An extended attribute name from a PAX `SCHILY.xattr.<name>` record: non-empty, no NUL
+/// (ostree stores the name NUL-terminated, and the kernel takes it as a C string).
+pub fn xattr_name(name: &str) -> Result<&str, Rejected> {
+    if name.is_empty() || name.contains('\0') {
+        return Err(Rejected::BadXattrName(name.to_string()));
+    }
+    Ok(name)
+}
+
+/// A symlink target as ostree can store it: non-empty, UTF-8, no NUL, at most
+/// [`SYMLINK_TARGET_MAX`] bytes. The target is not interpreted (it may be absolute or hold
+/// `..`: it is resolved on the machine, never while importing).
+pub fn symlink_target(target: &[u8]) -> Result<&str, Rejected> {
+    if target.is_empty() {
+        return Err(Rejected::SymlinkEmpty);
+    }
+    if target.contains(&0) {
+        return Err(Rejected::SymlinkNul);
+    }
+    if target.len() > SYMLINK_TARGET_MAX {
+        return Err(Rejected::SymlinkTooLong(target.len()));
+    }
+    std::str::from_utf8(target).map_err(|_| Rejected::SymlinkNotUtf8)
+}
+
+/// The uid or gid of a tar entry (`which` names it in errors): the PAX record when there is
+/// one (decimal digits only), else the header field, octal or base-256 (GNU; a first byte
+/// with `0x40` set is negative). Negative values and values above [`ID_MAX`] are refused,
+/// never wrapped.
+pub fn owner_id(which: &'static str, pax: Option<&[u8]>, field: &[u8]) -> Result<u32, Rejected> {
+    let bad = |v: String| Rejected::BadOwner(which, v);
+    let value: u64 = match pax {
+        Some(v) => {
+            let s = String::from_utf8_lossy(v);
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(format!("{s:?} (PAX record)")));
+            }
+            s.parse().map_err(|_| bad(format!("{s} (PAX record)")))?
+        }
+        None => match field.first() {
+            Some(b) if b & 0x80 != 0 => {
+                if b & 0x40 != 0 {
+                    return Err(bad("negative (base-256 header field)".into()));
+                }
+                let mut v: u64 = u64::from(b & 0x3f);
+                for &byte in &field[1..] {
+                    v = v
+                        .checked_mul(256)
+                        .map(|v| v | u64::from(byte))
+                        .ok_or_else(|| bad("above 2^64 (base-256 header field)".into()))?;
+                }
+                v
+            }
+            _ => {
+                let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+                let s = String::from_utf8_lossy(&field[..end]);
+                let t = s.trim_matches(' ');
+                if t.is_empty() {
+                    0
+                } else {
+                    u64::from_str_radix(t, 8).map_err(|_| bad(format!("{s:?} (header field)")))?
+                }
+            }
+        },
+    };
+    if value > ID_MAX {
+        return Err(bad(value.to_string()));
+    }
+    Ok(value as u32)
+}
+
 /// Decide what to do with one tar entry. `size` is the entry's content size.
 pub fn classify(path: &[u8], kind: EntryKind, size: u64) -> Disposition {
+    if kind == EntryKind::PaxGlobalHeader {
+        return Disposition::Filtered(Filtered::PaxGlobalHeader);
+    }
     let comps = match normalize(path) {
         Ok(c) => c,
         Err(r) => return Disposition::Reject(r),
@@ -194,7 +353,10 @@ fn path_is_top_etc(path: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::EntryKind;
-    use super::{classify, Disposition, Filtered as F, Rejected};
+    use super::{
+        classify, normalize, owner_id, symlink_target, xattr_name, Disposition, Filtered as F,
+        Rejected,
+    };
     use Disposition::*;
     use EntryKind::*;
 
@@ -293,6 +455,203 @@ mod tests {
                 want,
                 "{path} {kind:?}"
             );
+        }
+    }
+
+    #[test]
+    fn limits_table() {
+        let name = |n: usize| format!("usr/{}", "n".repeat(n));
+        // Paths of exactly `n` bytes counted as `/usr/…`.
+        let path = |n: usize| {
+            let rest = n - "/usr/".len();
+            let k = (rest - 1) / 2;
+            format!("usr/{}{}", "p/".repeat(k), "q".repeat(rest - 2 * k))
+        };
+        assert_eq!(format!("/{}", path(4095)).len(), 4095);
+        let table: Vec<(String, EntryKind, Disposition)> = vec![
+            (name(255), Regular, keep(&name(255))),
+            (name(256), Regular, Reject(Rejected::NameTooLong(256))),
+            (name(5000), Directory, Reject(Rejected::NameTooLong(5000))),
+            ("usr/a\0b".into(), Regular, Reject(Rejected::NulInName)),
+            ("usr/ab\0".into(), Regular, Reject(Rejected::NulInName)),
+            (path(4095), Regular, keep(&path(4095))),
+            (path(4096), Regular, Reject(Rejected::PathTooLong(4096))),
+            // `etc` becomes `usr/etc`: four bytes more.
+            (
+                format!("etc/{}", &path(4092)[4..]),
+                Regular,
+                Reject(Rejected::PathTooLong(4096)),
+            ),
+            // Dropped components do not count; a huge path is refused before it is split.
+            (format!("./{}", path(4095)), Regular, keep(&path(4095))),
+            (
+                "a/".repeat(100_000),
+                Directory,
+                Reject(Rejected::PathTooLong(200_000)),
+            ),
+            // The whiteout rules look at the last component only.
+            ("usr/.wh.bin/x".into(), Regular, keep("usr/.wh.bin/x")),
+            (
+                "usr/.wh..wh..opq/x".into(),
+                Regular,
+                keep("usr/.wh..wh..opq/x"),
+            ),
+            (
+                "pax_global_header".into(),
+                PaxGlobalHeader,
+                Filtered(F::PaxGlobalHeader),
+            ),
+            (
+                "../evil".into(),
+                PaxGlobalHeader,
+                Filtered(F::PaxGlobalHeader),
+            ),
+        ];
+        for (p, kind, want) in table {
+            assert_eq!(
+                classify(p.as_bytes(), kind, 1),
+                want,
+                "{} {kind:?}",
+                p.len()
+            );
+        }
+    }
+
+    #[test]
+    fn xattr_names() {
+        assert_eq!(xattr_name("user.a"), Ok("user.a"));
+        assert!(xattr_name("").is_err());
+        assert!(xattr_name("user.a\0security.evil").is_err());
+    }
+
+    #[test]
+    fn symlink_targets() {
+        let long = "t".repeat(4095);
+        let table: Vec<(&[u8], Result<&str, Rejected>)> = vec![
+            (b"../lib/x", Ok("../lib/x")),
+            (b"/abs/x", Ok("/abs/x")),
+            (long.as_bytes(), Ok(&long)),
+            (&[b't'; 4096], Err(Rejected::SymlinkTooLong(4096))),
+            (&[b'x'; 5000], Err(Rejected::SymlinkTooLong(5000))),
+            (b"", Err(Rejected::SymlinkEmpty)),
+            (b"/usr/bin\0evil", Err(Rejected::SymlinkNul)),
+            (b"\0", Err(Rejected::SymlinkNul)),
+            (b"\xff", Err(Rejected::SymlinkNotUtf8)),
+        ];
+        for (t, want) in table {
+            assert_eq!(symlink_target(t), want, "{}", String::from_utf8_lossy(t));
+        }
+    }
+
+    /// Header fields as tar writes them: 7 octal digits and a NUL, or base-256 (GNU).
+    fn octal(v: u64) -> [u8; 8] {
+        let mut f = [0u8; 8];
+        f[..7].copy_from_slice(format!("{v:07o}").as_bytes());
+        f
+    }
+
+    fn base256(v: i64) -> [u8; 8] {
+        let mut f = v.to_be_bytes();
+        f[0] |= 0x80;
+        f
+    }
+
+    #[test]
+    fn owner_ids_are_never_wrapped() {
+        let bad = |v: &str| Err(Rejected::BadOwner("uid", v.into()));
+        type Case<'a> = (Option<&'a [u8]>, [u8; 8], Result<u32, Rejected>);
+        let table: Vec<Case> = vec![
+            (None, octal(0), Ok(0)),
+            (None, octal(1000), Ok(1000)),
+            (None, octal(0o7777777), Ok(0o7777777)),
+            (None, *b"  1750 \0", Ok(1000)),
+            (None, [0; 8], Ok(0)),
+            (None, base256(70_000), Ok(70_000)),
+            (None, base256(4294967294), Ok(4294967294)),
+            (None, base256(4294967295), bad("4294967295")),
+            (None, base256(1 << 32), bad("4294967296")),
+            (None, base256(-1), bad("negative (base-256 header field)")),
+            (None, [0xff; 8], bad("negative (base-256 header field)")),
+            (None, *b"12x4567\0", bad("\"12x4567\" (header field)")),
+            (Some(b"4294967294"), octal(5), Ok(4294967294)),
+            (Some(b"0"), base256(-1), Ok(0)),
+            (Some(b"4294967296"), octal(0), bad("4294967296")),
+            (
+                Some(b"18446744073709551616"),
+                octal(0),
+                bad("18446744073709551616 (PAX record)"),
+            ),
+            (Some(b"-1"), octal(0), bad("\"-1\" (PAX record)")),
+            (Some(b"+5"), octal(0), bad("\"+5\" (PAX record)")),
+            (Some(b""), octal(0), bad("\"\" (PAX record)")),
+            (Some(b" 5"), octal(0), bad("\" 5\" (PAX record)")),
+        ];
+        for (pax, field, want) in table {
+            assert_eq!(owner_id("uid", pax, &field), want, "{pax:?} {field:?}");
+        }
+    }
+
+    /// Arbitrary bytes never panic the classifiers, and what they keep is within the limits.
+    #[test]
+    fn fuzz_classifiers_never_panic() {
+        let mut seed = 0x2545F4914F6CDD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet: &[&[u8]] = &[
+            b"/",
+            b".",
+            b"..",
+            b".wh.",
+            b".wh..wh..opq",
+            b"etc",
+            b"a",
+            b"\0",
+            b"\xff",
+            b"\xc3\xa9",
+            b"dev",
+            b"usr",
+        ];
+        let kinds = [
+            Regular,
+            Directory,
+            Symlink,
+            Hardlink,
+            Fifo,
+            Other(b'S'),
+            PaxGlobalHeader,
+        ];
+        for _ in 0..20_000 {
+            let mut p = Vec::new();
+            let parts = next() % 12;
+            for _ in 0..parts {
+                let n = next() as usize;
+                p.extend_from_slice(alphabet[n % alphabet.len()]);
+                if n % 97 == 0 {
+                    p.extend(std::iter::repeat(b'n').take(next() as usize % 600));
+                }
+            }
+            let kind = kinds[next() as usize % kinds.len()];
+            if let Keep(k) = classify(&p, kind, next() % 3) {
+                assert!(
+                    !k.is_empty() && !k.starts_with('/') && k.len() < 4095,
+                    "{k:?}"
+                );
+                assert!(k
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= 255));
+            }
+            let _ = normalize(&p);
+            let _ = symlink_target(&p);
+            let mut field = [0u8; 8];
+            field.copy_from_slice(&next().to_le_bytes());
+            if let Ok(id) = owner_id("gid", None, &field) {
+                assert!(id < u32::MAX);
+            }
+            let _ = owner_id("gid", Some(&p), &field);
         }
     }
 

@@ -5,7 +5,13 @@
 //! object checksums or subdirectories, plus the checksum of its own dirmeta object. A layer
 //! tree keeps its whiteouts as they appear in the layer (empty files named `.wh.<name>` and
 //! `.wh..wh..opq`), exactly as ostree-rs-ext stores layer commits; [`apply_layer`] interprets
-//! them when folding a layer onto the image below it.
+//! them when folding a layer onto the image below it. Only a *file* node is a whiteout: a
+//! directory named `.wh.bin` (from a layer entry `usr/.wh.bin/x`, which umoci and
+//! containers/storage unpack as a plain directory) is an ordinary directory, as in ostree's
+//! own whiteout processing at checkout.
+//!
+//! The recursive functions here are bounded by the path limits of
+//! [`crate::host::limits`]: no tree is deeper than 2047 levels.
 //!
 //! # Security
 //!
@@ -54,6 +60,16 @@ pub enum TreeError {
         parent: String,
         what: &'static str,
     },
+    #[error(
+        "{path:?}: {parent:?} is a whiteout (it deletes {deleted:?} from the layers below) and a \
+         directory in the same layer; umoci and podman would delete {deleted:?} and keep the \
+         directory, which one ostree tree cannot hold: rebuild the layer without the entry {parent:?}"
+    )]
+    WhiteoutAsDirectory {
+        path: String,
+        parent: String,
+        deleted: String,
+    },
     #[error("{path:?}: hard link target {target:?} {why}")]
     BadHardlink {
         path: String,
@@ -73,9 +89,15 @@ impl Dir {
 
     /// Whether any whiteout marker is in this directory or below.
     pub fn has_whiteouts(&self) -> bool {
-        self.children.iter().any(|(name, node)| {
-            name.starts_with(WH_PREFIX) || matches!(node, Node::Dir(d) if d.has_whiteouts())
+        self.children.iter().any(|(name, node)| match node {
+            Node::File { .. } => name.starts_with(WH_PREFIX),
+            Node::Dir(d) => d.has_whiteouts(),
         })
+    }
+
+    /// Whether `name` here is a whiteout marker (a file named `.wh.…`).
+    fn is_marker(&self, name: &str) -> bool {
+        matches!(self.children.get(name), Some(Node::File { .. }))
     }
 
     /// The node at `path` (components), if any.
@@ -175,6 +197,9 @@ impl<'a> LayerBuilder<'a> {
             };
             dir = match dir.children.get_mut(*comp) {
                 Some(Node::Dir(d)) => d,
+                Some(Node::File { .. }) if comp.starts_with(WH_PREFIX) => {
+                    return Err(whiteout_as_dir(&full, &path[..=i]))
+                }
                 Some(Node::File { kind, .. }) => {
                     return Err(TreeError::ThroughNonDir {
                         path: full,
@@ -207,10 +232,14 @@ impl<'a> LayerBuilder<'a> {
         Ok(())
     }
 
-    /// A non-directory entry (replaces whatever this layer had there).
+    /// A non-directory entry (replaces whatever this layer had there, except that a whiteout
+    /// marker does not replace a directory of the same name).
     pub fn add_file(&mut self, path: &[&str], csum: Csum, kind: FileKind) -> Result<(), TreeError> {
         let name = path[path.len() - 1];
         let parent = self.parent_mut(path)?;
+        if name.starts_with(WH_PREFIX) && matches!(parent.children.get(name), Some(Node::Dir(_))) {
+            return Err(whiteout_as_dir(&path.join("/"), path));
+        }
         parent
             .children
             .insert(name.to_string(), Node::File { csum, kind });
@@ -245,8 +274,19 @@ impl<'a> LayerBuilder<'a> {
     }
 }
 
+fn whiteout_as_dir(path: &str, parent: &[&str]) -> TreeError {
+    let last = parent[parent.len() - 1];
+    let mut deleted: Vec<&str> = parent[..parent.len() - 1].to_vec();
+    deleted.push(last.strip_prefix(WH_PREFIX).unwrap_or(last));
+    TreeError::WhiteoutAsDirectory {
+        path: path.to_string(),
+        parent: parent.join("/"),
+        deleted: deleted.join("/"),
+    }
+}
+
 fn dir_has_whiteout(dir: &Dir, name: &str) -> bool {
-    dir.children.contains_key(WH_OPAQUE) || dir.children.contains_key(&format!("{WH_PREFIX}{name}"))
+    dir.is_marker(WH_OPAQUE) || dir.is_marker(&format!("{WH_PREFIX}{name}"))
 }
 
 /// Fold one layer's tree onto the merged tree of the layers below (OCI whiteout semantics):
@@ -255,10 +295,13 @@ fn dir_has_whiteout(dir: &Dir, name: &str) -> bool {
 pub fn apply_layer(lower: &mut Dir, upper: &Dir) {
     lower.tree = None;
     lower.meta = upper.meta;
-    if upper.children.contains_key(WH_OPAQUE) {
+    if upper.is_marker(WH_OPAQUE) {
         lower.children.clear();
     }
-    for name in upper.children.keys() {
+    for (name, node) in &upper.children {
+        if matches!(node, Node::Dir(_)) {
+            continue;
+        }
         if let Some(target) = name.strip_prefix(WH_PREFIX) {
             if name != WH_OPAQUE && !target.starts_with(".wh.") {
                 lower.children.remove(target);
@@ -266,10 +309,8 @@ pub fn apply_layer(lower: &mut Dir, upper: &Dir) {
         }
     }
     for (name, node) in &upper.children {
-        if name.starts_with(WH_PREFIX) {
-            continue;
-        }
         match node {
+            Node::File { .. } if name.starts_with(WH_PREFIX) => continue,
             Node::Dir(ud) => match lower.children.get_mut(name) {
                 Some(Node::Dir(ld)) => apply_layer(ld, ud),
                 // A new directory without whiteouts is taken as it is, written dirtree included.
@@ -352,6 +393,68 @@ mod tests {
         });
         apply_layer(&mut merged, &l2);
         assert_eq!(listing(&merged), ["a/", "a/y=2", "b/", "b/new=5", "keep=6"]);
+    }
+
+    #[test]
+    fn whiteout_names_as_directories_delete_nothing() {
+        let empty = Dir::new(DM);
+        let l1 = build(&empty, |b| {
+            b.add_file(&["usr", "bin", "sh"], c(1), FileKind::Regular)
+                .unwrap();
+            b.add_file(&["usr", "keep"], c(2), FileKind::Regular)
+                .unwrap();
+        });
+        let mut merged = Dir::new(DM);
+        apply_layer(&mut merged, &l1);
+        let l2 = build(&merged, |b| {
+            b.add_file(&["usr", ".wh.bin", "x"], c(3), FileKind::Regular)
+                .unwrap();
+            b.add_file(&["usr", ".wh..wh..opq", "y"], c(4), FileKind::Regular)
+                .unwrap();
+        });
+        assert!(!l2.has_whiteouts());
+        apply_layer(&mut merged, &l2);
+        assert_eq!(
+            listing(&merged),
+            [
+                "usr/",
+                "usr/.wh..wh..opq/",
+                "usr/.wh..wh..opq/y=4",
+                "usr/.wh.bin/",
+                "usr/.wh.bin/x=3",
+                "usr/bin/",
+                "usr/bin/sh=1",
+                "usr/keep=2"
+            ]
+        );
+    }
+
+    #[test]
+    fn whiteout_that_is_also_a_directory_is_an_error() {
+        let empty = Dir::new(DM);
+        let mut b = LayerBuilder::new(&empty, DM);
+        b.add_file(&["usr", ".wh.bin"], c(0), FileKind::Regular)
+            .unwrap();
+        let e = b
+            .add_file(&["usr", ".wh.bin", "x"], c(1), FileKind::Regular)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            TreeError::WhiteoutAsDirectory {
+                path: "usr/.wh.bin/x".into(),
+                parent: "usr/.wh.bin".into(),
+                deleted: "usr/bin".into()
+            }
+        );
+        assert!(e.to_string().contains("rebuild the layer"), "{e}");
+        // The other order.
+        let mut b = LayerBuilder::new(&empty, DM);
+        b.add_file(&["usr", ".wh.bin", "x"], c(1), FileKind::Regular)
+            .unwrap();
+        assert!(matches!(
+            b.add_file(&["usr", ".wh.bin"], c(0), FileKind::Regular),
+            Err(TreeError::WhiteoutAsDirectory { .. })
+        ));
     }
 
     #[test]
