@@ -413,3 +413,402 @@ fn refusals() {
     );
     assert!(e.contains("ostree-container switch"), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The whole chain on a booted system.
+
+use common::vm::{self, Boot, BootEntry};
+use std::time::{Duration, Instant};
+
+/// A .deb made with dpkg-deb: `files` (path, mode, content) and an optional postinst.
+fn make_deb(dir: &Path, name: &str, version: &str, files: &[(&str, u32, &str)], postinst: &str) {
+    let root = dir.join(format!("{name}-deb"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: all\n\
+             Maintainer: Tests <t@example.org>\nDescription: {name}, made by tests/machine.rs\n"
+        ),
+    )
+    .unwrap();
+    let mut all = files.to_vec();
+    if !postinst.is_empty() {
+        all.push(("DEBIAN/postinst", 0o755, postinst));
+    }
+    for (path, mode, content) in all {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    common::run(
+        common::cmd("dpkg-deb", ["--root-owner-group", "-Zgzip", "--build"])
+            .arg(&root)
+            .arg(dir.join(format!("{name}_{version}_all.deb"))),
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// The build contexts of the two versions (tests/machine/vm plus the .debs).
+fn vm_contexts(work: &Path) -> (PathBuf, PathBuf) {
+    let fixtures = common::top().join("tests/machine/vm");
+    let v1 = work.join("ctx-v1");
+    let v2 = work.join("ctx-v2");
+    for d in [&v1, &v2] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for f in ["vmcheck", "vmcheck.service"] {
+        std::fs::copy(fixtures.join(f), v1.join(f)).unwrap();
+    }
+    std::fs::copy(fixtures.join("Containerfile.v1"), v1.join("Containerfile")).unwrap();
+    std::fs::copy(fixtures.join("Containerfile.v2"), v2.join("Containerfile")).unwrap();
+    make_deb(
+        &v1,
+        "vmtest-daemon",
+        "1.0",
+        &[(
+            "usr/bin/vmtest-daemon",
+            0o755,
+            "#!/bin/sh\necho vmtest-daemon 1.0\n",
+        )],
+        "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n\
+         getent passwd _vmtestd >/dev/null || useradd --system --user-group \
+         --home-dir /var/lib/vmtestd --shell /usr/sbin/nologin _vmtestd\n\
+         install -d -o _vmtestd -g _vmtestd -m 0750 /var/lib/vmtestd\n\
+         echo 'state of vmtest-daemon' >/var/lib/vmtestd/state\n\
+         chown _vmtestd:_vmtestd /var/lib/vmtestd/state\nfi\n",
+    );
+    make_deb(
+        &v2,
+        "extra-tools",
+        "2.0",
+        &[(
+            "opt/extra-tools/bin/extra-tools",
+            0o755,
+            "#!/bin/sh\necho extra-tools 2.0\n",
+        )],
+        "",
+    );
+    (v1, v2)
+}
+
+/// The `VMTEST key=value` lines a boot wrote to the console (the last value of each key).
+fn console_values(log: &str) -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    for l in log.lines() {
+        let Some((_, rest)) = l.split_once("VMTEST ") else {
+            continue;
+        };
+        let rest = rest.trim_end_matches('\r');
+        if let Some((k, v)) = rest.split_once('=') {
+            m.insert(k.to_string(), v.to_string());
+        } else {
+            m.insert(rest.to_string(), String::new());
+        }
+    }
+    m
+}
+
+/// Phase timings, printed as the test goes and at the end.
+struct Phases {
+    start: Instant,
+    last: Instant,
+    done: Vec<(String, Duration)>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        let now = Instant::now();
+        Phases {
+            start: now,
+            last: now,
+            done: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, what: &str) {
+        let d = self.last.elapsed();
+        self.last = Instant::now();
+        eprintln!("vm test: {what}: {d:.1?}");
+        self.done.push((what.to_string(), d));
+    }
+
+    fn summary(&self) {
+        eprintln!("vm test phases:");
+        for (w, d) in &self.done {
+            eprintln!("  {d:>8.1?}  {w}");
+        }
+        eprintln!("  {:>8.1?}  total", self.start.elapsed());
+    }
+}
+
+/// An image's user ids as the build made them.
+fn built_ids(passwd: &str, user: &str) -> String {
+    let (uid, gid) =
+        common::passwd_ids(passwd, user).unwrap_or_else(|| panic!("the build did not make {user}"));
+    format!("{uid}:{gid}")
+}
+
+/// The whole chain, booted: build the bootable base and a v1 with buildah and `ostree container
+/// commit`; `deploy` it into a sysroot; make a disk image of it; boot it with qemu from the
+/// deployment's boot entry; the machine reports users (with the build's ids), /var directories
+/// with their owners, the /opt program, the package, then edits /etc and /var. Then v2 on a
+/// second disk as an oci-archive: the machine runs `upgrade` (the origin names the archive on
+/// that disk), and after a reboot into v2 the new user, directory and program are there, the
+/// admin's edits survived, and `status --json` names v2.
+#[test]
+fn vm_deploy_boot_upgrade_reboot() {
+    let mut ph = Phases::new();
+    let work = tempfile::Builder::new()
+        .prefix("vm-")
+        .tempdir_in(common::target_tmp())
+        .unwrap();
+    let w = work.path();
+    let b = common::Buildah::shared(common::Driver::Overlay);
+    let base = common::base_image(&b, common::Variant::Bootable);
+    ph.mark("bootable base image");
+
+    let (ctx1, ctx2) = vm_contexts(w);
+    let tag1 = format!("localhost/vmtest-{}:v1", std::process::id());
+    let tag2 = format!("localhost/vmtest-{}:v2", std::process::id());
+    b.bud(&ctx1, None, &tag1, &[("BASE", &base)]);
+    b.bud(&ctx2, None, &tag2, &[("BASE", &tag1)]);
+    let _images = RemoveImages(&b, vec![tag2.clone(), tag1.clone()]);
+    let ctr = b.from(&tag2);
+    let root = b.mount(&ctr);
+    let passwd2 = common::read(root.join("etc/passwd"));
+    b.umount(&ctr);
+    b.rm(&ctr);
+    // Both versions as oci-archives (uncompressed layers: the same digests in both).
+    let archives = w.join("images");
+    std::fs::create_dir_all(&archives).unwrap();
+    let v1_archive = w.join("v1.ociarchive");
+    let v2_archive = archives.join("os.ociarchive");
+    for (tag, file) in [(&tag1, &v1_archive), (&tag2, &v2_archive)] {
+        common::run(
+            b.cmd()
+                .args(["push", "--quiet", "--disable-compression", tag])
+                .arg(format!("oci-archive:{}:latest", file.display())),
+        );
+    }
+    ph.mark("v1 and v2 built and written as oci-archives");
+
+    // The machine's disk: a sysroot with v1 deployed; its origin names where v2 will be.
+    let sysroot = w.join("sysroot");
+    std::fs::create_dir_all(&sysroot).unwrap();
+    common::run(common::cmd("ostree", ["admin", "init-fs", "--modern"]).arg(&sysroot));
+    let sr = format!("--sysroot={}", sysroot.display());
+    common::run(&mut common::cmd(
+        "ostree",
+        ["admin", "os-init", &sr, "debian"],
+    ));
+    // A test disk need not survive a power cut (the machine itself powers off cleanly).
+    common::ostree(
+        &sysroot.join("ostree/repo"),
+        ["config", "set", "core.fsync", "false"],
+    );
+    let follows = "ostree-unverified-image:oci-archive:/mnt/images/os.ociarchive:latest";
+    let out = json(
+        oc([
+            "deploy",
+            &sr,
+            "--json",
+            "--target-imgref",
+            follows,
+            "--karg",
+            "root=LABEL=root",
+            "--karg",
+            "rw",
+            "--karg",
+            "console=ttyS0",
+        ])
+        .arg(format!(
+            "ostree-unverified-image:oci-archive:{}:latest",
+            v1_archive.display()
+        )),
+    );
+    assert_eq!(out["image"], follows);
+    let entry1 = BootEntry::default_in_dir(&sysroot);
+    let kernel = w.join("vmlinuz");
+    let initrd = w.join("initrd");
+    std::fs::copy(sysroot.join("boot").join(&entry1.linux[1..]), &kernel).unwrap();
+    std::fs::copy(sysroot.join("boot").join(&entry1.initrd[1..]), &initrd).unwrap();
+    ph.mark("deploy v1 into the sysroot");
+    let disk = w.join("disk.img");
+    vm::mkfs_ext4(&sysroot, "root", &disk, "4G");
+    let images_disk = w.join("images.img");
+    let size = std::fs::metadata(&v2_archive).unwrap().len() / (1 << 20) + 64;
+    vm::mkfs_ext4(&archives, "images", &images_disk, &format!("{size}M"));
+    // The deployment is immutable (chattr +i): let the work directory go.
+    for d in std::fs::read_dir(sysroot.join("ostree/deploy/debian/deploy")).unwrap() {
+        common::run(common::cmd("chattr", ["-i"]).arg(d.unwrap().path()));
+    }
+    std::fs::remove_dir_all(&sysroot).unwrap();
+    ph.mark("disk images (mkfs.ext4 -d)");
+
+    // The console logs stay after the test, for a look at what the machine did.
+    let logs = common::target_tmp().join("vm-console");
+    std::fs::create_dir_all(&logs).unwrap();
+    eprintln!("vm test: console logs in {}", logs.display());
+    let timeout = Duration::from_secs(420);
+    let boot = |phase: u32, entry: &BootEntry, kernel: &Path, initrd: &Path| {
+        let log = logs.join(format!("console-{phase}.log"));
+        let text = vm::boot(&Boot {
+            disks: &[disk.clone(), images_disk.clone()],
+            kernel,
+            initrd,
+            append: format!("{} vmtest.phase={phase}", entry.options),
+            log: log.clone(),
+            timeout,
+        });
+        let v = console_values(&text);
+        assert_eq!(
+            v.get("done phase").map(String::as_str),
+            Some(phase.to_string().as_str()),
+            "boot {phase} did not finish its checks; console:\n{}",
+            vm::log_tail(&log)
+        );
+        assert_eq!(
+            v.get("failed-units").map(|s| s.trim()),
+            Some(""),
+            "boot {phase}: units failed; console: {}",
+            log.display()
+        );
+        (v, log)
+    };
+
+    // First boot: v1 as built.
+    let (v, log) = boot(1, &entry1, &kernel, &initrd);
+    ph.mark("boot 1 (v1: checks, admin edits)");
+    let ctx = |k: &str| format!("{k} (console: {})", log.display());
+    let get = |v: &std::collections::BTreeMap<String, String>, k: &str| {
+        v.get(k).cloned().unwrap_or_default()
+    };
+    assert_eq!(
+        get(&v, "user _vmtestd"),
+        built_ids(&passwd2, "_vmtestd"),
+        "{}",
+        ctx("package's system user")
+    );
+    assert_eq!(
+        get(&v, "user tester"),
+        "2001:2001",
+        "{}",
+        ctx("useradd user")
+    );
+    assert_eq!(get(&v, "user auditor"), "", "not in v1");
+    assert_eq!(
+        get(&v, "dir /var/lib/vmtestd"),
+        "_vmtestd:_vmtestd:750",
+        "{}",
+        ctx("/var state dir")
+    );
+    assert!(
+        get(&v, "dir /home/tester").starts_with("tester:tester:"),
+        "{}",
+        ctx("home")
+    );
+    assert_eq!(get(&v, "state"), "state of vmtest-daemon");
+    assert_eq!(get(&v, "hello"), "hello from /opt");
+    assert_eq!(get(&v, "dpkg vmtest-daemon"), "install ok installed 1.0");
+    let st: serde_json::Value = serde_json::from_str(&get(&v, "status")).expect("status JSON");
+    let booted = &st["deployments"][0];
+    assert_eq!(booted["booted"], true, "{st}");
+    assert_eq!(booted["version"], "1");
+    assert_eq!(booted["image"], follows);
+
+    // Second boot, with v2 on the second disk: upgrade (staged, finished at shutdown).
+    let (v, log) = boot(2, &entry1, &kernel, &initrd);
+    ph.mark("boot 2 (upgrade --check, upgrade)");
+    let check: serde_json::Value = serde_json::from_str(&get(&v, "check"))
+        .unwrap_or_else(|e| panic!("check JSON ({e}); console {}", log.display()));
+    assert_eq!(check["check"]["update_available"], true, "{check}");
+    assert_eq!(check["check"]["latest_version"], "2");
+    assert_eq!(
+        check["check"]["layers_to_download"], 1,
+        "only v2's layer is new: {check}"
+    );
+    assert_eq!(
+        get(&v, "upgrade-exit"),
+        "0",
+        "upgrade failed: console {}",
+        log.display()
+    );
+    let st: serde_json::Value = serde_json::from_str(&get(&v, "status")).expect("status JSON");
+    assert_eq!(st["deployments"][0]["staged"], true, "{st}");
+    assert_eq!(st["deployments"][0]["version"], "2", "{st}");
+
+    // The new boot entry, read from the disk image.
+    let entry2 = BootEntry::default_in_image(&disk);
+    assert_ne!(
+        entry2.options, entry1.options,
+        "a new deployment is the default"
+    );
+    let kernel2 = w.join("vmlinuz2");
+    let initrd2 = w.join("initrd2");
+    vm::debugfs_dump(&disk, &format!("/boot{}", entry2.linux), &kernel2);
+    vm::debugfs_dump(&disk, &format!("/boot{}", entry2.initrd), &initrd2);
+    ph.mark("read the new boot entry (debugfs)");
+
+    // Third boot: v2.
+    let (v, log) = boot(3, &entry2, &kernel2, &initrd2);
+    ph.mark("boot 3 (v2: checks)");
+    let ctx = |k: &str| format!("{k} (console: {})", log.display());
+    assert_eq!(
+        get(&v, "user auditor"),
+        built_ids(&passwd2, "auditor"),
+        "{}",
+        ctx("new user")
+    );
+    assert_eq!(
+        get(&v, "dir /var/lib/auditor"),
+        "auditor:auditor:750",
+        "{}",
+        ctx("new /var dir")
+    );
+    assert_eq!(get(&v, "extra-tools"), "extra-tools 2.0");
+    assert_eq!(get(&v, "dpkg extra-tools"), "install ok installed 2.0");
+    assert_eq!(get(&v, "user tester"), "2001:2001");
+    assert_eq!(get(&v, "hello"), "hello from /opt");
+    // The admin's edits survived.
+    assert_eq!(get(&v, "issue"), "edited by the admin");
+    assert_eq!(get(&v, "local-admin"), "site = here");
+    assert_eq!(get(&v, "notes"), "kept across upgrades");
+    let st: serde_json::Value = serde_json::from_str(&get(&v, "status")).expect("status JSON");
+    let booted = &st["deployments"][0];
+    assert_eq!(booted["booted"], true, "{st}");
+    assert_eq!(booted["version"], "2", "{st}");
+    assert_eq!(booted["image"], follows);
+    assert_eq!(
+        st["deployments"][1]["version"], "1",
+        "v1 is the rollback: {st}"
+    );
+    ph.summary();
+}
+
+/// Images removed from the shared storage when the test ends.
+struct RemoveImages<'a>(&'a common::Buildah, Vec<String>);
+
+impl Drop for RemoveImages<'_> {
+    fn drop(&mut self) {
+        for i in &self.1 {
+            self.0.rmi(i);
+        }
+    }
+}
+
+#[test]
+fn boot_entry_parses() {
+    let e = BootEntry::parse(
+        "title Debian (ostree:debian:0)\nversion 2\noptions root=LABEL=root rw ostree=/ostree/boot.1/debian/abc/0\n\
+         linux /ostree/debian-abc/vmlinuz-6.1.0\ninitrd /ostree/debian-abc/initramfs-6.1.0.img\n",
+    )
+    .unwrap();
+    assert_eq!(e.version, 2);
+    assert_eq!(e.linux, "/ostree/debian-abc/vmlinuz-6.1.0");
+    assert!(e.options.ends_with("ostree=/ostree/boot.1/debian/abc/0"));
+    let v = console_values("[  1.0] x\nVMTEST user a=1:2\r\nnoise VMTEST done phase=1\n");
+    assert_eq!(v["user a"], "1:2");
+    assert_eq!(v["done phase"], "1");
+}
