@@ -206,6 +206,8 @@ fn deploy_status_and_upgrade_when_the_tag_moves() {
     // libostree itself lists it, and wrote a boot entry with our kernel arguments.
     let admin = ok(Command::new("ostree").args(["admin", "status", &s.sr()]));
     assert!(admin.contains(&format!("debian {commit1}.0")), "{admin}");
+    // libostree 2022.7 shows the commit's version; it reads our origin but knows no image type.
+    assert!(admin.contains("Version: 1"), "{admin}");
     let opts = s.boot_options();
     assert_eq!(opts.len(), 1, "{opts:?}");
     assert!(
@@ -384,6 +386,11 @@ fn refusals() {
     let e = refused(&mut s.verb("deploy", &[&nkref]));
     assert!(e.contains("has no kernel"), "{e}");
     assert!(e.contains("/usr/lib/modules/<version>/vmlinuz"), "{e}");
+    let refs = common::ostree(&s.sysroot.repo(), ["refs"]);
+    assert!(
+        !refs.contains("ostree/container/image/"),
+        "the refused image is not kept: {refs}"
+    );
 
     // A bad image reference.
     let e = refused(&mut s.verb("deploy", &["quay.io/os:1"]));

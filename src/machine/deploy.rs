@@ -92,6 +92,8 @@ pub fn deploy(m: &Machine, req: &DeployRequest) -> Result<Deployed> {
         .context("no image reference to deploy")?;
     let stateroot = m.stateroot(req.stateroot.as_deref())?;
     let repo = m.repo();
+    let image_ref = import::image_ref_name(&imgref.imgref);
+    let had_image = repo.resolve_rev(&image_ref, true)?.is_some();
     let pulled = import::pull(
         &repo,
         imgref,
@@ -102,6 +104,10 @@ pub fn deploy(m: &Machine, req: &DeployRequest) -> Result<Deployed> {
     )
     .with_context(|| format!("pulling {imgref} into {}/ostree/repo", m.path.display()))?;
     if commit_kernels(&repo, &pulled.commit)?.is_empty() {
+        // Leave the repository's refs as they were (the objects go with the next prune).
+        if !had_image {
+            repo.set_ref_immediate(None, &image_ref, None, gio::Cancellable::NONE)?;
+        }
         bail!(
             "{imgref} (commit {}) has no kernel: no /usr/lib/modules/<version>/vmlinuz, so a machine \
              cannot boot it; build the image FROM a bootable base (containerfiles/debian made with \
