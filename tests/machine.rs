@@ -276,6 +276,48 @@ fn deploy_status_and_upgrade_when_the_tag_moves() {
     assert!(text.contains("already up to date"), "{text}");
 }
 
+/// The same against a real registry on loopback: `upgrade --check` asks it with skopeo (the
+/// manifest's digest, the layers' sizes, the version label) and counts only the new layer.
+#[test]
+fn upgrade_check_against_a_registry() {
+    let s = Scene::new();
+    let reg = common::registry::Registry::start();
+    let (k, home) = reg.env();
+    let push = |version: u32| -> (String, u64) {
+        let r = publish(&s.layout, "stable", version);
+        ok(Command::new("skopeo")
+            .env(k, home)
+            .args(["copy", "--quiet", "--insecure-policy"])
+            .arg(
+                s.imgref("stable")
+                    .trim_start_matches("ostree-unverified-image:"),
+            )
+            .arg(reg.docker("os:stable")));
+        r
+    };
+    let (digest1, _) = push(1);
+    let imgref = format!("ostree-unverified-registry:{}/os:stable", reg.host);
+    let out = json(s.verb("deploy", &["--json", &imgref]).env(k, home));
+    assert_eq!(out["manifest_digest"], digest1.as_str(), "{out}");
+    let c = json(s.verb("upgrade", &["--check", "--json"]).env(k, home));
+    assert_eq!(c["check"]["update_available"], false, "{c}");
+    assert_eq!(c["check"]["latest_digest"], digest1.as_str());
+    assert_eq!(c["check"]["latest_version"], "1");
+
+    let (digest2, new_bytes) = push(2);
+    let c = json(s.verb("upgrade", &["--check", "--json"]).env(k, home));
+    let check = &c["check"];
+    assert_eq!(check["update_available"], true, "{c}");
+    assert_eq!(check["latest_digest"], digest2.as_str());
+    assert_eq!(check["latest_version"], "2");
+    assert_eq!(check["layers_to_download"], 1);
+    assert_eq!(check["download_bytes"], new_bytes);
+    let up = json(s.verb("upgrade", &["--json"]).env(k, home));
+    assert_eq!(up["deployed"]["manifest_digest"], digest2.as_str(), "{up}");
+    let text = ok(s.verb("upgrade", &["--check"]).env(k, home));
+    assert!(text.contains("already up to date"), "{text}");
+}
+
 /// `--target-imgref` puts another reference in the origin (the one upgrades follow), and
 /// `switch` moves the machine to another image, keeping its stateroot; /etc edits carry over.
 #[test]

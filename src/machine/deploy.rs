@@ -91,7 +91,7 @@ pub fn deploy(m: &Machine, req: &DeployRequest) -> Result<Deployed> {
         .as_ref()
         .context("no image reference to deploy")?;
     let stateroot = m.stateroot(req.stateroot.as_deref())?;
-    let repo = m.repo();
+    let repo = m.repo()?;
     let image_ref = import::image_ref_name(&imgref.imgref);
     let had_image = repo.resolve_rev(&image_ref, true)?.is_some();
     let pulled = import::pull(

@@ -64,7 +64,7 @@ pub fn deployment_status(
     d: &ostree::Deployment,
     default: bool,
 ) -> Result<DeploymentStatus> {
-    let r = m.repo();
+    let r = m.repo()?;
     let checksum = d.csum().to_string();
     let (manifest_digest, version) = commit_image_facts(&r, &checksum)
         .with_context(|| format!("reading deployed commit {checksum}"))?;

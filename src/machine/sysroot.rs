@@ -128,8 +128,11 @@ impl Machine {
         self.sysroot.unlock();
     }
 
-    pub fn repo(&self) -> ostree::Repo {
-        self.sysroot.repo()
+    /// The sysroot's repository, opened by its path (`DIR/ostree/repo`). Not
+    /// `ostree_sysroot_get_repo`: that one is opened from a directory fd and names itself
+    /// `/proc/self/fd/N`, a path that other processes (skopeo, for pulls through it) cannot use.
+    pub fn repo(&self) -> Result<ostree::Repo> {
+        crate::host::import::open_repo(&self.path.join("ostree/repo"))
     }
 
     pub fn is_booted(&self) -> bool {

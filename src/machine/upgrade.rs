@@ -95,24 +95,30 @@ pub fn latest(imgref: &ImageReference) -> Result<Latest> {
             manifest_digest: image.manifest_digest,
         });
     }
-    // skopeo resolves a manifest list to this machine's image; --raw gives the bytes whose
-    // digest the import records.
-    let raw = skopeo_inspect(imgref, &["--raw"])?;
-    let info: serde_json::Value = serde_json::from_slice(&skopeo_inspect(imgref, &[])?)
-        .with_context(|| format!("skopeo inspect {imgref}: not JSON"))?;
+    // --raw gives the bytes whose digest the import records; for a manifest list, this
+    // machine's entry (whose manifest is then asked for by digest). Plain `inspect` resolves a
+    // list itself and gives the config's labels.
+    let mut raw = skopeo_inspect(imgref, &["--raw"])?;
     let manifest_digest = match list_entry_digest(&raw)? {
-        Some(d) => d,
+        Some(d) => {
+            raw = skopeo_inspect(&by_digest(imgref, &d), &["--raw"])?;
+            d
+        }
         None => format!(
             "sha256:{}",
             hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw))
         ),
     };
-    let layers = info["LayersData"]
+    let manifest: serde_json::Value = serde_json::from_slice(&raw)
+        .with_context(|| format!("skopeo inspect --raw {imgref}: not JSON"))?;
+    let layers = manifest["layers"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|l| Some((l["Digest"].as_str()?.to_string(), l["Size"].as_u64()?)))
+        .filter_map(|l| Some((l["digest"].as_str()?.to_string(), l["size"].as_u64()?)))
         .collect();
+    let info: serde_json::Value = serde_json::from_slice(&skopeo_inspect(imgref, &[])?)
+        .with_context(|| format!("skopeo inspect {imgref}: not JSON"))?;
     let labels: std::collections::HashMap<String, String> =
         serde_json::from_value(info["Labels"].clone()).unwrap_or_default();
     Ok(Latest {
@@ -120,6 +126,20 @@ pub fn latest(imgref: &ImageReference) -> Result<Latest> {
         layers,
         version: version_label(&labels),
     })
+}
+
+/// `imgref` pinned to `digest` (`docker://host/os@sha256:…`): the tag, if any, is dropped.
+fn by_digest(imgref: &ImageReference, digest: &str) -> ImageReference {
+    let name = imgref.name.split('@').next().unwrap_or(&imgref.name);
+    let last_slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let repo = match name[last_slash..].rfind(':') {
+        Some(i) => &name[..last_slash + i],
+        None => name,
+    };
+    ImageReference {
+        transport: imgref.transport,
+        name: format!("{repo}@{digest}"),
+    }
 }
 
 fn version_label(labels: &std::collections::HashMap<String, String>) -> Option<String> {
@@ -180,7 +200,7 @@ pub fn check(m: &Machine) -> Result<Check> {
         .filter(|s| s.osname() == current.osname())
         .unwrap_or(current);
     let deployed_commit = newest.csum().to_string();
-    let repo = m.repo();
+    let repo = m.repo()?;
     let (deployed_digest, deployed_version) = commit_image_facts(&repo, &deployed_commit)?;
     let latest = latest(&imgref.imgref).with_context(|| format!("looking up {imgref}"))?;
     let mut layers_to_download = 0;
@@ -263,5 +283,26 @@ mod tests {
         );
         let none = r#"{"manifests":[{"digest":"sha256:x","platform":{"os":"linux","architecture":"riscv"}}]}"#;
         assert!(list_entry_digest(none.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn pinned_by_digest() {
+        let pin = |s: &str| by_digest(&s.parse().unwrap(), "sha256:ab").to_string();
+        assert_eq!(
+            pin("docker://quay.io/org/os:stable"),
+            "docker://quay.io/org/os@sha256:ab"
+        );
+        assert_eq!(
+            pin("docker://127.0.0.1:5000/os:1"),
+            "docker://127.0.0.1:5000/os@sha256:ab"
+        );
+        assert_eq!(
+            pin("docker://127.0.0.1:5000/os"),
+            "docker://127.0.0.1:5000/os@sha256:ab"
+        );
+        assert_eq!(
+            pin("docker://quay.io/os@sha256:00"),
+            "docker://quay.io/os@sha256:ab"
+        );
     }
 }
