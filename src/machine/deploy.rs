@@ -24,9 +24,9 @@ use crate::host::imgref::OstreeImageReference;
 use crate::host::import::{self, PullOptions};
 
 /// What to deploy.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DeployRequest {
-    pub imgref: Option<OstreeImageReference>,
+    pub imgref: OstreeImageReference,
     /// Written to the origin instead of `imgref` (what upgrades will follow).
     pub target_imgref: Option<OstreeImageReference>,
     pub stateroot: Option<String>,
@@ -86,10 +86,7 @@ pub fn commit_kernels(repo: &ostree::Repo, commit: &str) -> Result<Vec<String>> 
 /// Pull `req.imgref` and deploy it into `m` (staged when `m` is booted). The caller holds the
 /// sysroot lock.
 pub fn deploy(m: &Machine, req: &DeployRequest) -> Result<Deployed> {
-    let imgref = req
-        .imgref
-        .as_ref()
-        .context("no image reference to deploy")?;
+    let imgref = &req.imgref;
     let stateroot = m.stateroot(req.stateroot.as_deref())?;
     let repo = m.repo()?;
     let image_ref = import::image_ref_name(&imgref.imgref);

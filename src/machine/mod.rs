@@ -66,7 +66,7 @@ pub fn run(cmd: MachineCommand) -> Result<u8> {
     match cmd {
         MachineCommand::Deploy(a) => {
             let req = DeployRequest {
-                imgref: Some(parse_imgref(&a.imgref)?),
+                imgref: parse_imgref(&a.imgref)?,
                 target_imgref: a.target_imgref.as_deref().map(parse_imgref).transpose()?,
                 stateroot: a.stateroot,
                 kargs: (!a.karg.is_empty()).then_some(a.karg),
@@ -86,10 +86,11 @@ pub fn run(cmd: MachineCommand) -> Result<u8> {
                 );
             };
             let req = DeployRequest {
-                imgref: Some(imgref),
+                imgref,
+                target_imgref: None,
                 stateroot: Some(current.osname().to_string()),
+                kargs: None,
                 quiet: a.quiet || a.common.json,
-                ..Default::default()
             };
             drop(m);
             run_deploy(&a.common, req)
@@ -104,10 +105,11 @@ pub fn run(cmd: MachineCommand) -> Result<u8> {
                 Some(locked_deploy(
                     &m,
                     &DeployRequest {
-                        imgref: Some(imgref),
+                        imgref,
+                        target_imgref: None,
                         stateroot: Some(check.stateroot.clone()),
+                        kargs: None,
                         quiet: a.quiet || a.common.json,
-                        ..Default::default()
                     },
                 )?)
             };
