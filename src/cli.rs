@@ -36,6 +36,9 @@ pub enum Command {
     #[cfg(feature = "host")]
     #[command(flatten)]
     Serve(crate::serve::cli::ServeCommand),
+    #[cfg(feature = "host")]
+    #[command(flatten)]
+    Machine(crate::machine::cli::MachineCommand),
 }
 
 /// Options shared by `commit` and `lint`.
@@ -139,6 +142,8 @@ pub fn run(args: Vec<OsString>) -> Result<u8> {
         Command::Encapsulate(c) => crate::encapsulate::run(c),
         #[cfg(feature = "host")]
         Command::Serve(c) => crate::serve::run(c),
+        #[cfg(feature = "host")]
+        Command::Machine(c) => crate::machine::run(c),
     }
 }
 

@@ -952,32 +952,7 @@ fn selinux_labels_from_the_image_policy_match_ostree_commit() {
 #[test]
 fn imported_commit_deploys_with_ostree_admin() {
     let t = tmpdir();
-    let mut ents: Vec<Ent> = [
-        "usr",
-        "usr/bin",
-        "usr/lib",
-        "usr/lib/modules",
-        "etc",
-        "var",
-        "boot",
-        "sysroot",
-        "dev",
-        "proc",
-        "sys",
-        "run",
-        "tmp",
-    ]
-    .iter()
-    .map(|d| Ent::Dir(d, 0o755))
-    .collect();
-    ents.extend([
-        file("usr/lib/modules/6.1.0/vmlinuz", &[7u8; 4096]),
-        file("usr/lib/modules/6.1.0/initramfs.img", &[8u8; 4096]),
-        file("usr/lib/os-release", b"ID=test\nVERSION_ID=1\n"),
-        Ent::Link("etc/os-release", "../usr/lib/os-release"),
-        file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
-        Ent::Link("ostree", "sysroot/ostree"),
-    ]);
+    let ents = placeholder_os();
     let oci = t.path().join("oci");
     write_layout(
         &oci,

@@ -30,11 +30,16 @@
 //!   `systemd-sysusers` and `systemd-tmpfiles --create` in a deployment with the stateroot's /var
 //!   bind-mounted on its /var (in a private mount namespace), as the first boot would.
 //!
+//! # Booting
+//! - [`vm`]: a disk image from a sysroot (`mkfs.ext4 -d`), its boot entry (also read back from the
+//!   image with debugfs), and a qemu TCG boot with the serial console in a log.
+//!
 //! Everything here expects to run as root on Debian 12 with `scripts/deps` installed.
 
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod vm;
 
 use std::ffi::OsStr;
 use std::fs::File;

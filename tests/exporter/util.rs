@@ -599,3 +599,35 @@ pub fn write_layout(
     });
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
 }
+
+/// The root of a tiny OS that libostree deploys: the usual top-level directories, a placeholder
+/// kernel and initramfs in /usr/lib/modules/6.1.0, os-release, /etc/passwd and the /ostree link.
+pub fn placeholder_os() -> Vec<Ent> {
+    let mut ents: Vec<Ent> = [
+        "usr",
+        "usr/bin",
+        "usr/lib",
+        "usr/lib/modules",
+        "etc",
+        "var",
+        "boot",
+        "sysroot",
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+    ]
+    .iter()
+    .map(|d| Ent::Dir(d, 0o755))
+    .collect();
+    ents.extend([
+        file("usr/lib/modules/6.1.0/vmlinuz", &[7u8; 4096]),
+        file("usr/lib/modules/6.1.0/initramfs.img", &[8u8; 4096]),
+        file("usr/lib/os-release", b"ID=test\nVERSION_ID=1\n"),
+        Ent::Link("etc/os-release", "../usr/lib/os-release"),
+        file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+        Ent::Link("ostree", "sysroot/ostree"),
+    ]);
+    ents
+}
