@@ -372,11 +372,11 @@ fn package_databases_move_to_usr_lib_sysimage() {
     assert!(f.p("usr/lib/sysimage/rpm/rpmdb.sqlite").is_file());
     let conf = f.read("usr/lib/tmpfiles.d/ostree-container-var.conf");
     assert!(
-        conf.contains("L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg\n"),
+        conf.contains("L+ /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg\n"),
         "{conf}"
     );
     assert!(
-        conf.contains("L /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm\n"),
+        conf.contains("L+ /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm\n"),
         "{conf}"
     );
     assert!(!conf.contains("/var/lib/dpkg/status"), "{conf}");
@@ -398,7 +398,7 @@ fn rpmdb_already_in_usr_is_left_alone() {
     );
     assert!(f
         .read("usr/lib/tmpfiles.d/ostree-container-var.conf")
-        .contains("L /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm"));
+        .contains("L+ /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm"));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rustix::fs::AtFlags;
 
-use super::fsops::{copy_tree, move_entry, remove_tree, LinkMap};
+use super::fsops::{copy_tree, move_entry, remove_tree};
 use super::passwd::drop_shadow_entries;
 use super::plan::{Change, Plan, FACTORY};
 use super::report::{Action, Finding, Severity};
@@ -110,7 +110,7 @@ fn apply_one(root: &Root, c: &Change) -> io::Result<()> {
             // refuses (overlay lower layers on some kernels, link limits), copy.
             match rustix::fs::linkat(&src_dir, src_name, &dst_dir, fname, AtFlags::empty()) {
                 Ok(()) => Ok(()),
-                Err(_) => copy_tree(&src_dir, src_name, &dst_dir, fname, &mut LinkMap::new()),
+                Err(_) => copy_tree(&src_dir, src_name, &dst_dir, fname),
             }
         }
         Change::Write { path, contents, .. } => {
