@@ -48,6 +48,9 @@ pub struct RootArgs {
     /// Print one JSON document instead of human-readable lines.
     #[arg(long)]
     pub json: bool,
+    /// Show every path of a finding in text output (by default at most ten; JSON has all).
+    #[arg(long)]
+    pub no_truncate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -70,8 +73,8 @@ pub struct LintArgs {
     /// Exit non-zero on warnings too.
     #[arg(long)]
     pub fatal_warnings: bool,
-    /// Skip the named check (repeatable); see `--list`.
-    #[arg(long, value_name = "NAME")]
+    /// Skip the named checks (repeatable, or a comma-separated list); see `--list`.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub skip: Vec<String>,
     /// List the checks and exit.
     #[arg(long)]

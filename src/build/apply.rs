@@ -15,6 +15,20 @@ use super::rootfs::{
     create_dir_all, display, open_path_nofollow, read_optional, split, stat, write_atomic, Root,
 };
 
+/// [`describe`], plus for a file it would write the exact lines (comments left out), as
+/// `--dry-run` shows them.
+pub fn describe_planned(c: &Change) -> Action {
+    let mut a = describe(c);
+    if let Change::Write { contents, .. } = c {
+        a.lines = contents
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty() && !l.starts_with(b"#"))
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+    }
+    a
+}
+
 /// Describe a change as the action it is (for `--dry-run` and for the report).
 pub fn describe(c: &Change) -> Action {
     match c {
@@ -22,6 +36,7 @@ pub fn describe(c: &Change) -> Action {
             action: "remove",
             path: display(path),
             detail: String::new(),
+            lines: vec![],
         },
         Change::Relocate {
             from,
@@ -41,21 +56,25 @@ pub fn describe(c: &Change) -> Action {
                 },
                 link
             ),
+            lines: vec![],
         },
         Change::Factory { path } => Action {
             action: "factory-copy",
             path: display(path),
             detail: format!("to {}", display(&Path::new(FACTORY).join(path))),
+            lines: vec![],
         },
         Change::Write { path, detail, .. } => Action {
             action: "write",
             path: display(path),
             detail: detail.clone(),
+            lines: vec![],
         },
         Change::DropShadow { path, names } => Action {
             action: "drop-shadow-entries",
             path: display(path),
             detail: format!("no account for {}", names.join(", ")),
+            lines: vec![],
         },
     }
 }

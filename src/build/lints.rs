@@ -469,6 +469,31 @@ pub fn run_lints(cx: &Context, skip: &[String], only_unfixable: bool) -> Vec<Fin
     out
 }
 
+/// The check name closest to a mistyped one (edit distance at most 3), for "did you mean".
+pub fn closest(name: &str) -> Option<&'static str> {
+    LINTS
+        .iter()
+        .map(|l| (edit_distance(name, l.name), l.name))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// `lint --list`: the table of checks.
 pub fn list_text() -> String {
     let mut s = String::new();
@@ -481,4 +506,18 @@ pub fn list_text() -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean() {
+        assert_eq!(closest("var-contnet"), Some("var-content"));
+        assert_eq!(closest("sysroot"), None);
+        assert_eq!(closest("one-kernels"), Some("one-kernel"));
+        assert_eq!(closest("something-else-entirely"), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }

@@ -51,9 +51,10 @@ pub fn run_commit(args: &CommitArgs) -> Result<u8> {
         }
     }
     let mut report = Report::new("commit", path.display().to_string(), args.dry_run);
+    report.no_truncate = args.root.no_truncate;
     let plan = plan::plan(&root);
     if args.dry_run {
-        report.actions = plan.changes.iter().map(apply::describe).collect();
+        report.actions = plan.changes.iter().map(apply::describe_planned).collect();
         let cx = lints::Context {
             root: &root,
             scan: lints::Scan::run(&root),
@@ -63,9 +64,19 @@ pub fn run_commit(args: &CommitArgs) -> Result<u8> {
     } else {
         let (actions, failures) = apply::apply(&root, &plan);
         report.actions = actions;
-        report.findings = failures;
         let cx = lints::Context::new(&root);
-        report.findings.extend(lints::run_lints(&cx, &[], false));
+        // A change that failed is reported once, as the failure; the checks afterwards would
+        // find the same path still to do.
+        let failed: Vec<&String> = failures.iter().flat_map(|f| &f.paths).collect();
+        for mut f in lints::run_lints(&cx, &[], false) {
+            let had_paths = !f.paths.is_empty();
+            f.paths.retain(|p| !failed.contains(&p));
+            if f.paths.is_empty() && had_paths {
+                continue;
+            }
+            report.findings.push(f);
+        }
+        report.findings.extend(failures);
     }
     report.finish();
     emit(&report, args.root.json);
@@ -79,12 +90,17 @@ pub fn run_lint(args: &LintArgs) -> Result<u8> {
     }
     for s in &args.skip {
         if !lints::LINTS.iter().any(|l| l.name == s) {
-            anyhow::bail!("--skip {s:?}: no such check; `lint --list` shows them");
+            let hint = match lints::closest(s) {
+                Some(n) => format!("did you mean {n:?}? "),
+                None => String::new(),
+            };
+            anyhow::bail!("--skip {s:?}: no such check; {hint}`lint --list` shows them");
         }
     }
     let (path, root) = open_root(&args.root)?;
     let cx = lints::Context::new(&root);
     let mut report = Report::new("lint", path.display().to_string(), false);
+    report.no_truncate = args.root.no_truncate;
     report.findings = lints::run_lints(&cx, &args.skip, false);
     report.finish();
     emit(&report, args.root.json);
