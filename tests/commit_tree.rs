@@ -1377,6 +1377,9 @@ fn hostile_names_never_reach_outside_var_through_systemd_tmpfiles() {
     for (i, t) in exact.iter().chain(injections).enumerate() {
         symlink(OsStr::from_bytes(t), base.join(format!("link{i}"))).unwrap();
     }
+    // Software in /opt under such a name stays where it is (no link could declare it).
+    let opt_bad = f.p("var/opt").join(OsStr::from_bytes(b"app\nL+ x"));
+    write(&opt_bad.join("bin/tool"), "t");
     for (dir, uid) in [("owned-by-my-user", 1000), ("owned-by-a-pct-b", 1001)] {
         fs::create_dir_all(base.join(dir)).unwrap();
         std::os::unix::fs::chown(base.join(dir), Some(uid), Some(uid)).unwrap();
@@ -1390,7 +1393,14 @@ fn hostile_names_never_reach_outside_var_through_systemd_tmpfiles() {
         .collect();
     // Each injected name is named once per place (as a directory, as a file), and nothing below
     // a refused directory is named again.
-    assert_eq!(refused.len(), 2 * injections.len(), "{refused:#?}");
+    assert_eq!(refused.len(), 2 * injections.len() + 1, "{refused:#?}");
+    assert!(opt_bad.join("bin/tool").is_file());
+    assert_eq!(
+        fs::read_dir(f.p("usr/lib/opt"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
     for (paths, message) in &refused {
         assert!(
             paths[0].contains("\\x0a") || paths[0].contains("\\x0d"),

@@ -58,7 +58,8 @@ pub struct Scan {
     pub non_utf8_targets: Vec<String>,
     /// (path, kind) of device nodes, FIFOs and sockets outside /dev and /run.
     pub special: Vec<(String, Kind)>,
-    pub errors: Vec<String>,
+    /// (path, error) of what could not be read.
+    pub errors: Vec<(String, String)>,
 }
 
 impl Scan {
@@ -69,7 +70,7 @@ impl Scan {
         };
         match root.dir.try_clone() {
             Ok(d) => walk(d, Path::new(""), &mut v),
-            Err(e) => v.scan.errors.push(format!("/: {e}")),
+            Err(e) => v.scan.errors.push(("/".into(), e.to_string())),
         }
         v.scan
     }
@@ -108,7 +109,7 @@ impl Visitor for ScanVisitor<'_> {
     }
 
     fn error(&mut self, rel: &Path, e: io::Error) {
-        self.scan.errors.push(format!("{}: {e}", display(rel)));
+        self.scan.errors.push((display(rel), e.to_string()));
     }
 }
 
@@ -283,14 +284,17 @@ fn check_special(cx: &Context) -> io::Result<Vec<Hit>> {
 }
 
 fn check_scan_errors(cx: &Context) -> io::Result<Vec<Hit>> {
-    Ok(if cx.scan.errors.is_empty() {
-        vec![]
-    } else {
-        hit(
-            vec![],
-            format!("could not read: {}", cx.scan.errors.join("; ")),
-        )
-    })
+    // The same words as the plan's walks use for a path they could not read, so that one
+    // problem is reported once (the report merges equal findings).
+    Ok(cx
+        .scan
+        .errors
+        .iter()
+        .map(|(path, e)| Hit {
+            paths: vec![path.clone()],
+            message: format!("could not read {path}: {e}"),
+        })
+        .collect())
 }
 
 fn var_paths(plan: &Plan) -> Vec<String> {

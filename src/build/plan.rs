@@ -423,7 +423,9 @@ fn plan_relocations(root: &Root, p: &mut Plan) -> std::io::Result<BTreeMap<PathB
                     continue;
                 };
                 let from = Path::new("var/opt").join(&name);
-                if root.is_foreign(&m) {
+                // A name no tmpfiles.d line can carry stays in /var, where the walk of /var
+                // reports it.
+                if root.is_foreign(&m) || tmpfiles::check_path(&slash(&from)).is_err() {
                     continue;
                 }
                 if m.kind == Kind::Symlink {
