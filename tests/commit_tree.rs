@@ -1337,8 +1337,11 @@ fn hostile_names_never_reach_outside_var_through_systemd_tmpfiles() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     let f = Fixture::new();
-    f.accounts("root:x:0:0:root:/root:/bin/bash\nmy user:x:1000:1000::/:/bin/sh\na%b:x:1001:1001::/:/bin/sh\n",
-        "root:x:0:\nmy user:x:1000:\na%b:x:1001:\n",
+    // Owner names: with a space, with `%`, and (as hostile as the names below) with a carriage
+    // return.
+    f.accounts(
+        "root:x:0:0:root:/root:/bin/bash\nmy user:x:1000:1000::/:/bin/sh\na%b:x:1001:1001::/:/bin/sh\ncr\rL+ /etc/gshadow - - - - /tmp/evil:x:1003:1003::/:/bin/sh\n",
+        "root:x:0:\nmy user:x:1000:\na%b:x:1001:\ncr\rz /etc/gshadow 0666:x:1003:\n",
     );
     let base = f.p("var/lib/hostile");
     // Names that would be lines of their own if written raw: each tries to change /etc.
@@ -1383,7 +1386,11 @@ fn hostile_names_never_reach_outside_var_through_systemd_tmpfiles() {
     // Software in /opt under such a name stays where it is (no link could declare it).
     let opt_bad = f.p("var/opt").join(OsStr::from_bytes(b"app\nL+ x"));
     write(&opt_bad.join("bin/tool"), "t");
-    for (dir, uid) in [("owned-by-my-user", 1000), ("owned-by-a-pct-b", 1001)] {
+    for (dir, uid) in [
+        ("owned-by-my-user", 1000),
+        ("owned-by-a-pct-b", 1001),
+        ("owned-by-a-cr-name", 1003),
+    ] {
         fs::create_dir_all(base.join(dir)).unwrap();
         std::os::unix::fs::chown(base.join(dir), Some(uid), Some(uid)).unwrap();
     }
@@ -1465,6 +1472,8 @@ fn hostile_names_never_reach_outside_var_through_systemd_tmpfiles() {
     let uid = |d: &str| fs::metadata(base.join(d)).unwrap().uid();
     assert_eq!(uid("owned-by-my-user"), 1000, "{err}");
     assert_eq!(uid("owned-by-a-pct-b"), 1001, "{err}");
+    // A name with a carriage return is written as the number.
+    assert_eq!(uid("owned-by-a-cr-name"), 1003, "{err}");
     // Nothing but the refused names is missing.
     let names = |d: &str| fs::read_dir(base.join(d)).unwrap().count();
     assert_eq!((names("d"), names("f")), (exact.len(), exact.len()));

@@ -512,13 +512,24 @@ fn declared_tmpfiles(root: &Root, p: &mut Plan) -> std::io::Result<BTreeSet<Path
     Ok(declared)
 }
 
+/// The owner of a `d` line: the image's name for the id, or the id itself where the image has
+/// no name or the name cannot stand in the field as itself (empty, `-`, all digits, or with a
+/// control character: a carriage return would end the line and start another).
 fn owner_names(accounts: Option<&Accounts>, m: &Meta) -> (String, String) {
+    let usable = |n: &&str| {
+        !n.is_empty()
+            && *n != "-"
+            && !n.bytes().all(|b| b.is_ascii_digit())
+            && !n.chars().any(|c| c.is_control())
+    };
     let user = accounts
         .and_then(|a| a.user_name(m.uid))
+        .filter(usable)
         .map(String::from)
         .unwrap_or_else(|| m.uid.to_string());
     let group = accounts
         .and_then(|a| a.group_name(m.gid))
+        .filter(usable)
         .map(String::from)
         .unwrap_or_else(|| m.gid.to_string());
     (user, group)

@@ -15,7 +15,8 @@
 //! [`super::words::quote_word`] for why not `\xNN`), and `%` is doubled (tmpfiles expands `%`
 //! specifiers in paths). Owners are names from the image's own passwd and group files, quoted
 //! the same way but with `%` as it is (systemd does not expand specifiers there), or numbers
-//! where the image has no name for an id.
+//! where the image has no name for an id or a name that cannot stand for itself there (see
+//! `owner_names` in [`super::plan`]).
 //!
 //! # What cannot be written
 //! [`check_path`] is the rule: a path containing a newline or a carriage return (systemd 252
