@@ -9,8 +9,11 @@
 //! - **Clean**: the contents of /tmp, /var/tmp, /var/cache, /var/lib/apt/lists and /run; regular
 //!   files (and links) under /var/log. Mount points and other filesystems are never touched.
 //! - **Package databases**: /var/lib/dpkg and /var/lib/rpm (where /usr/lib/sysimage/rpm does not
-//!   exist) move to /usr/lib/sysimage/<name>: `L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg`.
-//! - **/opt** (where /opt resolves to /var/opt): each entry moves to /usr/lib/opt/<name>:
+//!   exist) move to `/usr/lib/sysimage/<name>`:
+//!   `L+ /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg`. `L+`, because a machine's /var may
+//!   still have an old copy of the database as a directory, which only describes an old /usr
+//!   (docs/commit.md, "Package databases on machines").
+//! - **/opt** (where /opt resolves to /var/opt): each entry moves to `/usr/lib/opt/<name>`:
 //!   `L /var/opt/<name> - - - - ../../usr/lib/opt/<name>`. Entries that are symlinks stay links.
 //! - **/usr/local** (where it resolves to /var/usrlocal): every file moves to the same place under
 //!   /usr/lib/usrlocal with an `L` line for it; directories get `d` lines, so /usr/local/bin and
@@ -21,11 +24,15 @@
 //!   `C /var/<path> - - - - /usr/share/factory/var/<path>`. The file stays in /var too, so later
 //!   RUN steps and `podman run` still see it. Paths that a tmpfiles.d file in /usr/lib, /etc or
 //!   /run already declares (after resolving symlinked parents: /root/x is /var/roothome/x) get
-//!   no line. All lines go to [`TMPFILES_CONF`], regenerated from /var on every run.
+//!   no line. All lines go to [`TMPFILES_CONF`], regenerated from /var on every run. A path no
+//!   line can carry ([`tmpfiles::check_path`]) gets none, nor does anything below it: an error
+//!   finding names it. The walk is [`walk`]: any depth, any fan-out, links never followed.
 //! - **Accounts**: every user, group and supplementary membership in /etc/passwd, /etc/group
 //!   (and /usr/lib/passwd, /usr/lib/group) that no other sysusers.d file declares, in
-//!   [`SYSUSERS_CONF`] (format in [`super::sysusers`]). Entries in /etc/shadow or /etc/gshadow
-//!   without a passwd or group entry are dropped: systemd-sysusers fails on them.
+//!   [`SYSUSERS_CONF`] (format in [`super::sysusers`]); accounts systemd-sysusers would not
+//!   create as the image has them, malformed lines and duplicate names are findings. Entries in
+//!   /etc/shadow or /etc/gshadow without a passwd or group entry are dropped: systemd-sysusers
+//!   fails on them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
