@@ -44,21 +44,29 @@ pub enum Command {
 /// Options shared by `commit` and `lint`.
 #[derive(Debug, Args, Clone)]
 pub struct RootArgs {
-    /// Operate on this directory as the image's root (default: `/`, only inside a container).
-    #[arg(long, value_name = "DIR")]
+    /// Operate on this directory as the image's root (default: `/`; `commit` rewrites `/` only
+    /// where it looks like an OS image being built, see docs/commit.md).
+    #[arg(long, visible_alias = "rootfs", value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Print one JSON document instead of human-readable lines.
     #[arg(long)]
     pub json: bool,
+    /// Show every path of a finding in text output (by default at most ten; JSON has all).
+    #[arg(long)]
+    pub no_truncate: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct CommitArgs {
     #[command(flatten)]
     pub root: RootArgs,
-    /// Print what would be done; change nothing.
+    /// Print what would be done, with the exact tmpfiles.d and sysusers.d lines; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Rewrite `/` even where it does not look like an OS image being built (no ostree layout,
+    /// no container marker); see docs/commit.md for the rule.
+    #[arg(long)]
+    pub allow_rewriting_root: bool,
 }
 
 #[derive(Debug, Args)]
@@ -68,8 +76,8 @@ pub struct LintArgs {
     /// Exit non-zero on warnings too.
     #[arg(long)]
     pub fatal_warnings: bool,
-    /// Skip the named check (repeatable); see `--list`.
-    #[arg(long, value_name = "NAME")]
+    /// Skip the named checks (repeatable, or a comma-separated list); see `--list`.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub skip: Vec<String>,
     /// List the checks and exit.
     #[arg(long)]

@@ -154,8 +154,13 @@ fn build_and_upgrade(driver: Driver) {
         assert!(!leftover.contains(&check), "{check} after commit: {lint:#}");
     }
 
-    // An existing machine: new /usr, old /etc accounts and old /var.
-    let machine_dir = tempfile::tempdir_in(common::target_tmp()).unwrap();
+    // An existing machine: new /usr, old /etc accounts and old /var. Its directory's name
+    // contains "ostree-container", as a clone of this project's does: nothing may depend on
+    // the path.
+    let machine_dir = tempfile::Builder::new()
+        .prefix("ostree-container-machine-")
+        .tempdir_in(common::target_tmp())
+        .unwrap();
     let m = machine_dir.path().join("root");
     cp_a(newp, &m);
     for f in ["etc/passwd", "etc/group", "etc/shadow", "etc/gshadow"] {
@@ -163,6 +168,13 @@ fn build_and_upgrade(driver: Driver) {
     }
     fs::remove_dir_all(m.join("var")).unwrap();
     cp_a(&old.path.join("var"), &m.join("var"));
+    // The machine was installed from a base whose /var/lib/dpkg was still a real directory (a
+    // base built before `commit` moved it, or by another tool): its database knows nothing of
+    // what the new image installed.
+    let machine_dpkg = m.join("var/lib/dpkg");
+    fs::remove_file(&machine_dpkg).unwrap();
+    cp_a(&old.path.join("usr/lib/sysimage/dpkg"), &machine_dpkg);
+    assert!(!common::read(machine_dpkg.join("status")).contains(&format!("Package: {PKG}\n")));
     assert!(
         common::passwd_ids(&common::read(m.join("etc/passwd")), "builder").is_none(),
         "the old machine has no builder"
@@ -174,10 +186,10 @@ fn build_and_upgrade(driver: Driver) {
             .arg("--create")
             .arg(format!("--root={}", m.display())),
     );
-    // tmpfiles exits 65 (DATAERR) or 73 (CANTCREAT) for lines it cannot apply; the lines this
-    // tool wrote must all apply.
+    // Every line this tool wrote did what it says (whatever tmpfiles printed about other lines).
     let tmpfiles_err = String::from_utf8_lossy(&tmpfiles.stderr);
-    assert!(!tmpfiles_err.contains("ostree-container"), "{tmpfiles_err}");
+    let conf = common::read(m.join("usr/lib/tmpfiles.d/ostree-container-var.conf"));
+    assert_lines_applied(&m, &conf, &tmpfiles_err);
 
     let built_passwd = common::read(newp.join("etc/passwd"));
     let machine_passwd = common::read(m.join("etc/passwd"));
@@ -224,6 +236,30 @@ fn build_and_upgrade(driver: Driver) {
     }
 }
 
+/// Each `d`, `L`, `L+` and `C` line of `conf` holds in the machine root `m`: the directory with
+/// its mode, the link with its target, the file. (The test's paths need no unquoting.)
+fn assert_lines_applied(m: &Path, conf: &str, tmpfiles_err: &str) {
+    let mut n = 0;
+    for line in conf.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert!(
+            f.len() >= 7 && !f[1].starts_with('"'),
+            "unexpected line {line:?}"
+        );
+        let path = m.join(f[1].trim_start_matches('/'));
+        let meta = fs::symlink_metadata(&path);
+        let ok = match f[0] {
+            "d" => meta.is_ok_and(|x| x.is_dir() && format!("{:04o}", x.mode() & 0o7777) == f[2]),
+            "L" | "L+" => fs::read_link(&path).is_ok_and(|t| t == Path::new(&f[6..].join(" "))),
+            "C" => meta.is_ok_and(|x| x.is_file()),
+            other => panic!("unexpected type {other} in {line:?}"),
+        };
+        assert!(ok, "{line:?} did not apply\n{tmpfiles_err}");
+        n += 1;
+    }
+    assert!(n > 10, "{conf}");
+}
+
 #[test]
 fn buildah_vfs_build_upgrades_an_existing_machine() {
     build_and_upgrade(Driver::Vfs);
@@ -232,4 +268,87 @@ fn buildah_vfs_build_upgrades_an_existing_machine() {
 #[test]
 fn buildah_overlay_build_upgrades_an_existing_machine() {
     build_and_upgrade(Driver::Overlay);
+}
+
+/// Every path, type, mode, owner, size, time and link target below `root`, and every file's
+/// SHA-256: what a change to the tree would show. (Not the times of directories: each
+/// `buildah run` adds and removes its mount targets in /run and /etc.)
+fn tree_listing(root: &Path) -> String {
+    let list = run(Command::new("sh")
+        .arg("-c")
+        .arg(
+            "cd \"$0\" && { find . -xdev -type d -printf '%p %y %m %U:%G\\n' \
+         && find . -xdev ! -type d -printf '%p %y %m %U:%G %s %T@ %l\\n'; } | LC_ALL=C sort \
+         && find . -xdev -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum",
+        )
+        .arg(root));
+    assert!(list.lines().count() > 1000, "{list}");
+    list
+}
+
+#[test]
+fn buildah_run_on_an_ordinary_container_refuses_and_changes_nothing() {
+    // An ordinary Debian container (the minbase rootfs, no ostree layout), as a dev or CI
+    // container is; `buildah run` writes the same /run/.containerenv as a build's RUN step.
+    let b = Buildah::new(Driver::Vfs);
+    let ctr = {
+        let mut c = b.cmd();
+        c.args(["from", "--quiet", "scratch"]);
+        run(&mut c).trim().to_string()
+    };
+    let mut c = b.cmd();
+    c.args(["add", "--quiet", &ctr])
+        .arg(common::rootfs(Variant::Minbase))
+        .arg("/");
+    run(&mut c);
+    let tool = format!(
+        "{}:/usr/local/bin/ostree-container:ro",
+        glibc_only_bin().display()
+    );
+    let in_ctr = |args: &[&str]| {
+        let mut c = b.cmd();
+        c.args(["run", "--isolation", "chroot", "-v", &tool, &ctr, "--"])
+            .args(args);
+        run_output(&mut c)
+    };
+    // Someone's work in progress, and a first run so that the mount points buildah adds exist.
+    let out = in_ctr(&[
+        "sh",
+        "-c",
+        "mkdir -p /tmp/job && echo half-done > /tmp/job/state && mkdir -p /var/lib/app",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let root = b.mount(&ctr);
+    let before = tree_listing(&root);
+
+    let out = in_ctr(&["/usr/local/bin/ostree-container", "commit"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("engine buildah"), "{stderr}");
+    assert!(stderr.contains("no ostree layout"), "{stderr}");
+    assert!(stderr.contains("--allow-rewriting-root"), "{stderr}");
+    // Read-only verbs run anywhere.
+    let out = in_ctr(&["/usr/local/bin/ostree-container", "commit", "--dry-run"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("would remove /tmp/job"),
+        "{out:?}"
+    );
+    let out = in_ctr(&["/usr/local/bin/ostree-container", "lint"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("error[sysroot-layout]"),
+        "{out:?}"
+    );
+    let after = tree_listing(&root);
+    let changed: Vec<(&str, &str)> = before
+        .lines()
+        .zip(after.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert!(
+        before == after,
+        "the refused commit changed the tree: {changed:#?}"
+    );
+    assert_eq!(common::read(root.join("tmp/job/state")), "half-done\n");
+    b.umount(&ctr);
+    b.rm(&ctr);
 }

@@ -121,6 +121,35 @@ impl Fixture {
         self.run("lint", &[])
     }
 
+    /// The text output of `VERB --root ROOT EXTRA…`.
+    fn text(&self, verb: &str, extra: &[&str]) -> String {
+        let out = Command::new(bin())
+            .arg(verb)
+            .arg("--root")
+            .arg(&self.root)
+            .args(extra)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run the real `systemd-tmpfiles --create --root=ROOT`, as a machine's boot does; returns
+    /// its stderr.
+    fn systemd_tmpfiles_create(&self) -> String {
+        let out = Command::new("systemd-tmpfiles")
+            .arg("--create")
+            .arg(format!("--root={}", self.root.display()))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Replace the image's /etc/passwd and /etc/group.
+    fn accounts(&self, passwd: &str, group: &str) {
+        write(&self.p("etc/passwd"), passwd);
+        write(&self.p("etc/group"), group);
+    }
+
     fn read(&self, rel: &str) -> String {
         fs::read_to_string(self.p(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
@@ -146,6 +175,13 @@ fn findings(j: &Value, check: &str) -> Vec<(String, Vec<String>, String)> {
             )
         })
         .collect()
+}
+
+/// Every one of `wants` is in `text`.
+fn assert_contains_all(text: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(text.contains(want), "{want:?} missing in:\n{text}");
+    }
 }
 
 fn checks(j: &Value) -> Vec<String> {
@@ -285,8 +321,7 @@ fn cleans_tmp_run_cache_logs_and_keeps_dirs_and_modes() {
 fn var_becomes_tmpfiles_lines_with_the_images_own_names() {
     let f = Fixture::new();
     // Ids that mean something else on the host (or nothing): names must come from the image.
-    write(&f.p("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n_svc:x:4242:4343:Service:/var/lib/svc:/usr/sbin/nologin\n");
-    write(&f.p("etc/group"), "root:x:0:\n_svc:x:4343:\n");
+    f.accounts("root:x:0:0:root:/root:/bin/bash\n_svc:x:4242:4343:Service:/var/lib/svc:/usr/sbin/nologin\n", "root:x:0:\n_svc:x:4343:\n");
     fs::create_dir_all(f.p("var/lib/svc/data")).unwrap();
     std::os::unix::fs::chown(f.p("var/lib/svc"), Some(4242), Some(4343)).unwrap();
     fs::set_permissions(f.p("var/lib/svc"), fs::Permissions::from_mode(0o750)).unwrap();
@@ -371,13 +406,12 @@ fn package_databases_move_to_usr_lib_sysimage() {
     assert!(f.p("usr/lib/sysimage/dpkg/status").is_file());
     assert!(f.p("usr/lib/sysimage/rpm/rpmdb.sqlite").is_file());
     let conf = f.read("usr/lib/tmpfiles.d/ostree-container-var.conf");
-    assert!(
-        conf.contains("L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg\n"),
-        "{conf}"
-    );
-    assert!(
-        conf.contains("L /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm\n"),
-        "{conf}"
+    assert_contains_all(
+        &conf,
+        &[
+            "L+ /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg\n",
+            "L+ /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm\n",
+        ],
     );
     assert!(!conf.contains("/var/lib/dpkg/status"), "{conf}");
 }
@@ -398,7 +432,7 @@ fn rpmdb_already_in_usr_is_left_alone() {
     );
     assert!(f
         .read("usr/lib/tmpfiles.d/ostree-container-var.conf")
-        .contains("L /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm"));
+        .contains("L+ /var/lib/rpm - - - - ../../usr/lib/sysimage/rpm"));
 }
 
 #[test]
@@ -540,12 +574,8 @@ fn files_removed_by_a_later_step_lose_their_line_and_factory_copy() {
 #[test]
 fn users_groups_and_memberships_become_sysusers_lines() {
     let f = Fixture::new();
-    write(
-        &f.p("etc/passwd"),
+    f.accounts(
         "root:x:0:0:root:/root:/bin/bash\n_chrony:x:100:102:Chrony daemon,,,:/var/lib/chrony:/usr/sbin/nologin\nalice:x:1000:1000:Alice \"Al\" Smith:/var/home/alice:/bin/bash\n",
-    );
-    write(
-        &f.p("etc/group"),
         "root:x:0:\nwheel:x:10:alice\n_chrony:x:102:\nalice:x:1000:\ndevs:x:1500:alice,ghost\n",
     );
     write(
@@ -623,11 +653,10 @@ fn dry_run_changes_nothing_and_lists_the_actions() {
     let f = Fixture::new();
     write(&f.p("tmp/junk"), "x");
     write(&f.p("var/opt/app/bin/x"), "x");
-    write(
-        &f.p("etc/passwd"),
+    f.accounts(
         "root:x:0:0:root:/root:/bin/bash\nsvc:x:999:999::/:/bin/false\n",
+        "root:x:0:\nsvc:x:999:\n",
     );
-    write(&f.p("etc/group"), "root:x:0:\nsvc:x:999:\n");
     let before = snapshot(&f.root);
     let (code, j) = f.run("commit", &["--dry-run"]);
     assert_eq!(code, 0, "{j:#}");
@@ -655,12 +684,7 @@ fn dry_run_changes_nothing_and_lists_the_actions() {
             "missing {want:?} in {actions:?}"
         );
     }
-    let text = Command::new(bin())
-        .args(["commit", "--dry-run", "--root"])
-        .arg(&f.root)
-        .output()
-        .unwrap();
-    let text = String::from_utf8(text.stdout).unwrap();
+    let text = f.text("commit", &["--dry-run"]);
     assert!(text.contains("would remove /tmp/junk\n"), "{text}");
     assert!(text.contains("actions planned"), "{text}");
 }
@@ -934,14 +958,12 @@ fn read_only_bind_mount_in_run_is_left_alone() {
     );
 }
 
-#[test]
-fn commit_refuses_without_a_container_marker_and_touches_nothing() {
-    // This machine may itself be a container (/.dockerenv): run the binary chrooted into a root
-    // with no marker at all, with the glibc it needs.
-    let f = Fixture::new();
-    write(&f.p("tmp/keep-me"), "x");
-    let tool = f.p("usr/bin/ostree");
-    fs::copy(bin(), &tool).unwrap();
+/// Put the binary into the fixture as /usr/bin/ostree, with the libraries it needs, so that it
+/// can run chrooted there: the chroot's `/` is then the process's own `/`, as in a RUN step.
+/// (This machine may itself be a container, with /.dockerenv: the tests never run `commit` on
+/// its `/`.)
+fn install_tool(f: &Fixture) {
+    fs::copy(bin(), f.p("usr/bin/ostree")).unwrap();
     let ldd = Command::new("ldd").arg(bin()).output().unwrap();
     for lib in String::from_utf8_lossy(&ldd.stdout)
         .split_whitespace()
@@ -951,13 +973,29 @@ fn commit_refuses_without_a_container_marker_and_touches_nothing() {
         fs::create_dir_all(dst.parent().unwrap()).unwrap();
         fs::copy(lib, &dst).unwrap();
     }
+}
+
+/// `chroot ROOT /usr/bin/ostree container ARGS…` with no environment but `container=` when
+/// given.
+fn in_chroot(f: &Fixture, args: &[&str], container: Option<&str>) -> std::process::Output {
+    let mut c = Command::new("/usr/sbin/chroot");
+    c.arg(&f.root)
+        .args(["/usr/bin/ostree", "container"])
+        .args(args)
+        .env_clear();
+    if let Some(v) = container {
+        c.env("container", v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn commit_refuses_without_a_container_marker_and_touches_nothing() {
+    let f = Fixture::new();
+    write(&f.p("tmp/keep-me"), "x");
+    install_tool(&f);
     let before = snapshot(&f.root);
-    let out = Command::new("/usr/sbin/chroot")
-        .arg(&f.root)
-        .args(["/usr/bin/ostree", "container", "commit"])
-        .env_clear()
-        .output()
-        .unwrap();
+    let out = in_chroot(&f, &["commit"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -966,20 +1004,223 @@ fn commit_refuses_without_a_container_marker_and_touches_nothing() {
     );
     assert!(stderr.contains("--root"), "{stderr}");
     assert_eq!(snapshot(&f.root), before);
-    // With the marker variable podman and buildah set, it runs.
-    let out = Command::new("/usr/sbin/chroot")
-        .arg(&f.root)
-        .args(["/usr/bin/ostree", "container", "commit"])
-        .env_clear()
-        .env("container", "oci")
-        .output()
-        .unwrap();
+    // With the marker variable podman and buildah set, in a root with the ostree layout, it runs.
+    let out = in_chroot(&f, &["commit"], Some("oci"));
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!f.p("tmp/keep-me").exists());
+}
+
+#[test]
+fn commit_on_slash_refuses_a_container_without_an_ostree_layout_and_changes_nothing() {
+    // A dev container, toolbox or CI job container: a container marker, but no ostree layout.
+    let f = Fixture::new();
+    fs::remove_file(f.p("ostree")).unwrap();
+    fs::remove_dir(f.p("sysroot")).unwrap();
+    write(&f.p("tmp/someone-elses-work/build.log"), "in progress");
+    write(&f.p("var/cache/apt/pkgcache.bin"), "cache");
+    fs::create_dir_all(f.p("var/lib/newdir")).unwrap();
+    install_tool(&f);
+    let before = snapshot(&f.root);
+    let out = in_chroot(&f, &["commit"], Some("podman"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_contains_all(
+        &stderr,
+        &[
+            "container=podman",
+            "no ostree layout",
+            "--allow-rewriting-root",
+            "Nothing was changed",
+        ],
+    );
+    assert_eq!(
+        snapshot(&f.root),
+        before,
+        "a refused commit changed the tree"
+    );
+    // --dry-run and lint are read-only and run anywhere.
+    let out = in_chroot(&f, &["commit", "--dry-run"], Some("podman"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("would remove /tmp/someone-elses-work"),
+        "{stdout}"
+    );
+    let out = in_chroot(&f, &["lint"], Some("podman"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("error[sysroot-layout]"), "{stdout}");
+    assert_eq!(
+        snapshot(&f.root),
+        before,
+        "dry run or lint changed the tree"
+    );
+    // The explicit opt-in.
+    let out = in_chroot(&f, &["commit", "--allow-rewriting-root"], Some("podman"));
+    assert_ne!(out.status.code(), Some(2), "{out:?}");
+    assert!(!f.p("tmp/someone-elses-work").exists());
+}
+
+/// Make `levels` nested directories `d` below `base`, one descriptor at a time (a path that
+/// long cannot be passed to the kernel in one call).
+fn deep_chain(base: &Path, levels: usize) {
+    use rustix::fs::{Mode, OFlags};
+    fs::create_dir_all(base).unwrap();
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut fd = rustix::fs::open(base, flags, Mode::empty()).unwrap();
+    for _ in 0..levels {
+        rustix::fs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+        fd = rustix::fs::openat(&fd, "d", flags, Mode::empty()).unwrap();
+    }
+}
+
+/// Removes the deep trees with `rm -rf` (coreutils walks any depth) when dropped, also when a
+/// test fails, before the temp dir's own (recursive) removal would overflow the stack.
+struct RemoveDeep(Vec<PathBuf>);
+
+impl Drop for RemoveDeep {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = Command::new("rm").arg("-rf").arg(p).status();
+        }
+    }
+}
+
+#[test]
+fn trees_30000_levels_deep_are_walked_and_what_cannot_be_declared_is_named() {
+    let f = Fixture::new();
+    let _cleanup = RemoveDeep(vec![f.p("var/lib/deep"), f.p("tmp/deep")]);
+    // /var/lib/deep is walked to the bottom by lint's scan, /tmp/deep by commit's removal.
+    deep_chain(&f.p("var/lib/deep"), 30_000);
+    deep_chain(&f.p("tmp/deep"), 30_000);
+    fs::create_dir_all(f.p("var/lib/other")).unwrap();
+    let (code, lint) = f.lint();
+    assert_eq!(code, 1, "lint: {lint:#}");
+    assert_eq!(
+        checks(&lint),
+        vec!["tmp-run-content", "var-content"],
+        "no crash, no other finding"
+    );
+    let (code, j) = f.run("commit", &[]);
+    assert_eq!(code, 1, "an error finding for the path too long: {j:#}");
+    let errors: Vec<_> = findings(&j, "var-content")
+        .into_iter()
+        .filter(|f| f.0 == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let path = &errors[0].1[0];
+    assert!(path.starts_with("/var/lib/deep/d/d/d/"), "{path}");
+    assert!(path.len() >= 4090 && path.len() < 4100, "{}", path.len());
+    assert!(errors[0].2.contains("bytes long"), "{}", errors[0].2);
+    assert!(
+        errors[0].2.contains("stays in the image's /var"),
+        "{}",
+        errors[0].2
+    );
+    // The rest was done.
+    assert!(!f.p("tmp/deep").exists(), "/tmp was cleaned");
+    let conf = f.read("usr/lib/tmpfiles.d/ostree-container-var.conf");
+    assert_contains_all(
+        &conf,
+        &[
+            "d /var/lib/other 0755 root root - -\n",
+            "d /var/lib/deep/d/d/d 0755",
+        ],
+    );
+    assert!(
+        conf.lines().count() < 2100,
+        "{} lines",
+        conf.lines().count()
+    );
+}
+
+/// Run the binary with at most `limit` open files.
+fn run_limited(f: &Fixture, limit: u32, verb: &str) -> (i32, Value) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(bin())
+        .arg(verb)
+        .arg("--json")
+        .arg("--root")
+        .arg(&f.root)
+        .output()
+        .unwrap();
+    let j = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    (out.status.code().unwrap_or(-1), j)
+}
+
+#[test]
+fn thousands_of_sibling_directories_under_a_1024_file_limit() {
+    let f = Fixture::new();
+    for i in 0..3000 {
+        write(&f.p(&format!("var/lib/many/d{i:04}/state")), "s");
+        write(&f.p(&format!("var/log/many/d{i:04}/x.log")), "l");
+    }
+    let (code, lint) = run_limited(&f, 1024, "lint");
+    assert_eq!(code, 0, "{lint:#}");
+    let (code, j) = run_limited(&f, 1024, "commit");
+    assert_eq!(code, 0, "{j:#}");
+    let conf = f.read("usr/lib/tmpfiles.d/ostree-container-var.conf");
+    let copies = conf
+        .lines()
+        .filter(|l| l.starts_with("C /var/lib/many/"))
+        .count();
+    assert_eq!(copies, 3000);
+    assert!(!f.p("var/log/many/d2999/x.log").exists());
+    assert!(f.p("usr/share/factory/var/lib/many/d2999/state").is_file());
+}
+
+#[test]
+fn symlink_loops_are_named_never_followed_and_the_rest_is_done() {
+    let f = Fixture::new();
+    // A loop at /opt, one at /var/roothome (which /root/.ssh in var.conf passes through), and
+    // one between two links under /var/lib.
+    fs::remove_file(f.p("opt")).unwrap();
+    symlink("opt2", f.p("opt")).unwrap();
+    symlink("opt", f.p("opt2")).unwrap();
+    fs::remove_dir(f.p("var/roothome")).unwrap();
+    symlink("roothome", f.p("var/roothome")).unwrap();
+    symlink("b", f.p("var/lib/a")).unwrap();
+    symlink("a", f.p("var/lib/b")).unwrap();
+    fs::create_dir_all(f.p("var/lib/normal")).unwrap();
+    write(&f.p("var/opt/app/bin/x"), "x");
+    let (code, j) = f.run("commit", &[]);
+    assert_eq!(code, 0, "{j:#}");
+    let named: Vec<(String, String)> = findings(&j, "var-content")
+        .into_iter()
+        .map(|(_, p, m)| (p.join(" "), m))
+        .collect();
+    assert!(
+        named
+            .iter()
+            .any(|(p, m)| p == "/opt" && m.contains("symbolic links")),
+        "{named:#?}"
+    );
+    assert!(
+        named
+            .iter()
+            .any(|(p, m)| p == "/root/.ssh" && m.contains("symbolic links")),
+        "{named:#?}"
+    );
+    let conf = f.read("usr/lib/tmpfiles.d/ostree-container-var.conf");
+    assert_contains_all(
+        &conf,
+        &[
+            "L /var/lib/a - - - - b\n",
+            "L /var/lib/b - - - - a\n",
+            "L /var/roothome - - - - roothome\n",
+            "d /var/lib/normal 0755 root root - -\n",
+        ],
+    );
+    assert!(
+        f.p("var/opt/app/bin/x").is_file(),
+        "/opt is not /var/opt: left alone"
+    );
 }
 
 #[test]
@@ -1054,12 +1295,7 @@ fn written_lines_mean_the_same_to_systemd_tmpfiles() {
     symlink("../target with space", f.p("var/lib/odd/link x")).unwrap();
     f.commit();
     fs::remove_dir_all(f.p("var/lib/odd")).unwrap();
-    let out = Command::new("systemd-tmpfiles")
-        .arg("--create")
-        .arg(format!("--root={}", f.root.display()))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = f.systemd_tmpfiles_create();
     assert!(!err.contains("ostree-container-var.conf"), "{err}");
     for n in names {
         let d = f.p("var/lib/odd").join(n);
@@ -1075,4 +1311,351 @@ fn written_lines_mean_the_same_to_systemd_tmpfiles() {
         fs::read_link(f.p("var/lib/odd/link x")).unwrap(),
         Path::new("../target with space")
     );
+}
+
+/// Mode and contents of the account files, to compare before and after systemd-tmpfiles.
+fn account_files(root: &Path) -> Vec<(String, u32, String)> {
+    ["etc/passwd", "etc/shadow", "etc/group", "etc/gshadow"]
+        .iter()
+        .map(|f| {
+            let p = root.join(f);
+            let Ok(m) = fs::symlink_metadata(&p) else {
+                return (f.to_string(), 0, "missing".into());
+            };
+            let contents = if m.file_type().is_symlink() {
+                format!("a link to {:?}", fs::read_link(&p).unwrap())
+            } else {
+                String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned()
+            };
+            (f.to_string(), m.mode(), contents)
+        })
+        .collect()
+}
+
+#[test]
+fn hostile_names_never_reach_outside_var_through_systemd_tmpfiles() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let f = Fixture::new();
+    // Owner names: with a space, with `%`, and (as hostile as the names below) with a carriage
+    // return.
+    f.accounts(
+        "root:x:0:0:root:/root:/bin/bash\nmy user:x:1000:1000::/:/bin/sh\na%b:x:1001:1001::/:/bin/sh\ncr\rL+ /etc/gshadow - - - - /tmp/evil:x:1003:1003::/:/bin/sh\n",
+        "root:x:0:\nmy user:x:1000:\na%b:x:1001:\ncr\rz /etc/gshadow 0666:x:1003:\n",
+    );
+    let base = f.p("var/lib/hostile");
+    // Names that would be lines of their own if written raw: each tries to change /etc.
+    let injections: &[&[u8]] = &[
+        b"x\nL+ /etc/shadow - - - - /tmp/evil",
+        b"x\rf+ /etc/passwd 0644 root root - evil::0:0::/root:/bin/sh",
+        b"x\nz /etc/shadow 0666 - - -",
+        b"x\nw+ /etc/passwd - - - - evil2::0:0::/root:/bin/sh",
+        b"trailing-newline\n",
+    ];
+    // Names that must come back exactly.
+    let exact: &[&[u8]] = &[
+        b"trailing ",
+        b" leading",
+        b"  both  ",
+        b"q\"uo'te",
+        b"back\\slash",
+        b"x\\x20y",
+        b"100%",
+        b"%h",
+        b"%%",
+        b"tab\tx",
+        b"ctl\x01\x1b\x7fx",
+        b"star*?[a]",
+        b"dollar$x",
+        b"- dash",
+        b"#hash",
+    ];
+    // (An injected "name" with `/` in it is a chain of directories: the first one, with the
+    // newline, is what matters.)
+    for n in injections.iter().chain(exact) {
+        let name = OsStr::from_bytes(n);
+        fs::create_dir_all(base.join("d").join(name)).unwrap();
+        fs::write(base.join("d").join(name).join("f"), n).unwrap();
+        let file = base.join("f").join(name);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(file, n).unwrap();
+    }
+    for (i, t) in exact.iter().chain(injections).enumerate() {
+        symlink(OsStr::from_bytes(t), base.join(format!("link{i}"))).unwrap();
+    }
+    // Software in /opt under such a name stays where it is (no link could declare it).
+    let opt_bad = f.p("var/opt").join(OsStr::from_bytes(b"app\nL+ x"));
+    write(&opt_bad.join("bin/tool"), "t");
+    for (dir, uid) in [
+        ("owned-by-my-user", 1000),
+        ("owned-by-a-pct-b", 1001),
+        ("owned-by-a-cr-name", 1003),
+    ] {
+        fs::create_dir_all(base.join(dir)).unwrap();
+        std::os::unix::fs::chown(base.join(dir), Some(uid), Some(uid)).unwrap();
+    }
+    let (code, j) = f.run("commit", &[]);
+    assert_eq!(code, 1, "{j:#}");
+    let refused: Vec<(Vec<String>, String)> = findings(&j, "var-content")
+        .into_iter()
+        .filter(|f| f.0 == "error")
+        .map(|f| (f.1, f.2))
+        .collect();
+    // Each injected name is named once per place (as a directory, as a file), and nothing below
+    // a refused directory is named again.
+    assert_eq!(refused.len(), 2 * injections.len() + 1, "{refused:#?}");
+    assert!(opt_bad.join("bin/tool").is_file());
+    assert_eq!(
+        fs::read_dir(f.p("usr/lib/opt"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+    for (paths, message) in &refused {
+        assert!(
+            paths[0].contains("\\x0a") || paths[0].contains("\\x0d"),
+            "{paths:?}"
+        );
+        assert!(
+            !message.contains('\n') && !message.contains('\r'),
+            "{message:?}"
+        );
+        assert!(message.contains("stays in the image's /var"), "{message}");
+    }
+    // Every line (as systemd splits them: at newline and carriage return) is about /var.
+    let conf = fs::read(f.p("usr/lib/tmpfiles.d/ostree-container-var.conf")).unwrap();
+    for line in conf.split(|&b| b == b'\n' || b == b'\r') {
+        let line = String::from_utf8_lossy(line);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let path = line.split_once(' ').map(|x| x.1).unwrap_or("");
+        assert!(
+            path.starts_with("/var/") || path.starts_with("\"/var/"),
+            "{line:?}"
+        );
+    }
+
+    // A machine: a fresh /var, then the real systemd-tmpfiles.
+    let outside_var = |root: &Path| -> Vec<String> {
+        snapshot(root)
+            .into_iter()
+            .filter(|l| !l.starts_with("var/") && !l.starts_with("var "))
+            .collect()
+    };
+    let before = (account_files(&f.root), outside_var(&f.root));
+    fs::remove_dir_all(&base).unwrap();
+    let err = f.systemd_tmpfiles_create();
+    let after = (account_files(&f.root), outside_var(&f.root));
+    assert_eq!(after.0, before.0, "the account files changed: {err}");
+    assert_eq!(after.1, before.1, "something outside /var changed: {err}");
+    assert!(!f.p("tmp/evil").exists());
+    for n in exact {
+        let name = OsStr::from_bytes(n);
+        let shown = String::from_utf8_lossy(n);
+        assert_eq!(
+            fs::read(base.join("d").join(name).join("f")).unwrap_or_default(),
+            *n,
+            "{shown:?} as a directory: {err}"
+        );
+        assert_eq!(
+            fs::read(base.join("f").join(name)).unwrap_or_default(),
+            *n,
+            "{shown:?} as a file: {err}"
+        );
+    }
+    for (i, t) in exact.iter().chain(injections).enumerate() {
+        let got = fs::read_link(base.join(format!("link{i}"))).unwrap();
+        assert_eq!(got.as_os_str().as_bytes(), *t, "link target {i}");
+    }
+    // Owner names with a space or a `%` are looked up as they are.
+    let uid = |d: &str| fs::metadata(base.join(d)).unwrap().uid();
+    assert_eq!(uid("owned-by-my-user"), 1000, "{err}");
+    assert_eq!(uid("owned-by-a-pct-b"), 1001, "{err}");
+    // A name with a carriage return is written as the number.
+    assert_eq!(uid("owned-by-a-cr-name"), 1003, "{err}");
+    // Nothing but the refused names is missing.
+    let names = |d: &str| fs::read_dir(base.join(d)).unwrap().count();
+    assert_eq!((names("d"), names("f")), (exact.len(), exact.len()));
+}
+
+#[test]
+fn accounts_machines_get_are_the_images_or_an_error_names_them() {
+    let f = Fixture::new();
+    let image_passwd = "root:x:0:0:root:/root:/bin/bash\n\
+        alice:x:1000:1000:Alice:/var/home/alice:/bin/bash\n\
+        alice:x:1500:1500:Second Alice:/var/home/alice2:/bin/sh\n\
+        pc%t:x:1001:1001::/:/bin/sh\n\
+        my user:x:1002:1002::/:/bin/sh\n\
+        this line is broken\n\
+        bob:x:NaN:1::/:/bin/sh\n\
+        toor:x:0:0::/root:/bin/sh\n\
+        svc:x:999:999:Service 100%:/var/lib/svc:/usr/sbin/nologin\n";
+    write(&f.p("etc/passwd"), image_passwd);
+    write(
+        &f.p("etc/group"),
+        "root:x:0:\nalice:x:1000:\npc%t:x:1001:\nmy user:x:1002:\nsvc:x:999:alice\n",
+    );
+    let (code, j) = f.run("commit", &[]);
+    assert_eq!(code, 1, "{j:#}");
+    let all: Vec<(String, String)> = findings(&j, "undeclared-accounts")
+        .into_iter()
+        .map(|f| (f.0, f.2))
+        .collect();
+    let errors: Vec<&String> = all
+        .iter()
+        .filter(|f| f.0 == "error")
+        .map(|f| &f.1)
+        .collect();
+    for line in ["/etc/passwd:6:", "/etc/passwd:7:"] {
+        assert!(
+            errors.iter().any(|m| m.starts_with(line)),
+            "{line} not named: {all:#?}"
+        );
+    }
+    assert!(
+        all.iter()
+            .any(|(_, m)| m
+                .starts_with("/etc/passwd:3: user \"alice\" is already defined on line 2")),
+        "{all:#?}"
+    );
+
+    // A machine that has only root, after the real systemd-sysusers.
+    f.accounts("root:x:0:0:root:/root:/bin/bash\n", "root:x:0:\n");
+    write(&f.p("etc/shadow"), "root:*:19000:0:99999:7:::\n");
+    write(&f.p("etc/gshadow"), "root:*::\n");
+    let out = Command::new("systemd-sysusers")
+        .arg(format!("--root={}", f.root.display()))
+        .output()
+        .unwrap();
+    let machine = f.read("etc/passwd");
+    // Every account of the image as its own system sees it (first entry of a name wins).
+    let mut seen = std::collections::BTreeSet::new();
+    for l in image_passwd.lines() {
+        let v: Vec<&str> = l.split(':').collect();
+        if v.len() != 7 || v[2].parse::<u32>().is_err() || !seen.insert(v[0]) {
+            continue;
+        }
+        let on_machine = machine
+            .lines()
+            .find(|m| m.split(':').next() == Some(v[0]))
+            .map(|m| m.split(':').skip(2).take(2).collect::<Vec<_>>());
+        let named = errors.iter().any(|m| m.contains(&format!("{:?}", v[0])));
+        assert!(
+            on_machine.as_deref() == Some(&v[2..4]) || named,
+            "user {:?}: machine has {on_machine:?}, image {:?}, and no error names it\n{machine}\n{}\n{all:#?}",
+            v[0],
+            &v[2..4],
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(machine.contains("alice:x:1000:1000:"), "{machine}");
+    assert!(machine.contains("svc:x:999:999:Service 100%:"), "{machine}");
+    assert!(
+        f.read("etc/group").contains("svc:x:999:alice"),
+        "membership"
+    );
+}
+
+#[test]
+fn lint_speaks_bootcs_dialect() {
+    let f = Fixture::new();
+    f.commit();
+    for i in 0..12 {
+        write(&f.p(&format!("tmp/junk{i:02}")), "x");
+    }
+    fs::create_dir_all(f.p("var/lib/newdir")).unwrap();
+    let lint = |args: &[&str]| {
+        let out = Command::new(bin()).arg("lint").args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let root = f.root.to_str().unwrap();
+    let (_, text, _) = lint(&["--rootfs", root]);
+    assert!(text.contains("warning[tmp-run-content]"), "{text}");
+    assert!(text.contains("… and 2 more"), "{text}");
+    let (_, text, _) = lint(&["--rootfs", root, "--no-truncate"]);
+    assert!(text.contains("\"/tmp/junk11\""), "{text}");
+    assert!(!text.contains("more"), "{text}");
+    let (code, text, _) = lint(&[
+        "--rootfs",
+        root,
+        "--fatal-warnings",
+        "--skip",
+        "tmp-run-content,var-content",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, _, err) = lint(&["--root", root, "--skip", "var-contnet"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("did you mean \"var-content\"?"), "{err}");
+    let (_, json, _) = lint(&["--root", root, "--json"]);
+    let j: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(j["schema_version"], 1);
+}
+
+#[test]
+fn dry_run_prints_the_exact_lines_it_would_write() {
+    let f = Fixture::new();
+    fs::create_dir_all(f.p("var/lib/a dir")).unwrap();
+    f.accounts(
+        "root:x:0:0:root:/root:/bin/bash\nsvc:x:999:999:Svc 100%:/var/lib/svc:/usr/sbin/nologin\n",
+        "root:x:0:\nsvc:x:999:\n",
+    );
+    let text = f.text("commit", &["--dry-run"]);
+    assert_contains_all(
+        &text,
+        &[
+            "would write /usr/lib/tmpfiles.d/ostree-container-var.conf",
+            "\n    d \"/var/lib/a dir\" 0755 root root - -\n",
+            "would write /usr/lib/sysusers.d/ostree-container-users.conf",
+            "\n    g svc 999\n",
+            "\n    u svc 999:999 \"Svc 100%%\" /var/lib/svc /usr/sbin/nologin\n",
+        ],
+    );
+    let (_, j) = f.run("commit", &["--dry-run"]);
+    assert_eq!(j["schema_version"], 1);
+    let write = j["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["path"] == "/usr/lib/sysusers.d/ostree-container-users.conf")
+        .unwrap();
+    assert_eq!(write["lines"][0], "g svc 999");
+    // What it prints is what commit writes.
+    f.commit();
+    let conf = f.read("usr/lib/sysusers.d/ostree-container-users.conf");
+    assert!(conf.contains("u svc 999:999 \"Svc 100%%\" /var/lib/svc /usr/sbin/nologin\n"));
+}
+
+#[test]
+fn a_change_that_failed_is_reported_once() {
+    let f = Fixture::new();
+    write(&f.p("tmp/stuck/file"), "x");
+    // An immutable file cannot be removed, even by root.
+    let chattr = |flag: &str| {
+        Command::new("chattr")
+            .arg(flag)
+            .arg(f.p("tmp/stuck/file"))
+            .status()
+            .unwrap()
+            .success()
+    };
+    if !chattr("+i") {
+        eprintln!("skipped: this filesystem has no immutable flag");
+        return;
+    }
+    let (code, j) = f.run("commit", &[]);
+    chattr("-i");
+    assert_eq!(code, 1, "{j:#}");
+    let mentions: Vec<&Value> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["paths"].to_string().contains("/tmp/stuck"))
+        .collect();
+    assert_eq!(mentions.len(), 1, "{j:#}");
+    assert_eq!(mentions[0]["check"], "commit");
 }

@@ -7,13 +7,27 @@ use std::path::Path;
 
 use rustix::fs::AtFlags;
 
-use super::fsops::{copy_tree, move_entry, remove_tree, LinkMap};
+use super::fsops::{copy_tree, move_entry, remove_tree};
 use super::passwd::drop_shadow_entries;
 use super::plan::{Change, Plan, FACTORY};
 use super::report::{Action, Finding, Severity};
 use super::rootfs::{
     create_dir_all, display, open_path_nofollow, read_optional, split, stat, write_atomic, Root,
 };
+
+/// [`describe`], plus for a file it would write the exact lines (comments left out), as
+/// `--dry-run` shows them.
+pub fn describe_planned(c: &Change) -> Action {
+    let mut a = describe(c);
+    if let Change::Write { contents, .. } = c {
+        a.lines = contents
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty() && !l.starts_with(b"#"))
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+    }
+    a
+}
 
 /// Describe a change as the action it is (for `--dry-run` and for the report).
 pub fn describe(c: &Change) -> Action {
@@ -22,6 +36,7 @@ pub fn describe(c: &Change) -> Action {
             action: "remove",
             path: display(path),
             detail: String::new(),
+            lines: vec![],
         },
         Change::Relocate {
             from,
@@ -41,21 +56,25 @@ pub fn describe(c: &Change) -> Action {
                 },
                 link
             ),
+            lines: vec![],
         },
         Change::Factory { path } => Action {
             action: "factory-copy",
             path: display(path),
             detail: format!("to {}", display(&Path::new(FACTORY).join(path))),
+            lines: vec![],
         },
         Change::Write { path, detail, .. } => Action {
             action: "write",
             path: display(path),
             detail: detail.clone(),
+            lines: vec![],
         },
         Change::DropShadow { path, names } => Action {
             action: "drop-shadow-entries",
             path: display(path),
             detail: format!("no account for {}", names.join(", ")),
+            lines: vec![],
         },
     }
 }
@@ -110,7 +129,7 @@ fn apply_one(root: &Root, c: &Change) -> io::Result<()> {
             // refuses (overlay lower layers on some kernels, link limits), copy.
             match rustix::fs::linkat(&src_dir, src_name, &dst_dir, fname, AtFlags::empty()) {
                 Ok(()) => Ok(()),
-                Err(_) => copy_tree(&src_dir, src_name, &dst_dir, fname, &mut LinkMap::new()),
+                Err(_) => copy_tree(&src_dir, src_name, &dst_dir, fname),
             }
         }
         Change::Write { path, contents, .. } => {

@@ -12,16 +12,20 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, Timestamps, Uid};
 
-use super::rootfs::{list, open_dir_nofollow, read_link, stat, Kind, Meta, Root};
+use super::rootfs::{
+    open_dir_nofollow, open_path_nofollow, read_link, split, stat, walk, Entry, Kind, Meta, Root,
+    Visitor,
+};
 
 /// Remove `name` in `dir` and everything below it, except what is not image content (mount
 /// points, other filesystems): those and their parents are kept and returned as paths relative
-/// to `dir`.
+/// to `dir`. Any depth, any fan-out (see [`walk`]); the first path that could not be removed
+/// is the error, after everything else was.
 pub fn remove_tree(root: &Root, dir: &Dir, name: &OsStr) -> io::Result<Vec<PathBuf>> {
     let Some(m) = stat(dir, name)? else {
         return Ok(Vec::new());
@@ -33,17 +37,70 @@ pub fn remove_tree(root: &Root, dir: &Dir, name: &OsStr) -> io::Result<Vec<PathB
         rustix::fs::unlinkat(dir, name, AtFlags::empty())?;
         return Ok(Vec::new());
     }
-    let sub = open_dir_nofollow(dir, name)?;
-    let mut kept = Vec::new();
-    for child in list(&sub)? {
-        for k in remove_tree(root, &sub, &child)? {
-            kept.push(PathBuf::from(name).join(k));
-        }
+    let mut v = Remover {
+        root,
+        kept: Vec::new(),
+        error: None,
+    };
+    walk(open_dir_nofollow(dir, name)?, Path::new(name), &mut v);
+    if let Some(e) = v.error {
+        return Err(e);
     }
-    if kept.is_empty() {
+    if v.kept.is_empty() {
         rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?;
     }
-    Ok(kept)
+    Ok(v.kept)
+}
+
+struct Remover<'a> {
+    root: &'a Root,
+    kept: Vec<PathBuf>,
+    error: Option<io::Error>,
+}
+
+/// Keep the first error of a walk that changes the tree, naming its path.
+fn keep_first(slot: &mut Option<io::Error>, doing: &str, rel: &Path, e: io::Error) {
+    if slot.is_none() {
+        *slot = Some(io::Error::new(
+            e.kind(),
+            format!("{doing} {}: {e}", rel.display()),
+        ));
+    }
+}
+
+impl Remover<'_> {
+    fn fail(&mut self, rel: &Path, e: impl Into<io::Error>) {
+        keep_first(&mut self.error, "removing", rel, e.into());
+    }
+}
+
+impl Visitor for Remover<'_> {
+    fn enter(&mut self, e: &Entry) -> bool {
+        if self.root.is_foreign(&e.meta) {
+            self.kept.push(e.rel.to_path_buf());
+            return false;
+        }
+        if e.meta.kind == Kind::Dir {
+            return true;
+        }
+        if let Err(err) = rustix::fs::unlinkat(e.parent, e.name, AtFlags::empty()) {
+            self.fail(e.rel, err);
+        }
+        false
+    }
+
+    fn leave(&mut self, e: &Entry) {
+        if self.kept.iter().any(|k| k.starts_with(e.rel)) {
+            return;
+        }
+        if let Err(err) = rustix::fs::unlinkat(e.parent, e.name, AtFlags::REMOVEDIR) {
+            self.fail(e.rel, err);
+        }
+    }
+
+    fn error(&mut self, rel: &Path, e: io::Error) {
+        self.fail(rel, e);
+    }
 }
 
 /// Move `src_dir/src_name` to `dst_dir/dst_name` (which must not exist). Returns true when it
@@ -58,8 +115,7 @@ pub fn move_entry(
     match rustix::fs::renameat(src_dir, src_name, dst_dir, dst_name) {
         Ok(()) => Ok(false),
         Err(rustix::io::Errno::XDEV) => {
-            let mut links = HashMap::new();
-            copy_tree(src_dir, src_name, dst_dir, dst_name, &mut links)?;
+            copy_tree(src_dir, src_name, dst_dir, dst_name)?;
             let kept = remove_tree(root, src_dir, src_name)?;
             if !kept.is_empty() {
                 return Err(io::Error::other(format!(
@@ -168,27 +224,68 @@ fn finish_metadata(
     Ok(())
 }
 
-/// Where the first copy of a multiply-linked inode went: (directory, name).
-pub type LinkMap = HashMap<(u64, u64), (Dir, OsString)>;
-
 /// Copy `src_dir/src_name` to `dst_dir/dst_name` faithfully (see the module doc). Device
-/// nodes, FIFOs and sockets are refused: ostree cannot store them either.
+/// nodes, FIFOs and sockets are refused: ostree cannot store them either. Any depth, any
+/// fan-out (see [`walk`]): the copy follows the walk with one open destination directory.
 pub fn copy_tree(
     src_dir: &Dir,
     src_name: &OsStr,
     dst_dir: &Dir,
     dst_name: &OsStr,
-    links: &mut LinkMap,
 ) -> io::Result<()> {
     let m = stat(src_dir, src_name)?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+    let mut links = HashMap::new();
+    copy_one(
+        src_dir,
+        src_name,
+        dst_dir,
+        dst_name,
+        &m,
+        dst_dir,
+        Path::new(dst_name),
+        &mut links,
+    )?;
+    if m.kind != Kind::Dir {
+        return Ok(());
+    }
+    let mut v = Copier {
+        top: dst_dir,
+        top_name: PathBuf::from(dst_name),
+        src_top: PathBuf::from(src_name),
+        cur: open_dir_nofollow(dst_dir, dst_name)?,
+        links,
+        error: None,
+    };
+    walk(
+        open_dir_nofollow(src_dir, src_name)?,
+        Path::new(src_name),
+        &mut v,
+    );
+    if let Some(e) = v.error {
+        return Err(e);
+    }
+    finish_metadata(src_dir, src_name, dst_dir, dst_name, &m)
+}
+
+/// Where the first copy of a multiply-linked inode went, relative to the copy's parent.
+type LinkMap = HashMap<(u64, u64), PathBuf>;
+
+/// Copy one entry; a directory is only created (its metadata is set when it is left).
+#[allow(clippy::too_many_arguments)]
+fn copy_one(
+    src_dir: &Dir,
+    src_name: &OsStr,
+    dst_dir: &Dir,
+    dst_name: &OsStr,
+    m: &Meta,
+    top: &Dir,
+    dst_rel: &Path,
+    links: &mut LinkMap,
+) -> io::Result<()> {
     match m.kind {
         Kind::Dir => {
             rustix::fs::mkdirat(dst_dir, dst_name, Mode::from_raw_mode(0o700))?;
-            let s = open_dir_nofollow(src_dir, src_name)?;
-            let d = open_dir_nofollow(dst_dir, dst_name)?;
-            for child in list(&s)? {
-                copy_tree(&s, &child, &d, &child, links)?;
-            }
+            return Ok(());
         }
         Kind::Symlink => {
             let target = read_link(src_dir, src_name)?;
@@ -196,14 +293,11 @@ pub fn copy_tree(
         }
         Kind::File => {
             if m.nlink > 1 {
-                if let Some((first_dir, first_name)) = links.get(&(m.dev, m.ino)) {
-                    rustix::fs::linkat(
-                        first_dir,
-                        first_name.as_os_str(),
-                        dst_dir,
-                        dst_name,
-                        AtFlags::empty(),
-                    )?;
+                if let Some(first) = links.get(&(m.dev, m.ino)) {
+                    let (parent, name) = split(first);
+                    let first_dir = open_path_nofollow(top, parent)?
+                        .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+                    rustix::fs::linkat(&first_dir, name, dst_dir, dst_name, AtFlags::empty())?;
                     return Ok(());
                 }
             }
@@ -221,10 +315,7 @@ pub fn copy_tree(
             )?;
             io::copy(&mut std::fs::File::from(src), &mut std::fs::File::from(dst))?;
             if m.nlink > 1 {
-                links.insert(
-                    (m.dev, m.ino),
-                    (dst_dir.try_clone()?, dst_name.to_os_string()),
-                );
+                links.insert((m.dev, m.ino), dst_rel.to_path_buf());
             }
         }
         other => {
@@ -233,14 +324,87 @@ pub fn copy_tree(
         )))
         }
     }
-    finish_metadata(src_dir, src_name, dst_dir, dst_name, &m)
+    finish_metadata(src_dir, src_name, dst_dir, dst_name, m)
+}
+
+struct Copier<'a> {
+    top: &'a Dir,
+    top_name: PathBuf,
+    src_top: PathBuf,
+    /// The destination directory matching the walk's current source directory.
+    cur: Dir,
+    links: LinkMap,
+    error: Option<io::Error>,
+}
+
+impl Copier<'_> {
+    fn dst_rel(&self, rel: &Path) -> PathBuf {
+        self.top_name
+            .join(rel.strip_prefix(&self.src_top).unwrap_or(rel))
+    }
+
+    fn fail(&mut self, rel: &Path, e: io::Error) {
+        keep_first(&mut self.error, "copying", rel, e);
+    }
+}
+
+impl Visitor for Copier<'_> {
+    fn enter(&mut self, e: &Entry) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        let dst_rel = self.dst_rel(e.rel);
+        let r = copy_one(
+            e.parent,
+            e.name,
+            &self.cur,
+            e.name,
+            &e.meta,
+            self.top,
+            &dst_rel,
+            &mut self.links,
+        );
+        match r {
+            Ok(()) => e.meta.kind == Kind::Dir,
+            Err(err) => {
+                self.fail(e.rel, err);
+                false
+            }
+        }
+    }
+
+    fn entered(&mut self, _dir: &Dir, rel: &Path) {
+        let name = rel.file_name().unwrap_or_default();
+        match open_dir_nofollow(&self.cur, name) {
+            Ok(d) => self.cur = d,
+            Err(e) => {
+                // Keep source and destination in step: stop copying.
+                self.fail(rel, e);
+            }
+        }
+    }
+
+    fn leave(&mut self, e: &Entry) {
+        match open_dir_nofollow(&self.cur, "..") {
+            Ok(d) => self.cur = d,
+            Err(err) => return self.fail(e.rel, err),
+        }
+        if self.error.is_none() {
+            if let Err(err) = finish_metadata(e.parent, e.name, &self.cur, e.name, &e.meta) {
+                self.fail(e.rel, err);
+            }
+        }
+    }
+
+    fn error(&mut self, rel: &Path, e: io::Error) {
+        self.fail(rel, e);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use std::path::Path;
 
     #[test]
     fn copy_keeps_owner_mode_xattrs_links() {
@@ -279,8 +443,7 @@ mod tests {
         let root = Root::open(t.path()).unwrap();
         let s = open_dir_nofollow(&root.dir, "src").unwrap();
         let d = open_dir_nofollow(&root.dir, "dst").unwrap();
-        let mut links = LinkMap::new();
-        copy_tree(&s, OsStr::new("app"), &d, OsStr::new("app"), &mut links).unwrap();
+        copy_tree(&s, OsStr::new("app"), &d, OsStr::new("app")).unwrap();
 
         let dst = t.path().join("dst/app");
         let tool = std::fs::symlink_metadata(dst.join("bin/tool")).unwrap();

@@ -8,14 +8,13 @@
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-
-use cap_std::fs::Dir;
+use std::path::Path;
 
 use super::plan::{Change, Plan};
 use super::report::{Finding, Severity};
 use super::rootfs::{
-    display, list, open_dir_nofollow, open_path_nofollow, read_link, stat, Kind, Root,
+    display, list, open_dir_nofollow, open_path_nofollow, read_link, stat, walk, Entry, Kind, Root,
+    Visitor,
 };
 
 /// One problem a check found.
@@ -59,60 +58,58 @@ pub struct Scan {
     pub non_utf8_targets: Vec<String>,
     /// (path, kind) of device nodes, FIFOs and sockets outside /dev and /run.
     pub special: Vec<(String, Kind)>,
-    pub errors: Vec<String>,
+    /// (path, error) of what could not be read.
+    pub errors: Vec<(String, String)>,
 }
 
 impl Scan {
     pub fn run(root: &Root) -> Scan {
-        let mut s = Scan::default();
+        let mut v = ScanVisitor {
+            root,
+            scan: Scan::default(),
+        };
         match root.dir.try_clone() {
-            Ok(d) => s.walk(root, d, PathBuf::new()),
-            Err(e) => s.errors.push(format!("/: {e}")),
+            Ok(d) => walk(d, Path::new(""), &mut v),
+            Err(e) => v.scan.errors.push(("/".into(), e.to_string())),
         }
-        s
+        v.scan
+    }
+}
+
+struct ScanVisitor<'a> {
+    root: &'a Root,
+    scan: Scan,
+}
+
+impl Visitor for ScanVisitor<'_> {
+    fn enter(&mut self, e: &Entry) -> bool {
+        if self.root.is_foreign(&e.meta) {
+            return false;
+        }
+        if std::str::from_utf8(e.name.as_bytes()).is_err() {
+            self.scan.non_utf8_names.push(display(e.rel));
+        }
+        match e.meta.kind {
+            Kind::Dir => return true,
+            Kind::Symlink => {
+                if let Ok(t) = read_link(e.parent, e.name) {
+                    if std::str::from_utf8(t.as_bytes()).is_err() {
+                        self.scan.non_utf8_targets.push(display(e.rel));
+                    }
+                }
+            }
+            Kind::File => {}
+            k => {
+                if !(e.rel.starts_with("dev") || e.rel.starts_with("run")) {
+                    self.scan.special.push((display(e.rel), k));
+                }
+            }
+        }
+        false
     }
 
-    fn walk(&mut self, root: &Root, dir: Dir, rel: PathBuf) {
-        let names = match list(&dir) {
-            Ok(n) => n,
-            Err(e) => return self.errors.push(format!("{}: {e}", display(&rel))),
-        };
-        for name in names {
-            let child = rel.join(&name);
-            let m = match stat(&dir, &name) {
-                Ok(Some(m)) => m,
-                Ok(None) => continue,
-                Err(e) => {
-                    self.errors.push(format!("{}: {e}", display(&child)));
-                    continue;
-                }
-            };
-            if root.is_foreign(&m) {
-                continue;
-            }
-            if std::str::from_utf8(name.as_bytes()).is_err() {
-                self.non_utf8_names.push(display(&child));
-            }
-            match m.kind {
-                Kind::Dir => match open_dir_nofollow(&dir, &name) {
-                    Ok(d) => self.walk(root, d, child),
-                    Err(e) => self.errors.push(format!("{}: {e}", display(&child))),
-                },
-                Kind::Symlink => {
-                    if let Ok(t) = read_link(&dir, &name) {
-                        if std::str::from_utf8(t.as_bytes()).is_err() {
-                            self.non_utf8_targets.push(display(&child));
-                        }
-                    }
-                }
-                Kind::File => {}
-                k => {
-                    if !(child.starts_with("dev") || child.starts_with("run")) {
-                        self.special.push((display(&child), k));
-                    }
-                }
-            }
-        }
+    fn error(&mut self, rel: &Path, e: io::Error) {
+        self.scan.errors.push((display(rel), e.to_string()));
     }
 }
 
@@ -147,7 +144,10 @@ fn check_var_run(cx: &Context) -> io::Result<Vec<Hit>> {
             "/var/run is a directory, not a link to /run".into(),
         ),
         Some(_) => {
-            let to = cx.root.resolve(Path::new("var/run"), true)?;
+            let to = match cx.root.resolve(Path::new("var/run"), true) {
+                Ok(to) => to,
+                Err(e) => return Ok(hit(vec!["/var/run".into()], format!("/var/run: {e}"))),
+            };
             if to == Path::new("run") {
                 vec![]
             } else {
@@ -226,7 +226,10 @@ fn check_sysroot(cx: &Context) -> io::Result<Vec<Hit>> {
     }
     match stat_rel(cx.root, "ostree")? {
         Some(m) if m.kind == Kind::Symlink => {
-            let target = cx.root.resolve(Path::new("ostree"), true)?;
+            let target = match cx.root.resolve(Path::new("ostree"), true) {
+                Ok(t) => t,
+                Err(e) => return Ok(hit(vec!["/ostree".into()], format!("/ostree: {e}"))),
+            };
             if target != Path::new("sysroot/ostree") {
                 out.extend(hit(
                     vec!["/ostree".into()],
@@ -281,14 +284,17 @@ fn check_special(cx: &Context) -> io::Result<Vec<Hit>> {
 }
 
 fn check_scan_errors(cx: &Context) -> io::Result<Vec<Hit>> {
-    Ok(if cx.scan.errors.is_empty() {
-        vec![]
-    } else {
-        hit(
-            vec![],
-            format!("could not read: {}", cx.scan.errors.join("; ")),
-        )
-    })
+    // The same words as the plan's walks use for a path they could not read, so that one
+    // problem is reported once (the report merges equal findings).
+    Ok(cx
+        .scan
+        .errors
+        .iter()
+        .map(|(path, e)| Hit {
+            paths: vec![path.clone()],
+            message: format!("could not read {path}: {e}"),
+        })
+        .collect())
 }
 
 fn var_paths(plan: &Plan) -> Vec<String> {
@@ -467,6 +473,31 @@ pub fn run_lints(cx: &Context, skip: &[String], only_unfixable: bool) -> Vec<Fin
     out
 }
 
+/// The check name closest to a mistyped one (edit distance at most 3), for "did you mean".
+pub fn closest(name: &str) -> Option<&'static str> {
+    LINTS
+        .iter()
+        .map(|l| (edit_distance(name, l.name), l.name))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// `lint --list`: the table of checks.
 pub fn list_text() -> String {
     let mut s = String::new();
@@ -479,4 +510,18 @@ pub fn list_text() -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean() {
+        assert_eq!(closest("var-contnet"), Some("var-content"));
+        assert_eq!(closest("sysroot"), None);
+        assert_eq!(closest("one-kernels"), Some("one-kernel"));
+        assert_eq!(closest("something-else-entirely"), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }

@@ -4,10 +4,12 @@
 //! - [`passwd`], [`sysusers`], [`tmpfiles`], [`words`]: the formats read and written;
 //! - [`plan`]: what `commit` would change (read-only), [`apply`]: doing it, [`fsops`]: the
 //!   filesystem operations it needs;
-//! - [`lints`]: the layout checks; [`report`]: human and JSON output.
+//! - [`lints`]: the layout checks; [`report`]: human and JSON output;
+//! - [`guard`]: when `commit` may rewrite `/`.
 
 pub mod apply;
 pub mod fsops;
+pub mod guard;
 pub mod lints;
 pub mod parse_error;
 pub mod passwd;
@@ -18,20 +20,13 @@ pub mod sysusers;
 pub mod tmpfiles;
 pub mod words;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 
 use crate::cli::{CommitArgs, LintArgs, RootArgs};
 use report::{Report, Severity};
 use rootfs::Root;
-
-/// Are we inside a container build? The markers buildah, podman and docker leave.
-pub fn in_container() -> bool {
-    Path::new("/run/.containerenv").exists()
-        || Path::new("/.dockerenv").exists()
-        || std::env::var_os("container").is_some_and(|v| !v.is_empty())
-}
 
 fn open_root(args: &RootArgs) -> Result<(PathBuf, Root)> {
     let path = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
@@ -48,20 +43,18 @@ fn emit(report: &Report, json: bool) {
 }
 
 pub fn run_commit(args: &CommitArgs) -> Result<u8> {
-    if args.root.root.is_none() && !in_container() {
-        eprintln!(
-            "error: refusing to run on what looks like a host: no container marker \
-             (/run/.containerenv, /.dockerenv or the `container` variable) was found. \
-             `commit` rewrites /; run it at the end of a RUN step in a Containerfile, \
-             or pass --root DIR to work on an image's root from outside. Nothing was changed."
-        );
-        return Ok(2);
-    }
     let (path, root) = open_root(&args.root)?;
+    if !args.dry_run && !args.allow_rewriting_root {
+        if let Some(reason) = guard::refusal(&guard::RootFacts::gather(&root)) {
+            eprintln!("{}", guard::refusal_message(&reason));
+            return Ok(2);
+        }
+    }
     let mut report = Report::new("commit", path.display().to_string(), args.dry_run);
+    report.no_truncate = args.root.no_truncate;
     let plan = plan::plan(&root);
     if args.dry_run {
-        report.actions = plan.changes.iter().map(apply::describe).collect();
+        report.actions = plan.changes.iter().map(apply::describe_planned).collect();
         let cx = lints::Context {
             root: &root,
             scan: lints::Scan::run(&root),
@@ -71,9 +64,19 @@ pub fn run_commit(args: &CommitArgs) -> Result<u8> {
     } else {
         let (actions, failures) = apply::apply(&root, &plan);
         report.actions = actions;
-        report.findings = failures;
         let cx = lints::Context::new(&root);
-        report.findings.extend(lints::run_lints(&cx, &[], false));
+        // A change that failed is reported once, as the failure; the checks afterwards would
+        // find the same path still to do.
+        let failed: Vec<&String> = failures.iter().flat_map(|f| &f.paths).collect();
+        for mut f in lints::run_lints(&cx, &[], false) {
+            let had_paths = !f.paths.is_empty();
+            f.paths.retain(|p| !failed.contains(&p));
+            if f.paths.is_empty() && had_paths {
+                continue;
+            }
+            report.findings.push(f);
+        }
+        report.findings.extend(failures);
     }
     report.finish();
     emit(&report, args.root.json);
@@ -87,12 +90,17 @@ pub fn run_lint(args: &LintArgs) -> Result<u8> {
     }
     for s in &args.skip {
         if !lints::LINTS.iter().any(|l| l.name == s) {
-            anyhow::bail!("--skip {s:?}: no such check; `lint --list` shows them");
+            let hint = match lints::closest(s) {
+                Some(n) => format!("did you mean {n:?}? "),
+                None => String::new(),
+            };
+            anyhow::bail!("--skip {s:?}: no such check; {hint}`lint --list` shows them");
         }
     }
     let (path, root) = open_root(&args.root)?;
     let cx = lints::Context::new(&root);
     let mut report = Report::new("lint", path.display().to_string(), false);
+    report.no_truncate = args.root.no_truncate;
     report.findings = lints::run_lints(&cx, &args.skip, false);
     report.finish();
     emit(&report, args.root.json);

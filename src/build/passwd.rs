@@ -9,8 +9,12 @@
 //!
 //! Blank lines and lines starting with `#` are skipped. NIS compat lines (`+…`, `-…`) name no
 //! local account and are skipped. A malformed line is an error naming the file and line number:
-//! names and ids resolved here decide file ownership in the image, so guessing is not an option.
-//! Ids are always taken from these files, never from the host's NSS.
+//! names and ids resolved here decide file ownership in the image, so guessing is not an option;
+//! the `*_lines` parsers skip such a line and return its error, so that the other accounts are
+//! still handled. Where a name appears twice, the first entry is the account (glibc's
+//! `getpwnam` reads the file top down and stops at the first match) and the later one is
+//! reported by [`Accounts::merge`]. Ids are always taken from these files, never from the
+//! host's NSS.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +22,8 @@ pub use super::parse_error::ParseError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// Where the entry is: (file, line).
+    pub at: (String, usize),
     pub name: String,
     pub uid: u32,
     pub gid: u32,
@@ -28,6 +34,8 @@ pub struct User {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
+    /// Where the entry is: (file, line).
+    pub at: (String, usize),
     pub name: String,
     pub gid: u32,
     pub members: Vec<String>,
@@ -52,52 +60,80 @@ fn parse_id(file: &str, line: usize, what: &str, s: &str) -> Result<u32, ParseEr
     })
 }
 
-/// Parse passwd(5) text. `file` names the file in errors.
-pub fn parse_passwd(file: &str, text: &str) -> Result<Vec<User>, ParseError> {
-    records(text)
-        .map(|(line, f)| {
-            if f.len() != 7 {
-                return Err(ParseError {
-                    file: file.into(),
-                    line,
-                    reason: format!("expected 7 fields separated by ':', found {}", f.len()),
-                });
-            }
-            Ok(User {
-                name: f[0].to_string(),
-                uid: parse_id(file, line, "uid", f[2])?,
-                gid: parse_id(file, line, "gid", f[3])?,
-                gecos: f[4].to_string(),
-                home: f[5].to_string(),
-                shell: f[6].to_string(),
-            })
+/// Parse passwd(5) text, skipping malformed lines: their errors are returned beside the users.
+pub fn parse_passwd_lines(file: &str, text: &str) -> (Vec<User>, Vec<ParseError>) {
+    split_results(records(text).map(|(line, f)| {
+        if f.len() != 7 {
+            return Err(ParseError {
+                file: file.into(),
+                line,
+                reason: format!("expected 7 fields separated by ':', found {}", f.len()),
+            });
+        }
+        Ok(User {
+            at: (file.into(), line),
+            name: f[0].to_string(),
+            uid: parse_id(file, line, "uid", f[2])?,
+            gid: parse_id(file, line, "gid", f[3])?,
+            gecos: f[4].to_string(),
+            home: f[5].to_string(),
+            shell: f[6].to_string(),
         })
-        .collect()
+    }))
 }
 
-/// Parse group(5) text.
-pub fn parse_group(file: &str, text: &str) -> Result<Vec<Group>, ParseError> {
-    records(text)
-        .map(|(line, f)| {
-            if f.len() != 4 {
-                return Err(ParseError {
-                    file: file.into(),
-                    line,
-                    reason: format!("expected 4 fields separated by ':', found {}", f.len()),
-                });
-            }
-            Ok(Group {
-                name: f[0].to_string(),
-                gid: parse_id(file, line, "gid", f[2])?,
-                members: f[3]
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty())
-                    .map(String::from)
-                    .collect(),
-            })
+/// Parse group(5) text, skipping malformed lines: their errors are returned beside the groups.
+pub fn parse_group_lines(file: &str, text: &str) -> (Vec<Group>, Vec<ParseError>) {
+    split_results(records(text).map(|(line, f)| {
+        if f.len() != 4 {
+            return Err(ParseError {
+                file: file.into(),
+                line,
+                reason: format!("expected 4 fields separated by ':', found {}", f.len()),
+            });
+        }
+        Ok(Group {
+            at: (file.into(), line),
+            name: f[0].to_string(),
+            gid: parse_id(file, line, "gid", f[2])?,
+            members: f[3]
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(String::from)
+                .collect(),
         })
-        .collect()
+    }))
+}
+
+fn split_results<T>(it: impl Iterator<Item = Result<T, ParseError>>) -> (Vec<T>, Vec<ParseError>) {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for r in it {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) => bad.push(e),
+        }
+    }
+    (ok, bad)
+}
+
+/// Everything, or the first malformed line as the error.
+fn strict<T>((entries, bad): (Vec<T>, Vec<ParseError>)) -> Result<Vec<T>, ParseError> {
+    match bad.into_iter().next() {
+        None => Ok(entries),
+        Some(e) => Err(e),
+    }
+}
+
+/// Parse passwd(5) text; the first malformed line is the error.
+pub fn parse_passwd(file: &str, text: &str) -> Result<Vec<User>, ParseError> {
+    strict(parse_passwd_lines(file, text))
+}
+
+/// Parse group(5) text; the first malformed line is the error.
+pub fn parse_group(file: &str, text: &str) -> Result<Vec<Group>, ParseError> {
+    strict(parse_group_lines(file, text))
 }
 
 /// The names in shadow(5) or gshadow(5) text, with their line numbers.
@@ -129,11 +165,49 @@ pub fn drop_shadow_entries(text: &str, keep: &dyn Fn(&str) -> bool) -> (String, 
 }
 
 /// All accounts of the image: passwd and group entries from /etc and, where present, from
-/// /usr/lib (nss-altfiles). Where a name is in both, /etc wins, as with nss `files altfiles`.
+/// /usr/lib (nss-altfiles). Where a name is in both, /etc wins, as with nss `files altfiles`;
+/// where a name is twice in one file, the first entry wins and the later one is listed in
+/// `duplicates` as an error naming both lines.
 #[derive(Debug, Clone, Default)]
 pub struct Accounts {
     pub users: Vec<User>,
     pub groups: Vec<Group>,
+    pub duplicates: Vec<ParseError>,
+}
+
+/// Keep the first entry of each name (files in lookup order); the others are reported.
+fn first_wins<T>(
+    entries: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> (&str, &(String, usize)),
+    what: &str,
+    dups: &mut Vec<ParseError>,
+) -> Vec<T> {
+    let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in entries {
+        let (name, at) = key(&e);
+        match seen.get(name) {
+            Some(first) if first.0 == at.0 => dups.push(ParseError::new(
+                &at.0,
+                at.1,
+                format!(
+                    "{what} {name:?} is already defined on line {}; the first entry is the one the system uses, this one is ignored",
+                    first.1
+                ),
+            )),
+            Some(_) => {} // /etc overrides /usr/lib: the normal case with nss-altfiles
+            None => {
+                seen.insert(name.to_string(), at.clone());
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// Where an entry comes in NSS lookup order: /etc before /usr/lib, then by line.
+fn lookup_order(at: &(String, usize)) -> (bool, usize) {
+    (at.0.starts_with("/usr/"), at.1)
 }
 
 impl Accounts {
@@ -144,33 +218,44 @@ impl Accounts {
         etc_groups: Vec<Group>,
         lib_groups: Vec<Group>,
     ) -> Self {
-        let mut users: BTreeMap<String, User> = BTreeMap::new();
-        for u in lib_users.into_iter().chain(etc_users) {
-            users.insert(u.name.clone(), u);
-        }
-        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-        for g in lib_groups.into_iter().chain(etc_groups) {
-            groups.insert(g.name.clone(), g);
-        }
-        let mut users: Vec<User> = users.into_values().collect();
+        let mut duplicates = Vec::new();
+        let mut users = first_wins(
+            etc_users.into_iter().chain(lib_users),
+            |u| (u.name.as_str(), &u.at),
+            "user",
+            &mut duplicates,
+        );
+        let mut groups = first_wins(
+            etc_groups.into_iter().chain(lib_groups),
+            |g| (g.name.as_str(), &g.at),
+            "group",
+            &mut duplicates,
+        );
         users.sort_by(|a, b| (a.uid, &a.name).cmp(&(b.uid, &b.name)));
-        let mut groups: Vec<Group> = groups.into_values().collect();
         groups.sort_by(|a, b| (a.gid, &a.name).cmp(&(b.gid, &b.name)));
-        Accounts { users, groups }
+        Accounts {
+            users,
+            groups,
+            duplicates,
+        }
     }
 
-    /// The user name for `uid`, as the image sees it (first entry in uid order).
+    /// The user name for `uid`, as the image sees it: the first entry with that uid in lookup
+    /// order (/etc/passwd top down, then /usr/lib/passwd), as glibc's `getpwuid` finds it.
     pub fn user_name(&self, uid: u32) -> Option<&str> {
         self.users
             .iter()
-            .find(|u| u.uid == uid)
+            .filter(|u| u.uid == uid)
+            .min_by_key(|u| lookup_order(&u.at))
             .map(|u| u.name.as_str())
     }
 
+    /// The group name for `gid`, as `getgrgid` finds it (see [`Accounts::user_name`]).
     pub fn group_name(&self, gid: u32) -> Option<&str> {
         self.groups
             .iter()
-            .find(|g| g.gid == gid)
+            .filter(|g| g.gid == gid)
+            .min_by_key(|g| lookup_order(&g.at))
             .map(|g| g.name.as_str())
     }
 
@@ -232,6 +317,31 @@ mod tests {
         let (out, dropped) = drop_shadow_entries(t, &|n| n != "ghost");
         assert_eq!(dropped, vec!["ghost"]);
         assert_eq!(out, "root:*:19000:0:99999:7:::\nalice:$6$x:1::::::\n");
+    }
+
+    #[test]
+    fn bad_lines_are_skipped_and_duplicates_reported_first_wins() {
+        let (u, bad) = parse_passwd_lines(
+            "/etc/passwd",
+            "root:x:0:0::/root:/bin/sh\nbroken line\nalice:x:1000:1000::/home/alice:/bin/sh\nalice:x:0:0::/:/bin/sh\nbob:x:NaN:1::/:/bin/sh\n",
+        );
+        assert_eq!(bad.len(), 2);
+        assert_eq!(bad[0].line, 2);
+        assert_eq!(
+            bad[1].to_string(),
+            "/etc/passwd:5: uid \"NaN\" is not a number"
+        );
+        let a = Accounts::merge(u, vec![], vec![], vec![]);
+        assert_eq!(a.user_name(1000), Some("alice"), "the first alice wins");
+        assert_eq!(a.users.len(), 2);
+        assert_eq!(a.duplicates.len(), 1);
+        assert!(
+            a.duplicates[0]
+                .to_string()
+                .starts_with("/etc/passwd:4: user \"alice\" is already defined on line 3"),
+            "{}",
+            a.duplicates[0]
+        );
     }
 
     #[test]

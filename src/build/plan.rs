@@ -9,8 +9,11 @@
 //! - **Clean**: the contents of /tmp, /var/tmp, /var/cache, /var/lib/apt/lists and /run; regular
 //!   files (and links) under /var/log. Mount points and other filesystems are never touched.
 //! - **Package databases**: /var/lib/dpkg and /var/lib/rpm (where /usr/lib/sysimage/rpm does not
-//!   exist) move to /usr/lib/sysimage/<name>: `L /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg`.
-//! - **/opt** (where /opt resolves to /var/opt): each entry moves to /usr/lib/opt/<name>:
+//!   exist) move to `/usr/lib/sysimage/<name>`:
+//!   `L+ /var/lib/dpkg - - - - ../../usr/lib/sysimage/dpkg`. `L+`, because a machine's /var may
+//!   still have an old copy of the database as a directory, which only describes an old /usr
+//!   (docs/commit.md, "Package databases on machines").
+//! - **/opt** (where /opt resolves to /var/opt): each entry moves to `/usr/lib/opt/<name>`:
 //!   `L /var/opt/<name> - - - - ../../usr/lib/opt/<name>`. Entries that are symlinks stay links.
 //! - **/usr/local** (where it resolves to /var/usrlocal): every file moves to the same place under
 //!   /usr/lib/usrlocal with an `L` line for it; directories get `d` lines, so /usr/local/bin and
@@ -21,11 +24,15 @@
 //!   `C /var/<path> - - - - /usr/share/factory/var/<path>`. The file stays in /var too, so later
 //!   RUN steps and `podman run` still see it. Paths that a tmpfiles.d file in /usr/lib, /etc or
 //!   /run already declares (after resolving symlinked parents: /root/x is /var/roothome/x) get
-//!   no line. All lines go to [`TMPFILES_CONF`], regenerated from /var on every run.
+//!   no line. All lines go to [`TMPFILES_CONF`], regenerated from /var on every run. A path no
+//!   line can carry ([`tmpfiles::check_path`]) gets none, nor does anything below it: an error
+//!   finding names it. The walk is [`walk`]: any depth, any fan-out, links never followed.
 //! - **Accounts**: every user, group and supplementary membership in /etc/passwd, /etc/group
 //!   (and /usr/lib/passwd, /usr/lib/group) that no other sysusers.d file declares, in
-//!   [`SYSUSERS_CONF`] (format in [`super::sysusers`]). Entries in /etc/shadow or /etc/gshadow
-//!   without a passwd or group entry are dropped: systemd-sysusers fails on them.
+//!   [`SYSUSERS_CONF`] (format in [`super::sysusers`]); accounts systemd-sysusers would not
+//!   create as the image has them, malformed lines and duplicate names are findings. Entries in
+//!   /etc/shadow or /etc/gshadow without a passwd or group entry are dropped: systemd-sysusers
+//!   fails on them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -36,7 +43,7 @@ use super::passwd::{self, Accounts};
 use super::report::{Finding, Severity};
 use super::rootfs::{
     display, lexical_target, list, open_path_nofollow, read_link, read_optional, stat, stat_path,
-    Kind, Meta, Root,
+    walk, Entry, Kind, Meta, Root, Visitor,
 };
 use super::sysusers::{self, Declared, Problem};
 use super::tmpfiles::{self, Line, LineSet};
@@ -163,7 +170,13 @@ pub fn relative_link(link: &Path, target: &Path) -> PathBuf {
 
 /// Read every `*.conf` in the three configuration directories of a systemd tool, in name
 /// order, skipping `skip` (this tool's own file). Returns (image path, contents).
-fn read_conf_dirs(root: &Root, sub: &str, skip: &str) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+fn read_conf_dirs(
+    root: &Root,
+    sub: &str,
+    skip: &str,
+    check: &'static str,
+    p: &mut Plan,
+) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut out = Vec::new();
     for base in ["usr/lib", "etc", "run"] {
         let dir_rel = Path::new(base).join(sub);
@@ -176,7 +189,13 @@ fn read_conf_dirs(root: &Root, sub: &str, skip: &str) -> std::io::Result<Vec<(Pa
                 continue;
             }
             // A link to /dev/null masks a file; other links are followed inside the root.
-            let resolved = root.resolve(&rel, true)?;
+            let resolved = match root.resolve(&rel, true) {
+                Ok(r) => r,
+                Err(e) => {
+                    p.findings.push(unreadable_conf(check, &rel, e));
+                    continue;
+                }
+            };
             if let Some(text) = read_optional(&root.dir, &resolved).unwrap_or(None) {
                 out.push((rel, text));
             }
@@ -185,8 +204,9 @@ fn read_conf_dirs(root: &Root, sub: &str, skip: &str) -> std::io::Result<Vec<(Pa
     Ok(out)
 }
 
-/// The image's accounts, or a finding saying why they could not be read.
-pub fn read_accounts(root: &Root) -> Result<Accounts, Finding> {
+/// The image's accounts, or a finding saying why they could not be read at all. Malformed
+/// lines and duplicate names are findings pushed to `p`; the other accounts are still read.
+pub fn read_accounts(root: &Root, p: &mut Plan) -> Result<Accounts, Finding> {
     let fail = |msg: String| {
         finding(
             "undeclared-accounts",
@@ -201,24 +221,45 @@ pub fn read_accounts(root: &Root) -> Result<Accounts, Finding> {
             read_optional(&root.dir, Path::new(rel)).map_err(|e| fail(format!("/{rel}: {e}")))?;
         Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned())
     };
-    let users = |rel: &str| {
-        passwd::parse_passwd(&format!("/{rel}"), &read(rel)?).map_err(|e| fail(e.to_string()))
+    let mut bad = Vec::new();
+    let mut users = |rel: &str| -> Result<_, Finding> {
+        let (u, b) = passwd::parse_passwd_lines(&format!("/{rel}"), &read(rel)?);
+        bad.extend(b);
+        Ok(u)
     };
-    let groups = |rel: &str| {
-        passwd::parse_group(&format!("/{rel}"), &read(rel)?).map_err(|e| fail(e.to_string()))
+    let (etc_users, lib_users) = (users("etc/passwd")?, users("usr/lib/passwd")?);
+    let mut groups = |rel: &str| -> Result<_, Finding> {
+        let (g, b) = passwd::parse_group_lines(&format!("/{rel}"), &read(rel)?);
+        bad.extend(b);
+        Ok(g)
     };
-    Ok(Accounts::merge(
-        users("etc/passwd")?,
-        users("usr/lib/passwd")?,
-        groups("etc/group")?,
-        groups("usr/lib/group")?,
-    ))
+    let (etc_groups, lib_groups) = (groups("etc/group")?, groups("usr/lib/group")?);
+    let accounts = Accounts::merge(etc_users, lib_users, etc_groups, lib_groups);
+    for e in &bad {
+        p.findings.push(finding(
+            "undeclared-accounts",
+            Severity::Error,
+            vec![e.file.clone()],
+            format!("{e}; the line is ignored, so no sysusers.d line declares what it meant to and machines that already run the OS will not have it"),
+            "fix or remove the line named",
+        ));
+    }
+    for e in &accounts.duplicates {
+        p.findings.push(finding(
+            "undeclared-accounts",
+            Severity::Warning,
+            vec![e.file.clone()],
+            e.to_string(),
+            "remove the duplicate line",
+        ));
+    }
+    Ok(accounts)
 }
 
 /// Work out everything `commit` would do.
 pub fn plan(root: &Root) -> Plan {
     let mut p = Plan::default();
-    let accounts = match read_accounts(root) {
+    let accounts = match read_accounts(root, &mut p) {
         Ok(a) => Some(a),
         Err(f) => {
             p.findings.push(f);
@@ -263,40 +304,85 @@ fn plan_clean(root: &Root, p: &mut Plan) -> std::io::Result<()> {
     }
     // Log files, keeping the directories (packages expect them).
     if let Ok(Some(dir)) = open_path_nofollow(&root.dir, Path::new("var/log")) {
-        walk_files(root, &dir, Path::new("var/log"), &mut |rel, _| {
-            p.changes.push(Change::Remove {
+        let mut removes = Vec::new();
+        let errors = walk_files(root, &dir, Path::new("var/log"), &mut |rel, _| {
+            removes.push(Change::Remove {
                 path: rel.to_path_buf(),
             })
         })?;
+        p.changes.extend(removes);
+        for (rel, e) in errors {
+            p.findings
+                .push(unreadable_path("tmp-run-content", &rel, &e));
+        }
     }
     Ok(())
 }
 
-/// Call `f` for every non-directory below `dir` (image content only), in name order.
+/// Call `f` for every non-directory below `dir` (image content only), in name order; paths
+/// that could not be read are returned, the rest is still walked.
 fn walk_files(
     root: &Root,
     dir: &cap_std::fs::Dir,
     rel: &Path,
     f: &mut dyn FnMut(&Path, &Meta),
-) -> std::io::Result<()> {
-    for name in list(dir)? {
-        let Some(m) = stat(dir, &name)? else { continue };
-        if root.is_foreign(&m) {
-            continue;
+) -> std::io::Result<Vec<(PathBuf, std::io::Error)>> {
+    struct Files<'a, 'f> {
+        root: &'a Root,
+        f: &'f mut dyn FnMut(&Path, &Meta),
+        errors: Vec<(PathBuf, std::io::Error)>,
+    }
+    impl Visitor for Files<'_, '_> {
+        fn enter(&mut self, e: &Entry) -> bool {
+            if self.root.is_foreign(&e.meta) {
+                return false;
+            }
+            if e.meta.kind == Kind::Dir {
+                return true;
+            }
+            (self.f)(e.rel, &e.meta);
+            false
         }
-        let child = rel.join(&name);
-        if m.kind == Kind::Dir {
-            walk_files(
-                root,
-                &super::rootfs::open_dir_nofollow(dir, &name)?,
-                &child,
-                f,
-            )?;
-        } else {
-            f(&child, &m);
+        fn error(&mut self, rel: &Path, e: std::io::Error) {
+            self.errors.push((rel.to_path_buf(), e));
         }
     }
-    Ok(())
+    let mut v = Files {
+        root,
+        f,
+        errors: Vec::new(),
+    };
+    walk(dir.try_clone()?, rel, &mut v);
+    Ok(v.errors)
+}
+
+/// A path a walk could not read: an error finding naming it; the rest was done.
+pub fn unreadable_path(check: &'static str, rel: &Path, e: &std::io::Error) -> Finding {
+    finding(
+        check,
+        Severity::Error,
+        vec![display(rel)],
+        format!("could not read {}: {e}", display(rel)),
+        "fix the permissions or remove the path named; everything else was done",
+    )
+}
+
+/// Does `link` resolve to `target` in the image? A symlink loop (or another resolution error)
+/// is a finding naming the path, and the answer is no: the content stays where it is.
+fn resolves_to(root: &Root, link: &str, target: &str, p: &mut Plan) -> bool {
+    match root.resolve(Path::new(link), true) {
+        Ok(r) => r == Path::new(target),
+        Err(e) => {
+            p.findings.push(finding(
+                "var-content",
+                Severity::Warning,
+                vec![format!("/{link}")],
+                format!("/{link} cannot be resolved ({e}); its content is left where it is, not moved into /usr"),
+                "make it a link to the /var directory ostree expects, without a loop",
+            ));
+            false
+        }
+    }
 }
 
 /// Plans the moves into /usr; returns the /var paths that will be links afterwards, with their
@@ -337,14 +423,16 @@ fn plan_relocations(root: &Root, p: &mut Plan) -> std::io::Result<BTreeMap<PathB
         relocate(p, from, to, false);
     }
 
-    if root.resolve(Path::new("opt"), true)? == Path::new("var/opt") {
+    if resolves_to(root, "opt", "var/opt", p) {
         if let Some(dir) = open_path_nofollow(&root.dir, Path::new("var/opt"))? {
             for name in list(&dir)? {
                 let Some(m) = stat(&dir, &name)? else {
                     continue;
                 };
                 let from = Path::new("var/opt").join(&name);
-                if root.is_foreign(&m) {
+                // A name no tmpfiles.d line can carry stays in /var, where the walk of /var
+                // reports it.
+                if root.is_foreign(&m) || tmpfiles::check_path(&slash(&from)).is_err() {
                     continue;
                 }
                 if m.kind == Kind::Symlink {
@@ -370,14 +458,19 @@ fn plan_relocations(root: &Root, p: &mut Plan) -> std::io::Result<BTreeMap<PathB
         }
     }
 
-    if root.resolve(Path::new("usr/local"), true)? == Path::new("var/usrlocal") {
+    if resolves_to(root, "usr/local", "var/usrlocal", p) {
         if let Some(dir) = open_path_nofollow(&root.dir, Path::new("var/usrlocal"))? {
             let mut files = Vec::new();
-            walk_files(root, &dir, Path::new("var/usrlocal"), &mut |rel, m| {
+            let errors = walk_files(root, &dir, Path::new("var/usrlocal"), &mut |rel, m| {
                 if m.kind == Kind::File {
                     files.push(rel.to_path_buf());
                 }
             })?;
+            for (rel, e) in errors {
+                p.findings.push(unreadable_path("var-content", &rel, &e));
+            }
+            // A file whose link could not be declared stays where it is (plan_var reports it).
+            files.retain(|f| tmpfiles::check_path(&slash(f)).is_ok());
             for from in files {
                 let to = Path::new("usr/lib/usrlocal").join(
                     from.strip_prefix("var/usrlocal")
@@ -394,13 +487,29 @@ fn plan_relocations(root: &Root, p: &mut Plan) -> std::io::Result<BTreeMap<PathB
 /// Paths declared by the image's tmpfiles.d files other than ours, as the image sees them.
 fn declared_tmpfiles(root: &Root, p: &mut Plan) -> std::io::Result<BTreeSet<PathBuf>> {
     let mut declared = BTreeSet::new();
-    for (file, text) in read_conf_dirs(root, "tmpfiles.d", TMPFILES_CONF)? {
+    for (file, text) in read_conf_dirs(root, "tmpfiles.d", TMPFILES_CONF, "var-content", p)? {
         match tmpfiles::parse(&display(&file), &text) {
             Ok(lines) => {
                 for l in lines {
                     let path = PathBuf::from(OsStr::from_bytes(&l.path));
-                    if path.is_absolute() {
-                        declared.insert(root.resolve(&path, false)?);
+                    if !path.is_absolute() {
+                        continue;
+                    }
+                    match root.resolve(&path, false) {
+                        Ok(r) => {
+                            declared.insert(r);
+                        }
+                        Err(e) => p.findings.push(finding(
+                            "var-content",
+                            Severity::Warning,
+                            vec![display(&path)],
+                            format!(
+                                "{} declares {}, which cannot be resolved in the image ({e}); the declaration is not taken into account",
+                                display(&file),
+                                display(&path)
+                            ),
+                            "break the symlink loop named in the message",
+                        )),
                     }
                 }
             }
@@ -410,22 +519,145 @@ fn declared_tmpfiles(root: &Root, p: &mut Plan) -> std::io::Result<BTreeSet<Path
     Ok(declared)
 }
 
+/// The owner of a `d` line: the image's name for the id, or the id itself where the image has
+/// no name or the name cannot stand in the field as itself (empty, `-`, all digits, or with a
+/// control character: a carriage return would end the line and start another).
 fn owner_names(accounts: Option<&Accounts>, m: &Meta) -> (String, String) {
+    let usable = |n: &&str| {
+        !n.is_empty()
+            && *n != "-"
+            && !n.bytes().all(|b| b.is_ascii_digit())
+            && !n.chars().any(|c| c.is_control())
+    };
     let user = accounts
         .and_then(|a| a.user_name(m.uid))
+        .filter(usable)
         .map(String::from)
         .unwrap_or_else(|| m.uid.to_string());
     let group = accounts
         .and_then(|a| a.group_name(m.gid))
+        .filter(usable)
         .map(String::from)
         .unwrap_or_else(|| m.gid.to_string());
     (user, group)
+}
+
+/// The package databases, where they are in /var and where `commit` moves them.
+pub const PACKAGE_DBS: &[(&str, &str)] = &[
+    ("var/lib/dpkg", "usr/lib/sysimage/dpkg"),
+    ("var/lib/rpm", "usr/lib/sysimage/rpm"),
+];
+
+/// The line for a symlink in /var: `L`, except for a package database's link to its place in
+/// /usr, which is `L+`: it replaces the old directory a machine may still have there (see
+/// docs/commit.md, "Package databases").
+fn var_link(rel: &Path, target: &[u8]) -> Line {
+    let mut l = Line::symlink(&slash(rel), target);
+    let to = lexical_target(rel, Path::new(OsStr::from_bytes(target)));
+    if PACKAGE_DBS
+        .iter()
+        .any(|(var, usr)| rel == Path::new(var) && to.as_deref() == Some(Path::new(usr)))
+    {
+        l.kind = "L+".into();
+    }
+    l
 }
 
 /// Is `rel` removed by the cleaning step (so no line for it)?
 fn cleaned(rel: &Path, m: &Meta) -> bool {
     let under = |d: &str| rel.starts_with(d) && rel != Path::new(d);
     CLEAN_DIRS.iter().any(|d| under(d)) || (under("var/log") && m.kind != Kind::Dir)
+}
+
+/// The walk of /var that turns it into tmpfiles.d lines (see the module doc).
+struct VarWalk<'a> {
+    root: &'a Root,
+    relocated: &'a BTreeMap<PathBuf, PathBuf>,
+    declared: &'a BTreeSet<PathBuf>,
+    accounts: Option<&'a Accounts>,
+    lines: LineSet,
+    escaping: Vec<String>,
+    changes: Vec<Change>,
+    findings: Vec<Finding>,
+}
+
+impl VarWalk<'_> {
+    fn file(&mut self, e: &Entry) -> std::io::Result<()> {
+        let factory = Path::new(FACTORY).join(e.rel);
+        let source = slash(&factory);
+        if let Err(why) = tmpfiles::check_path(&source) {
+            self.unwritable(e.rel, &format!("its copy {}", display(&factory)), &why);
+            return Ok(());
+        }
+        let same = stat_path(&self.root.dir, &factory)?
+            .is_some_and(|f| f.ino == e.meta.ino && f.dev == e.meta.dev);
+        if !same {
+            self.changes.push(Change::Factory {
+                path: e.rel.to_path_buf(),
+            });
+        }
+        self.lines.insert(Line::copy(&slash(e.rel), &source));
+        Ok(())
+    }
+
+    fn unwritable(&mut self, rel: &Path, what: &str, why: &str) {
+        self.findings.push(finding(
+            "var-content",
+            Severity::Error,
+            vec![display(rel)],
+            format!(
+                "{} cannot be declared in tmpfiles.d: {what} {why}; no line was written for it or anything below it. It stays in the image's /var (new installs get it); machines that already run the OS do not",
+                display(rel)
+            ),
+            "rename it (no newline or carriage return in names, paths under 4096 bytes), or create it at boot another way",
+        ));
+    }
+}
+
+impl Visitor for VarWalk<'_> {
+    fn enter(&mut self, e: &Entry) -> bool {
+        let m = &e.meta;
+        if self.root.is_foreign(m) || self.relocated.contains_key(e.rel) || cleaned(e.rel, m) {
+            return false;
+        }
+        let path = slash(e.rel);
+        if let Err(why) = tmpfiles::check_path(&path) {
+            self.unwritable(e.rel, "its path", &why);
+            return false;
+        }
+        let is_declared = self.declared.contains(e.rel);
+        match m.kind {
+            Kind::Dir => {
+                if !is_declared {
+                    let (u, g) = owner_names(self.accounts, m);
+                    self.lines.insert(Line::dir(&path, m.perm, &u, &g));
+                }
+                return true;
+            }
+            Kind::Symlink => match read_link(e.parent, e.name) {
+                Ok(target) => {
+                    if lexical_target(e.rel, Path::new(&target)).is_none() {
+                        self.escaping.push(display(e.rel));
+                    }
+                    if !is_declared {
+                        self.lines.insert(var_link(e.rel, target.as_bytes()));
+                    }
+                }
+                Err(err) => self.error(e.rel, err),
+            },
+            Kind::File if !is_declared => {
+                if let Err(err) = self.file(e) {
+                    self.error(e.rel, err);
+                }
+            }
+            _ => {} // the special-files check reports these
+        }
+        false
+    }
+
+    fn error(&mut self, rel: &Path, e: std::io::Error) {
+        self.findings.push(unreadable_path("var-content", rel, &e));
+    }
 }
 
 fn plan_var(
@@ -444,59 +676,35 @@ fn plan_var(
             .collect(),
     };
     let mut lines = LineSet::default();
-    let mut escaping = Vec::new();
     let Some(var) = open_path_nofollow(&root.dir, Path::new("var"))? else {
         return Ok(());
     };
     // Relocated entries become links; the walk below sees what is there now.
     for (from, link) in relocated {
         if !declared.contains(from) {
-            lines.insert(Line::symlink(&slash(from), link.as_os_str().as_bytes()));
+            lines.insert(var_link(from, link.as_os_str().as_bytes()));
         }
     }
-    let mut stack: Vec<(cap_std::fs::Dir, PathBuf)> = vec![(var, PathBuf::from("var"))];
-    while let Some((dir, rel)) = stack.pop() {
-        for name in list(&dir)? {
-            let child = rel.join(&name);
-            let Some(m) = stat(&dir, &name)? else {
-                continue;
-            };
-            if root.is_foreign(&m) || relocated.contains_key(&child) || cleaned(&child, &m) {
-                continue;
-            }
-            let is_declared = declared.contains(&child);
-            match m.kind {
-                Kind::Dir => {
-                    if !is_declared {
-                        let (u, g) = owner_names(accounts, &m);
-                        lines.insert(Line::dir(&slash(&child), m.perm, &u, &g));
-                    }
-                    stack.push((super::rootfs::open_dir_nofollow(&dir, &name)?, child));
-                }
-                Kind::Symlink => {
-                    let target = read_link(&dir, &name)?;
-                    if lexical_target(&child, Path::new(&target)).is_none() {
-                        escaping.push(display(&child));
-                    }
-                    if !is_declared {
-                        lines.insert(Line::symlink(&slash(&child), target.as_bytes()));
-                    }
-                }
-                Kind::File if !is_declared => {
-                    let factory = Path::new(FACTORY).join(&child);
-                    let same = stat_path(&root.dir, &factory)?
-                        .is_some_and(|f| f.ino == m.ino && f.dev == m.dev);
-                    if !same {
-                        p.changes.push(Change::Factory {
-                            path: child.clone(),
-                        });
-                    }
-                    lines.insert(Line::copy(&slash(&child), &slash(&factory)));
-                }
-                _ => {} // the special-files check reports these
-            }
-        }
-    }
+    let mut v = VarWalk {
+        root,
+        relocated,
+        declared: &declared,
+        accounts,
+        lines,
+        escaping: Vec::new(),
+        changes: Vec::new(),
+        findings: Vec::new(),
+    };
+    walk(var, Path::new("var"), &mut v);
+    let VarWalk {
+        lines,
+        mut escaping,
+        changes,
+        findings,
+        ..
+    } = v;
+    p.changes.extend(changes);
+    p.findings.extend(findings);
     if !escaping.is_empty() {
         escaping.sort();
         p.findings.push(finding(
@@ -526,13 +734,11 @@ fn plan_var(
         }
     }
     let rendered = lines.render(TMPFILES_HEADER);
-    if rendered.as_bytes() != previous_text.as_slice()
-        && !(lines.lines.is_empty() && previous_text.is_empty())
-    {
+    if rendered != previous_text && !(lines.lines.is_empty() && previous_text.is_empty()) {
         p.changes.push(Change::Write {
             path: TMPFILES_CONF.into(),
             detail: format!("{} tmpfiles.d lines", lines.lines.len()),
-            contents: rendered.into_bytes(),
+            contents: rendered,
         });
     }
     Ok(())
@@ -540,20 +746,27 @@ fn plan_var(
 
 fn plan_accounts(root: &Root, accounts: &Accounts, p: &mut Plan) -> std::io::Result<()> {
     let mut declared = Declared::default();
-    for (file, text) in read_conf_dirs(root, "sysusers.d", SYSUSERS_CONF)? {
+    for (file, text) in read_conf_dirs(root, "sysusers.d", SYSUSERS_CONF, "undeclared-accounts", p)?
+    {
         if let Err(e) = declared.add_file(&display(&file), &text) {
             p.findings
                 .push(unreadable_conf("undeclared-accounts", &file, e));
         }
     }
     let (lines, problems) = sysusers::lines_for(accounts, &declared);
-    for Problem::MissingPrimaryGroup { user, gid } in problems {
+    for problem in problems {
+        let (severity, file, fix) = match &problem {
+            Problem::MissingPrimaryGroup { .. } => (Severity::Warning, "/etc/passwd", "add the group to /etc/group (groupadd -g <gid> <name>) or change the user's primary group"),
+            Problem::InvalidName { kind, .. } => (Severity::Error, if *kind == "user" { "/etc/passwd" } else { "/etc/group" }, "rename the account to a name systemd-sysusers accepts"),
+            Problem::SharedId { kind, .. } => (Severity::Error, if *kind == "user" { "/etc/passwd" } else { "/etc/group" }, "give the account an id of its own, or remove the alias"),
+            Problem::PrimaryGroupNotDeclared { .. } => (Severity::Error, "/etc/passwd", "fix the primary group named in the message"),
+        };
         p.findings.push(finding(
             "undeclared-accounts",
-            Severity::Warning,
-            vec!["/etc/passwd".into()],
-            format!("user {user:?} has primary gid {gid}, which no group in /etc/group has; machines will give it a group of its own id"),
-            "add the group to /etc/group (groupadd -g <gid> <name>) or change the user's primary group",
+            severity,
+            vec![file.into()],
+            problem.message(),
+            fix,
         ));
     }
     let previous = read_optional(&root.dir, Path::new(SYSUSERS_CONF))?.unwrap_or_default();

@@ -43,6 +43,9 @@ pub struct Action {
     pub action: &'static str,
     pub path: String,
     pub detail: String,
+    /// For `write` with `--dry-run`: the lines the file would have (comments left out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -52,8 +55,13 @@ pub struct Counts {
     pub warnings: usize,
 }
 
+/// The version of the JSON documents' shape: raised when a field changes meaning or goes away
+/// (new fields may appear without it). Shared by every command that prints JSON.
+pub const SCHEMA_VERSION: u32 = 1;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    pub schema_version: u32,
     pub tool: &'static str,
     pub version: &'static str,
     pub command: &'static str,
@@ -62,6 +70,9 @@ pub struct Report {
     pub actions: Vec<Action>,
     pub findings: Vec<Finding>,
     pub counts: Counts,
+    /// Show every path of a finding in text output (`--no-truncate`).
+    #[serde(skip)]
+    pub no_truncate: bool,
 }
 
 /// How many paths a finding shows in text output; JSON always has all of them.
@@ -70,6 +81,7 @@ const TEXT_PATHS: usize = 10;
 impl Report {
     pub fn new(command: &'static str, root: String, dry_run: bool) -> Self {
         Report {
+            schema_version: SCHEMA_VERSION,
             tool: "ostree-container",
             version: env!("CARGO_PKG_VERSION"),
             command,
@@ -78,10 +90,12 @@ impl Report {
             actions: Vec::new(),
             findings: Vec::new(),
             counts: Counts::default(),
+            no_truncate: false,
         }
     }
 
-    /// Sort findings (errors first, then by check and path) and fill in the counts.
+    /// Sort findings (errors first, then by check and path), report one problem once (the same
+    /// paths and message found by two checks), and fill in the counts.
     pub fn finish(&mut self) {
         for f in &mut self.findings {
             f.paths.sort();
@@ -89,6 +103,9 @@ impl Report {
         }
         self.findings
             .sort_by(|a, b| (a.severity, a.check, &a.paths).cmp(&(b.severity, b.check, &b.paths)));
+        let mut seen = std::collections::BTreeSet::new();
+        self.findings
+            .retain(|f| seen.insert((f.paths.clone(), f.message.clone())));
         self.counts = Counts {
             actions: self.actions.len(),
             errors: self
@@ -117,7 +134,15 @@ impl Report {
                 s.push_str(&format!(": {}", a.detail));
             }
             s.push('\n');
+            for l in &a.lines {
+                s.push_str(&format!("    {l}\n"));
+            }
         }
+        let shown = if self.no_truncate {
+            usize::MAX
+        } else {
+            TEXT_PATHS
+        };
         for f in &self.findings {
             s.push_str(&format!(
                 "{}[{}]: {}\n",
@@ -125,13 +150,13 @@ impl Report {
                 f.check,
                 f.message
             ));
-            for p in f.paths.iter().take(TEXT_PATHS) {
+            for p in f.paths.iter().take(shown) {
                 s.push_str(&format!("  {p:?}\n"));
             }
-            if f.paths.len() > TEXT_PATHS {
+            if f.paths.len() > shown {
                 s.push_str(&format!(
-                    "  … and {} more (all of them with --json)\n",
-                    f.paths.len() - TEXT_PATHS
+                    "  … and {} more (all of them with --no-truncate or --json)\n",
+                    f.paths.len() - shown
                 ));
             }
             s.push_str(&format!("  fix: {}\n", f.fix));
@@ -177,9 +202,12 @@ mod tests {
         assert!(t.contains("error[special-files]: 12 files"), "{t}");
         assert!(t.contains("… and 2 more"), "{t}");
         assert!(t.ends_with("lint: 0 actions, 1 error, 1 warning\n"), "{t}");
+        r.no_truncate = true;
+        assert!(r.to_text().contains("/srv/fifo11"));
         let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(j["findings"][0]["paths"].as_array().unwrap().len(), 12);
         assert_eq!(j["counts"]["errors"], 1);
+        assert_eq!(j["schema_version"], SCHEMA_VERSION);
         assert_eq!(j["findings"][1]["severity"], "warning");
     }
 }

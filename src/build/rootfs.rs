@@ -267,18 +267,160 @@ pub fn write_atomic(
     res
 }
 
-/// A path for people: absolute in the image, non-UTF-8 bytes as `\xNN`.
+/// A path for people: absolute in the image, non-UTF-8 bytes and control characters as `\xNN`
+/// (a name with a newline cannot fake a line of the report).
 pub fn display(rel: &Path) -> String {
     let bytes = rel.as_os_str().as_bytes();
     let bytes = bytes.strip_prefix(b"/").unwrap_or(bytes);
     let mut out = String::from("/");
     for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
+        for c in chunk.valid().chars() {
+            if c.is_ascii_control() {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
         for b in chunk.invalid() {
             out.push_str(&format!("\\x{b:02x}"));
         }
     }
     out
+}
+
+/// The longest path the kernel takes in one call (`PATH_MAX` including the terminating NUL).
+/// systemd refuses longer paths in its configuration files, so a longer image path cannot be
+/// declared in tmpfiles.d.
+pub const PATH_MAX: usize = 4096;
+
+/// One entry seen by [`walk`]: the open directory holding it, its name there, its path relative
+/// to the root and its metadata (from `statx` without following it).
+pub struct Entry<'a> {
+    pub parent: &'a Dir,
+    pub name: &'a OsStr,
+    pub rel: &'a Path,
+    pub meta: Meta,
+}
+
+/// What [`walk`] calls. `enter` sees every entry, parents before children; returning true for
+/// a directory descends into it, and then `entered` is called with the directory now open, and
+/// `leave` after its contents, with `parent` open again. `error` names a path that could not
+/// be read; the walk goes on with the rest.
+pub trait Visitor {
+    fn enter(&mut self, e: &Entry) -> bool;
+    fn entered(&mut self, _dir: &Dir, _rel: &Path) {}
+    fn leave(&mut self, _e: &Entry) {}
+    fn error(&mut self, rel: &Path, e: io::Error);
+}
+
+struct Level {
+    names: std::vec::IntoIter<OsString>,
+    name: OsString,
+    meta: Meta,
+}
+
+fn same_inode(a: &Meta, b: &Meta) -> bool {
+    a.ino == b.ino && a.dev == b.dev
+}
+
+/// Open the directory `name` in `cur` for the walk, checking that it is the one `stat` saw.
+fn descend(cur: &Dir, name: &OsStr, m: &Meta) -> io::Result<(Dir, Vec<OsString>)> {
+    let d = open_dir_nofollow(cur, name)?;
+    let now = stat(&d, ".")?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+    if !same_inode(&now, m) {
+        return Err(io::Error::other("replaced while it was being read"));
+    }
+    let names = list(&d)?;
+    Ok((d, names))
+}
+
+/// Walk the tree below `start` (whose path relative to the root is `rel`) depth-first, in name
+/// order, without recursion and with a bounded number of open descriptors, whatever the depth
+/// or the fan-out: one descriptor for the current directory (plus one while listing); going up
+/// opens `..` and checks it is the directory that was left (device and inode), so a tree moved
+/// while it is walked stops the walk with an error instead of leading it elsewhere. Names of a
+/// directory are read in full before its entries are visited (memory, not descriptors). Symlinks
+/// are never followed: they are entries like any other.
+pub fn walk(start: Dir, rel: &Path, v: &mut dyn Visitor) {
+    let top = match stat(&start, ".")
+        .and_then(|m| m.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound)))
+    {
+        Ok(m) => m,
+        Err(e) => return v.error(rel, e),
+    };
+    let names = match list(&start) {
+        Ok(n) => n,
+        Err(e) => return v.error(rel, e),
+    };
+    let mut cur = start;
+    let mut path = rel.to_path_buf();
+    let mut stack = vec![Level {
+        names: names.into_iter(),
+        name: OsString::new(),
+        meta: top,
+    }];
+    while let Some(level) = stack.last_mut() {
+        if let Some(name) = level.names.next() {
+            path.push(&name);
+            let m = match stat(&cur, &name) {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    path.pop();
+                    continue;
+                }
+                Err(e) => {
+                    v.error(&path, e);
+                    path.pop();
+                    continue;
+                }
+            };
+            let e = Entry {
+                parent: &cur,
+                name: &name,
+                rel: &path,
+                meta: m,
+            };
+            if v.enter(&e) && m.kind == Kind::Dir {
+                match descend(&cur, &name, &m) {
+                    Ok((d, names)) => {
+                        cur = d;
+                        v.entered(&cur, &path);
+                        stack.push(Level {
+                            names: names.into_iter(),
+                            name,
+                            meta: m,
+                        });
+                        continue;
+                    }
+                    Err(e) => v.error(&path, e),
+                }
+            }
+            path.pop();
+        } else {
+            let done = stack.pop().expect("a level");
+            let Some(parent) = stack.last() else { break };
+            match open_dir_nofollow(&cur, "..").and_then(|d| {
+                let m = stat(&d, ".")?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+                if same_inode(&m, &parent.meta) {
+                    Ok(d)
+                } else {
+                    Err(io::Error::other(
+                        "its parent directory was moved while it was being read",
+                    ))
+                }
+            }) {
+                Ok(d) => cur = d,
+                Err(e) => return v.error(&path, e),
+            }
+            v.leave(&Entry {
+                parent: &cur,
+                name: &done.name,
+                rel: &path,
+                meta: done.meta,
+            });
+            path.pop();
+        }
+    }
 }
 
 /// The root of the image being worked on.
@@ -463,6 +605,7 @@ mod tests {
             "/var/a\\xffb"
         );
         assert_eq!(display(Path::new("/etc")), "/etc");
+        assert_eq!(display(Path::new("var/a\nb\r")), "/var/a\\x0ab\\x0d");
     }
 
     #[test]

@@ -13,7 +13,14 @@
 //!
 //! Ids are the ones the build allocated: files in /usr may be owned by them, so a machine must
 //! get exactly those. `-` stands for an empty field; fields with blanks or quotes are quoted as
-//! [`super::words::escape_word`] does.
+//! [`super::words::escape_word`] does, and `%` is doubled (systemd-sysusers expands specifiers
+//! in every field; reading back undoes it).
+//!
+//! # What cannot be declared
+//! systemd-sysusers 252 skips, with a message but exit status 0, a line whose name is not
+//! [`valid_name`] (letters, digits, `_`, `-`; not starting with a digit or `-`; at most 31
+//! bytes), and gives a user whose uid another user already has a new uid. Such accounts are
+//! never written; each is a [`Problem`] the caller reports as an error naming it and why.
 
 use std::collections::BTreeSet;
 
@@ -48,7 +55,7 @@ impl Declared {
             let (w, _) = split_words(line.as_bytes(), 6).map_err(|e| err(e.to_string()))?;
             let w: Vec<String> = w
                 .into_iter()
-                .map(|w| String::from_utf8_lossy(&w).into_owned())
+                .map(|w| String::from_utf8_lossy(&w).replace("%%", "%"))
                 .collect();
             if w.len() < 2 {
                 return Err(err("expected at least a type and a name".into()));
@@ -87,28 +94,114 @@ fn word_or_dash(s: &str) -> String {
     }
 }
 
+/// Is `name` a user or group name systemd-sysusers 252 accepts? (Its strict rule: checked
+/// against the real tool, see the module doc.)
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 31
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+}
+
 /// A problem found while generating lines, reported as a finding by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// The user's primary gid has no group entry: the machine cannot reproduce it.
     MissingPrimaryGroup { user: String, gid: u32 },
+    /// Not a name systemd-sysusers accepts: not written.
+    InvalidName { kind: &'static str, name: String },
+    /// The id is already another account's: systemd-sysusers would allocate another one, so
+    /// it is not written.
+    SharedId {
+        kind: &'static str,
+        name: String,
+        id: u32,
+        other: String,
+    },
+    /// The user's primary group is one that cannot be declared: not written.
+    PrimaryGroupNotDeclared { user: String, group: String },
+}
+
+impl Problem {
+    /// The account concerned and why machines that already run the OS will not have it as the
+    /// image does.
+    pub fn message(&self) -> String {
+        match self {
+            Problem::MissingPrimaryGroup { user, gid } => format!("user {user:?} has primary gid {gid}, which no group in /etc/group has; machines will give it a group of its own id"),
+            Problem::InvalidName { kind, name } => format!("{kind} {name:?} is not a name systemd-sysusers accepts (letters, digits, '_' and '-', not starting with a digit or '-', at most 31 bytes): it would skip the line, so no line was written and machines that already run the OS will not get this {kind} (new installs have it from /etc)"),
+            Problem::SharedId { kind, name, id, other } => format!("{kind} {name:?} has id {id}, which {other:?} already has: systemd-sysusers would give {name:?} another id, so no line was written and machines that already run the OS will not get this {kind}"),
+            Problem::PrimaryGroupNotDeclared { user, group } => format!("user {user:?} has primary group {group:?}, which cannot be declared (see its own finding), so no line was written and machines that already run the OS will not get this user"),
+        }
+    }
 }
 
 /// The lines declaring every account in `accounts` that `declared` does not: `g` lines by
-/// gid, then `u` lines by uid, then `m` lines sorted by group and user.
+/// gid, then `u` lines by uid, then `m` lines sorted by group and user. Accounts that cannot be
+/// declared (see the module doc) are left out and returned as problems.
 pub fn lines_for(accounts: &Accounts, declared: &Declared) -> (Vec<String>, Vec<Problem>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
+    let mut skipped_groups = BTreeSet::new();
+    let mut skipped_users = BTreeSet::new();
     for g in &accounts.groups {
-        if !declared.groups.contains(&g.name) {
-            out.push(format!("g {} {}", escape_word(g.name.as_bytes()), g.gid));
+        let first = accounts.group_name(g.gid).unwrap_or(&g.name);
+        if declared.groups.contains(&g.name) {
+            continue;
         }
+        if !valid_name(&g.name) {
+            problems.push(Problem::InvalidName {
+                kind: "group",
+                name: g.name.clone(),
+            });
+        } else if first != g.name {
+            problems.push(Problem::SharedId {
+                kind: "group",
+                name: g.name.clone(),
+                id: g.gid,
+                other: first.into(),
+            });
+        } else {
+            out.push(format!("g {} {}", escape_word(g.name.as_bytes()), g.gid));
+            continue;
+        }
+        skipped_groups.insert(g.name.clone());
     }
     for u in &accounts.users {
+        let first = accounts.user_name(u.uid).unwrap_or(&u.name);
         if declared.users.contains(&u.name) {
             continue;
         }
-        let id = if accounts.groups.iter().any(|g| g.gid == u.gid) {
+        let primary = accounts
+            .group_name(u.gid)
+            .and_then(|n| accounts.groups.iter().find(|g| g.name == n));
+        let problem = if !valid_name(&u.name) {
+            Some(Problem::InvalidName {
+                kind: "user",
+                name: u.name.clone(),
+            })
+        } else if first != u.name {
+            Some(Problem::SharedId {
+                kind: "user",
+                name: u.name.clone(),
+                id: u.uid,
+                other: first.into(),
+            })
+        } else {
+            primary
+                .filter(|g| skipped_groups.contains(&g.name) && !declared.groups.contains(&g.name))
+                .map(|g| Problem::PrimaryGroupNotDeclared {
+                    user: u.name.clone(),
+                    group: g.name.clone(),
+                })
+        };
+        if let Some(p) = problem {
+            problems.push(p);
+            skipped_users.insert(u.name.clone());
+            continue;
+        }
+        let id = if primary.is_some() {
             format!("{}:{}", u.uid, u.gid)
         } else {
             problems.push(Problem::MissingPrimaryGroup {
@@ -130,7 +223,11 @@ pub fn lines_for(accounts: &Accounts, declared: &Declared) -> (Vec<String>, Vec<
     for g in &accounts.groups {
         for m in &g.members {
             // Only memberships of users the image has; a stale member name creates nothing.
-            if accounts.has_user(m) && !declared.members.contains(&(m.clone(), g.name.clone())) {
+            if accounts.has_user(m)
+                && !skipped_users.contains(m)
+                && !skipped_groups.contains(&g.name)
+                && !declared.members.contains(&(m.clone(), g.name.clone()))
+            {
                 members.insert((g.name.clone(), m.clone()));
             }
         }
@@ -205,6 +302,56 @@ mod tests {
                 gid: 65534
             }]
         );
+    }
+
+    #[test]
+    fn accounts_sysusers_cannot_create_are_problems_not_lines() {
+        let a = accounts(
+            "root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\nmy user:x:1000:1000::/:/bin/sh\npc%t:x:1001:1001::/:/bin/sh\nok:x:1002:1003::/:/bin/sh\nbadgrp:x:1004:1004::/:/bin/sh\n",
+            "root:x:0:\nmy user:x:1000:\npc%t:x:1001:\nok:x:1003:\n9grp:x:1004:ok\nalias:x:1003:\n",
+        );
+        let mut d = Declared::default();
+        d.add_file("basic.conf", b"u root 0\n").unwrap();
+        let (lines, problems) = lines_for(&a, &d);
+        assert_eq!(lines, vec!["g ok 1003", "u ok 1002:1003 - / /bin/sh"]);
+        let msgs: Vec<String> = problems.iter().map(Problem::message).collect();
+        for want in [
+            "group \"my user\" is not a name",
+            "group \"pc%t\" is not a name",
+            "group \"9grp\" is not a name",
+            "group \"alias\" has id 1003, which \"ok\" already has",
+            "user \"toor\" has id 0, which \"root\" already has",
+            "user \"my user\" is not a name",
+            "user \"pc%t\" is not a name",
+            "user \"badgrp\" has primary group \"9grp\"",
+        ] {
+            assert!(
+                msgs.iter().any(|m| m.starts_with(want)),
+                "{want}: {msgs:#?}"
+            );
+        }
+        assert_eq!(problems.len(), 8, "{msgs:#?}");
+        assert!(valid_name("_chrony") && valid_name("a-b_c") && valid_name(&"a".repeat(31)));
+        for bad in [
+            "",
+            "9a",
+            "-a",
+            "a b",
+            "a%b",
+            "a.b",
+            "a$",
+            "é",
+            &"a".repeat(32),
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn percent_is_undone_on_read_back() {
+        let mut d = Declared::default();
+        d.add_file("x.conf", b"u a%%b 5 \"100%% gecos\"\n").unwrap();
+        assert!(d.users.contains("a%b"), "{d:?}");
     }
 
     #[test]

@@ -12,13 +12,26 @@
 //! ```
 //!
 //! Paths with blanks, quotes, backslashes or non-ASCII bytes are double-quoted (see
-//! [`super::words::escape_word`] for why not `\xNN`), and `%` is doubled (tmpfiles expands `%`
-//! specifiers). Owners are names from the image's
-//! own passwd and group files, or numbers where the image has no name for an id.
+//! [`super::words::quote_word`] for why not `\xNN`), and `%` is doubled (tmpfiles expands `%`
+//! specifiers in paths). Owners are names from the image's own passwd and group files, quoted
+//! the same way but with `%` as it is (systemd does not expand specifiers there), or numbers
+//! where the image has no name for an id or a name that cannot stand for itself there (see
+//! `owner_names` in [`super::plan`]).
+//!
+//! # What cannot be written
+//! [`check_path`] is the rule: a path containing a newline or a carriage return (systemd 252
+//! ends a line at either, so the rest of the name would be read as a line of its own: a name
+//! under /var could otherwise declare `L+ /etc/shadow …`), or longer than systemd takes
+//! (4095 bytes), is never written. Every other byte round-trips: checked byte by byte with the
+//! real `systemd-tmpfiles` 252 (tests/commit_tree.rs,
+//! `hostile_names_never_reach_outside_var_through_systemd_tmpfiles`). The argument field
+//! (link target, copy source) is C-unescaped by systemd, so [`escape_argument`] can write any
+//! byte there.
 
 use std::collections::BTreeMap;
 
-use super::words::{escape_argument, escape_word, split_words, unescape};
+use super::rootfs::PATH_MAX;
+use super::words::{escape_argument, quote_word, split_words, unescape};
 
 pub use super::parse_error::ParseError;
 
@@ -76,20 +89,54 @@ impl Line {
         }
     }
 
-    /// The line as it is written to a file (no newline).
-    pub fn to_config(&self) -> String {
-        let arg = escape_argument(&self.argument);
-        format!(
-            "{} {} {} {} {} {} {}",
-            self.kind,
-            escape_word(&self.path),
-            self.mode,
-            self.user,
-            self.group,
-            self.age,
-            arg
-        )
+    /// The line as it is written to a file (no newline). The path must pass [`check_path`].
+    pub fn to_config(&self) -> Vec<u8> {
+        let owner = |name: &str| {
+            if name == "-" {
+                b"-".to_vec()
+            } else {
+                quote_word(name.as_bytes(), false)
+            }
+        };
+        let mut out = Vec::new();
+        for (i, field) in [
+            self.kind.as_bytes().to_vec(),
+            quote_word(&self.path, true),
+            self.mode.as_bytes().to_vec(),
+            owner(&self.user),
+            owner(&self.group),
+            self.age.as_bytes().to_vec(),
+            escape_argument(&self.argument),
+        ]
+        .iter()
+        .enumerate()
+        {
+            if i > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(field);
+        }
+        out
     }
+}
+
+/// Can `path` be written as a tmpfiles.d path so that systemd reads back exactly this path?
+/// `Err` says why not (see the module doc).
+pub fn check_path(path: &[u8]) -> Result<(), String> {
+    if path.contains(&b'\n') {
+        return Err("contains a newline, which ends a tmpfiles.d line".into());
+    }
+    if path.contains(&b'\r') {
+        return Err("contains a carriage return, which systemd reads as the end of a line".into());
+    }
+    if path.len() >= PATH_MAX {
+        return Err(format!(
+            "is {} bytes long; systemd takes paths of at most {} bytes",
+            path.len(),
+            PATH_MAX - 1
+        ));
+    }
+    Ok(())
 }
 
 /// Replace `%%` with `%`. Other specifiers are left as they are: paths using them (`%h`, `%t`)
@@ -169,11 +216,11 @@ impl LineSet {
         self.lines.insert(line.path.clone(), line);
     }
 
-    pub fn render(&self, header: &str) -> String {
-        let mut s = String::from(header);
+    pub fn render(&self, header: &str) -> Vec<u8> {
+        let mut s = header.as_bytes().to_vec();
         for l in self.lines.values() {
-            s.push_str(&l.to_config());
-            s.push('\n');
+            s.extend_from_slice(&l.to_config());
+            s.push(b'\n');
         }
         s
     }
@@ -183,22 +230,29 @@ impl LineSet {
 mod tests {
     use super::*;
 
+    fn cfg(l: &Line) -> String {
+        String::from_utf8(l.to_config()).unwrap()
+    }
+
     #[test]
     fn writes_the_three_types() {
         assert_eq!(
-            Line::dir(b"/var/lib/foo", 0o40750, "foo", "adm").to_config(),
+            cfg(&Line::dir(b"/var/lib/foo", 0o40750, "foo", "adm")),
             "d /var/lib/foo 0750 foo adm - -"
         );
         assert_eq!(
-            Line::symlink(b"/var/opt/app", b"../../usr/lib/opt/app").to_config(),
+            cfg(&Line::symlink(b"/var/opt/app", b"../../usr/lib/opt/app")),
             "L /var/opt/app - - - - ../../usr/lib/opt/app"
         );
         assert_eq!(
-            Line::copy(b"/var/lib/a b", b"/usr/share/factory/var/lib/a b").to_config(),
+            cfg(&Line::copy(
+                b"/var/lib/a b",
+                b"/usr/share/factory/var/lib/a b"
+            )),
             r#"C "/var/lib/a b" - - - - /usr/share/factory/var/lib/a b"#
         );
         assert_eq!(
-            Line::dir(b"/var/100%", 0o1777, "0", "0").to_config(),
+            cfg(&Line::dir(b"/var/100%", 0o1777, "0", "0")),
             "d /var/100%% 1777 0 0 - -"
         );
     }
@@ -244,7 +298,7 @@ mod tests {
             Line::copy(b"/var/lib/100%", b"/usr/share/factory/var/lib/100%"),
         ];
         for l in lines {
-            let back = parse("x", l.to_config().as_bytes()).unwrap();
+            let back = parse("x", &l.to_config()).unwrap();
             assert_eq!(back, vec![l]);
         }
     }
@@ -257,7 +311,101 @@ mod tests {
         s.insert(Line::dir(b"/var/lib/b", 0o700, "root", "root"));
         assert_eq!(
             s.render("# h\n"),
-            "# h\nd /var/lib 0755 root root - -\nd /var/lib/b 0700 root root - -\n"
+            b"# h\nd /var/lib 0755 root root - -\nd /var/lib/b 0700 root root - -\n"
         );
+    }
+
+    /// The writer's table: (path, owner, the line written, or why it is refused).
+    #[test]
+    fn hostile_paths_are_quoted_exactly_or_refused() {
+        let mut long = b"/var/".to_vec();
+        long.extend(std::iter::repeat_n(b'a', 4092));
+        type Case<'a> = (&'a [u8], &'a str, Result<&'a [u8], &'a str>);
+        let cases: Vec<Case> = vec![
+            (
+                b"/var/plain",
+                "root",
+                Ok(b"d /var/plain 0755 root root - -"),
+            ),
+            (
+                b"/var/trail ",
+                "root",
+                Ok(b"d \"/var/trail \" 0755 root root - -"),
+            ),
+            (
+                b"/var/ lead",
+                "root",
+                Ok(b"d \"/var/ lead\" 0755 root root - -"),
+            ),
+            (
+                b"/var/q\"b\\c",
+                "root",
+                Ok(b"d \"/var/q\\\"b\\\\c\" 0755 root root - -"),
+            ),
+            (
+                b"/var/100%h",
+                "root",
+                Ok(b"d /var/100%%h 0755 root root - -"),
+            ),
+            (
+                b"/var/x\\x20y",
+                "root",
+                Ok(b"d \"/var/x\\\\x20y\" 0755 root root - -"),
+            ),
+            (
+                b"/var/ctl\x01\x7f",
+                "root",
+                Ok(b"d \"/var/ctl\x01\x7f\" 0755 root root - -"),
+            ),
+            (
+                b"/var/tab\tx",
+                "root",
+                Ok(b"d \"/var/tab\tx\" 0755 root root - -"),
+            ),
+            (
+                b"/var/caf\xe9",
+                "root",
+                Ok(b"d \"/var/caf\xe9\" 0755 root root - -"),
+            ),
+            (
+                b"/var/u",
+                "my user",
+                Ok(b"d /var/u 0755 \"my user\" \"my user\" - -"),
+            ),
+            (b"/var/u", "a%b", Ok(b"d /var/u 0755 a%b a%b - -")),
+            (
+                b"/var/x\nL+ /etc/shadow - - - - /tmp/evil",
+                "root",
+                Err("newline"),
+            ),
+            (
+                b"/var/x\rL+ /etc/passwd - - - - /tmp/evil",
+                "root",
+                Err("carriage return"),
+            ),
+            (&long, "root", Err("4097 bytes long")),
+        ];
+        for (path, owner, want) in cases {
+            match (check_path(path), want) {
+                (Ok(()), Ok(line)) => {
+                    let l = Line::dir(path, 0o755, owner, owner);
+                    assert_eq!(l.to_config(), line, "{:?}", String::from_utf8_lossy(path));
+                    let back = parse("x", &l.to_config()).unwrap();
+                    assert_eq!(back, vec![l]);
+                }
+                (Err(why), Err(want)) => assert!(why.contains(want), "{why}"),
+                (got, want) => panic!(
+                    "{:?}: {got:?}, want {want:?}",
+                    String::from_utf8_lossy(path)
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn arguments_keep_blanks_at_the_ends_and_any_byte() {
+        let l = Line::symlink(b"/var/l", b" /t\nx ");
+        assert_eq!(cfg(&l), r"L /var/l - - - - \x20/t\x0ax\x20");
+        assert_eq!(parse("x", &l.to_config()).unwrap(), vec![l]);
     }
 }

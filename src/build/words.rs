@@ -149,20 +149,22 @@ pub fn split_words(line: &[u8], max: usize) -> Result<(Vec<Vec<u8>>, Vec<u8>), W
 
 /// Escape the free-form last field of a tmpfiles.d line (the argument: a link target, a copy
 /// source). systemd C-unescapes it (checked with systemd-tmpfiles 252: `a\\b` gives `a\b`, and
-/// `a\bb` a backspace) but does not unquote it, and strips leading blanks. So: `\` is doubled,
-/// control bytes and a leading blank become `\xNN`, `%` is doubled; the rest stays raw.
-pub fn escape_argument(a: &[u8]) -> String {
+/// `a\bb` a backspace) but does not unquote it, and strips blanks at both ends of the line. So:
+/// `\` is doubled, control bytes and blanks at either end become `\xNN`, `%` is doubled; the
+/// rest stays raw (bytes that are not UTF-8 included).
+pub fn escape_argument(a: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(a.len());
     for (i, &b) in a.iter().enumerate() {
+        let at_end = i == 0 || i + 1 == a.len();
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'%' => out.extend_from_slice(b"%%"),
-            b' ' | b'\t' if i == 0 => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            b' ' | b'\t' if at_end => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
             0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
             _ => out.push(b),
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Undo C escapes in a whole string (the tmpfiles.d argument field).
@@ -188,9 +190,14 @@ pub fn unescape(s: &[u8]) -> Result<Vec<u8>, WordError> {
 /// the word in double quotes, inside which only `"` and `\` are escaped (with a backslash).
 /// `\xNN` escapes are *not* used: systemd 252's tmpfiles.d parser drops the backslash and
 /// keeps `xNN` (checked with systemd-tmpfiles 252), while newer versions decode them; quoting
-/// means the same to both. Bytes that are not UTF-8 stay raw. `%` is doubled, because both
-/// formats expand `%` specifiers. An empty word is written `""`.
-pub fn escape_word(w: &[u8]) -> String {
+/// means the same to both. Other bytes stay raw inside the quotes: systemd 252 reads control
+/// bytes other than newline and carriage return, and bytes that are not UTF-8, back as they
+/// are (checked for each byte); newline and carriage return end a line, so callers must refuse
+/// them first ([`super::tmpfiles::check_path`]). With `specifiers`, `%` is doubled (fields
+/// that systemd expands `%` specifiers in: tmpfiles.d paths, every sysusers.d field); without,
+/// it stays (tmpfiles.d user and group names are not expanded: `a%%b` there is looked up as
+/// `a%%b`). An empty word is written `""`.
+pub fn quote_word(w: &[u8], specifiers: bool) -> Vec<u8> {
     let plain = !w.is_empty()
         && w.iter()
             .all(|&b| matches!(b, b'!'..=b'~') && !matches!(b, b'"' | b'\'' | b'\\'));
@@ -200,7 +207,7 @@ pub fn escape_word(w: &[u8]) -> String {
     }
     for &b in w {
         match b {
-            b'%' => out.extend_from_slice(b"%%"),
+            b'%' if specifiers => out.extend_from_slice(b"%%"),
             b'"' | b'\\' if !plain => {
                 out.push(b'\\');
                 out.push(b);
@@ -211,7 +218,12 @@ pub fn escape_word(w: &[u8]) -> String {
     if !plain {
         out.push(b'"');
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
+}
+
+/// [`quote_word`] with `%` doubled, for UTF-8 text (sysusers.d fields).
+pub fn escape_word(w: &[u8]) -> String {
+    String::from_utf8_lossy(&quote_word(w, true)).into_owned()
 }
 
 #[cfg(test)]
@@ -275,15 +287,21 @@ mod tests {
             &b"../../usr/lib/opt/x"[..],
             b"a\\b",
             b" lead",
-            b"x\x01y",
+            b"trail ",
+            b"x\x01y\ny",
             b"100%",
             b"q\"uote",
+            b"\xff",
         ] {
             let e = escape_argument(a);
-            assert_eq!(unescape(e.replace("%%", "%").as_bytes()).unwrap(), a, "{e}");
+            let back = unescape(&e).unwrap();
+            // `%%` is systemd's (specifiers come after unescaping): undo it last.
+            let back = String::from_utf8_lossy(&back).replace("%%", "%");
+            assert_eq!(back, String::from_utf8_lossy(a), "{e:?}");
         }
-        assert_eq!(escape_argument(b"a\\b"), r"a\\b");
-        assert_eq!(escape_argument(b"../t with space"), "../t with space");
+        assert_eq!(escape_argument(b"a\\b"), br"a\\b");
+        assert_eq!(escape_argument(b"../t with space"), b"../t with space");
+        assert_eq!(escape_argument(b" t "), br"\x20t\x20");
     }
 
     #[test]

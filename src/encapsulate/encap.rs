@@ -309,7 +309,9 @@ pub fn run_download_size(old: &str, new: &str, json_out: bool) -> Result<u8> {
     let (_b, new) = open_image(new, &tmp)?;
     let d = download_size(&old, &new);
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        let mut v = serde_json::to_value(&d)?;
+        v["schema_version"] = crate::build::report::SCHEMA_VERSION.into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("{d}");
     }
@@ -386,6 +388,7 @@ pub fn run(a: &EncapsulateArgs) -> Result<u8> {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
+                "schema_version": crate::build::report::SCHEMA_VERSION,
                 "commit": built.commit,
                 "manifest_digest": built.manifest_digest,
                 "layers": built.layers,
