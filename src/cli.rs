@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-use crate::build;
+use crate::commit;
 
 /// Build ostree-based OS images with container tools, and turn them into ostree commits.
 #[derive(Debug, Parser)]
@@ -142,8 +142,8 @@ pub fn run(args: Vec<OsString>) -> Result<u8> {
         }
     };
     match cli.command {
-        Command::Commit(a) => build::run_commit(&a),
-        Command::Lint(a) => build::run_lint(&a),
+        Command::Commit(a) => commit::run_commit(&a),
+        Command::Lint(a) => commit::run_lint(&a),
         #[cfg(feature = "host")]
         Command::Host(c) => crate::host::run(c),
         #[cfg(feature = "host")]

@@ -161,7 +161,7 @@ pub fn run(a: &DiffArgs) -> anyhow::Result<u8> {
     let d = diff_commits(&repo, &a.from, &a.to, a.subdir.as_deref())?;
     if a.json {
         let mut v = serde_json::to_value(&d)?;
-        v["schema_version"] = crate::build::report::SCHEMA_VERSION.into();
+        v["schema_version"] = crate::commit::report::SCHEMA_VERSION.into();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", d.to_text());

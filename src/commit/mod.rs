@@ -1,4 +1,4 @@
-//! Build side: what runs inside a Containerfile (`ostree container commit`, `lint`).
+//! Build side, the verbs that run inside a Containerfile (`ostree container commit`, `lint`).
 //!
 //! - [`rootfs`]: symlink-safe access to the image's root;
 //! - [`passwd`], [`sysusers`], [`tmpfiles`], [`words`]: the formats read and written;

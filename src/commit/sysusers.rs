@@ -245,7 +245,7 @@ pub fn lines_for(accounts: &Accounts, declared: &Declared) -> (Vec<String>, Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::passwd::{parse_group, parse_passwd};
+    use crate::commit::passwd::{parse_group, parse_passwd};
 
     fn accounts(passwd: &str, group: &str) -> Accounts {
         Accounts::merge(
