@@ -79,7 +79,7 @@ pub struct LintArgs {
     /// Skip the named checks (repeatable, or a comma-separated list); see `--list`.
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub skip: Vec<String>,
-    /// List the checks and exit.
+    /// List the checks and exit (with `--json`, as a JSON document).
     #[arg(long)]
     pub list: bool,
 }

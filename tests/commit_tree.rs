@@ -1250,31 +1250,37 @@ fn called_as_ostree_only_container_verbs_are_ours() {
 
 #[test]
 fn lint_list_and_unknown_skip() {
+    // `--list` prints the table the checks run from, in text and in JSON.
+    use ostree_container::commit::lints::LINTS;
     let out = Command::new(bin())
         .args(["lint", "--list"])
         .output()
         .unwrap();
+    assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
-    for name in [
-        "api-dirs",
-        "var-run-link",
-        "one-kernel",
-        "boot-empty",
-        "sysroot-layout",
-        "utf8-names",
-        "special-files",
-        "var-content",
-        "undeclared-accounts",
-        "orphan-shadow",
-        "tmp-run-content",
-        "empty-build-files",
-        "etc-and-usr-etc",
-    ] {
+    assert_eq!(text.lines().count(), LINTS.len(), "{text}");
+    for (l, line) in LINTS.iter().zip(text.lines()) {
         assert!(
-            text.lines().any(|l| l.starts_with(name)),
-            "{name} missing from --list:\n{text}"
+            line.starts_with(l.name) && line.ends_with(l.description),
+            "{line:?} is not {:?}",
+            l.name
         );
     }
+    let out = Command::new(bin())
+        .args(["lint", "--list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["schema_version"], 1);
+    let names: Vec<&str> = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, LINTS.iter().map(|l| l.name).collect::<Vec<_>>());
+    assert!(names.contains(&"var-content") && names.contains(&"etc-and-usr-etc"));
     let out = Command::new(bin())
         .args(["lint", "--skip", "nope", "--root", "/nonexistent"])
         .output()

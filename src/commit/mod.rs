@@ -85,7 +85,11 @@ pub fn run_commit(args: &CommitArgs) -> Result<u8> {
 
 pub fn run_lint(args: &LintArgs) -> Result<u8> {
     if args.list {
-        print!("{}", lints::list_text());
+        if args.root.json {
+            println!("{}", lints::list_json());
+        } else {
+            print!("{}", lints::list_text());
+        }
         return Ok(0);
     }
     for s in &args.skip {
