@@ -17,10 +17,12 @@ use crate::commit;
 #[derive(Debug, Parser)]
 #[command(name = "ostree-container", version, propagate_version = true)]
 pub struct Cli {
+    /// The verb.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The verbs; the host-side ones come from their modules' `cli.rs`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make the container's root filesystem right for ostree (run at the end of each RUN).
@@ -28,15 +30,19 @@ pub enum Command {
     /// Check the root filesystem's layout without changing anything.
     Lint(LintArgs),
     #[cfg(feature = "host")]
+    /// `image …` and the other exporter verbs.
     #[command(flatten)]
     Host(crate::host::cli::HostCommand),
     #[cfg(feature = "host")]
+    /// `encapsulate`, `diff`.
     #[command(flatten)]
     Encapsulate(crate::encapsulate::cli::EncapsulateCommand),
     #[cfg(feature = "host")]
+    /// `serve`.
     #[command(flatten)]
     Serve(crate::serve::cli::ServeCommand),
     #[cfg(feature = "host")]
+    /// `deploy`, `switch`, `upgrade`, `status`.
     #[command(flatten)]
     Machine(crate::machine::cli::MachineCommand),
 }
@@ -56,8 +62,10 @@ pub struct RootArgs {
     pub no_truncate: bool,
 }
 
+/// Arguments of `commit`.
 #[derive(Debug, Args)]
 pub struct CommitArgs {
+    /// Where the root is and how to report.
     #[command(flatten)]
     pub root: RootArgs,
     /// Print what would be done, with the exact tmpfiles.d and sysusers.d lines; change nothing.
@@ -69,8 +77,10 @@ pub struct CommitArgs {
     pub allow_rewriting_root: bool,
 }
 
+/// Arguments of `lint`.
 #[derive(Debug, Args)]
 pub struct LintArgs {
+    /// Where the root is and how to report.
     #[command(flatten)]
     pub root: RootArgs,
     /// Exit non-zero on warnings too.
@@ -113,6 +123,7 @@ pub fn normalize_args(mut args: Vec<OsString>) -> std::result::Result<Vec<OsStri
     Ok(args)
 }
 
+/// Log to stderr, filtered by `RUST_LOG` (default: warnings).
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter =

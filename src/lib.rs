@@ -8,6 +8,12 @@
 //!   or an image's commit as an ostree HTTP remote; `machine` deploys an image into a sysroot,
 //!   records it in the origin, and upgrades it (`deploy`, `switch`, `upgrade`, `status`).
 
+// No unsafe code in the library: the few system calls go through rustix and cap-std.
+#![forbid(unsafe_code)]
+
+// src/commit reaches the image only through the root opened in src/commit/rootfs.rs: clippy.toml
+// lists the path-based calls that would bypass it. Unit tests build their fixtures with std::fs.
+#[cfg_attr(not(test), deny(clippy::disallowed_methods))]
 pub mod commit;
 /// The old name of [`commit`], kept only while src/encapsulate/encap.rs (rebuilt with the pull
 /// pipeline, issue 11) still says `crate::build::report`; remove it once that lands.
@@ -15,10 +21,19 @@ pub mod commit;
 pub use commit as build;
 pub mod cli;
 #[cfg(feature = "host")]
+// Public items not documented yet (issue 13, left); encap.rs and unencap.rs are being rebuilt
+// with the pull pipeline (issue 11).
+#[allow(missing_docs)]
 pub mod encapsulate;
 #[cfg(feature = "host")]
+// documented when the pull pipeline lands (issue 11)
+#[allow(missing_docs)]
 pub mod host;
 #[cfg(feature = "host")]
+// Public items not documented yet (issue 13, left).
+#[allow(missing_docs)]
 pub mod machine;
 #[cfg(feature = "host")]
+// documented when the pull pipeline lands (issue 11): src/serve/mod.rs is being rebuilt.
+#[allow(missing_docs)]
 pub mod serve;

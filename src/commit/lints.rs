@@ -20,28 +20,40 @@ use super::rootfs::{
 /// One problem a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
+    /// The image paths concerned, absolute (`/var/x`).
     pub paths: Vec<String>,
+    /// What is wrong, in one sentence.
     pub message: String,
 }
 
+/// One check: a row of [`LINTS`].
 pub struct Lint {
+    /// Kebab-case name, used by `--skip` and in findings.
     pub name: &'static str,
+    /// Severity of what it finds.
     pub severity: Severity,
+    /// What a passing tree looks like (shown by `--list`).
     pub description: &'static str,
+    /// How to fix what it finds.
     pub fix: &'static str,
     /// `commit` fixes what this check finds (so `commit --dry-run` shows it as actions instead).
     pub fixed_by_commit: bool,
+    /// The check itself; an `Err` means it could not check.
     pub check: fn(&Context) -> io::Result<Vec<Hit>>,
 }
 
 /// What the checks look at: the root, one walk of the whole tree, and the commit plan.
 pub struct Context<'a> {
+    /// The image's root.
     pub root: &'a Root,
+    /// One walk of the whole tree.
     pub scan: Scan,
+    /// What `commit` would change.
     pub plan: Plan,
 }
 
 impl<'a> Context<'a> {
+    /// Walk the root and work out the plan.
     pub fn new(root: &'a Root) -> Self {
         Context {
             root,
@@ -54,7 +66,9 @@ impl<'a> Context<'a> {
 /// Facts gathered in one walk of the whole tree (image content only: mounts are skipped).
 #[derive(Debug, Default)]
 pub struct Scan {
+    /// Paths whose name is not UTF-8.
     pub non_utf8_names: Vec<String>,
+    /// Symlinks whose target is not UTF-8.
     pub non_utf8_targets: Vec<String>,
     /// (path, kind) of device nodes, FIFOs and sockets outside /dev and /run.
     pub special: Vec<(String, Kind)>,
@@ -63,6 +77,7 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// Walk the root once (mount points skipped).
     pub fn run(root: &Root) -> Scan {
         let mut v = ScanVisitor {
             root,

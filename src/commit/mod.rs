@@ -42,6 +42,7 @@ fn emit(report: &Report, json: bool) {
     }
 }
 
+/// `ostree container commit`: plan, apply (or with `--dry-run` only show), then lint; returns the exit code.
 pub fn run_commit(args: &CommitArgs) -> Result<u8> {
     let (path, root) = open_root(&args.root)?;
     if !args.dry_run && !args.allow_rewriting_root {
@@ -83,6 +84,7 @@ pub fn run_commit(args: &CommitArgs) -> Result<u8> {
     Ok(if report.counts.errors > 0 { 1 } else { 0 })
 }
 
+/// `ostree container lint`: run the checks (or list them); returns the exit code.
 pub fn run_lint(args: &LintArgs) -> Result<u8> {
     if args.list {
         if args.root.json {

@@ -49,8 +49,11 @@ use super::rootfs::{
 use super::sysusers::{self, Declared, Problem};
 use super::tmpfiles::{self, Line, LineSet};
 
+/// The tmpfiles.d file `commit` writes for /var content (relative to the root).
 pub const TMPFILES_CONF: &str = "usr/lib/tmpfiles.d/ostree-container-var.conf";
+/// The sysusers.d file `commit` writes for accounts (relative to the root).
 pub const SYSUSERS_CONF: &str = "usr/lib/sysusers.d/ostree-container-users.conf";
+/// Where `commit` keeps a copy of /var files, for tmpfiles.d `C` lines.
 pub const FACTORY: &str = "usr/share/factory";
 
 const TMPFILES_HEADER: &str = "# Written by `ostree container commit` (ostree-container): the image's /var content, so that\n\
@@ -67,26 +70,45 @@ const SYSUSERS_HEADER: &str =
 pub const CLEAN_DIRS: &[&str] = &["tmp", "var/tmp", "var/cache", "var/lib/apt/lists", "run"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// One change `commit` makes; [`apply`](super::apply) carries it out.
 pub enum Change {
     /// Remove this entry and everything below it (mount points excepted).
-    Remove { path: PathBuf },
+    Remove {
+        /// Relative to the root.
+        path: PathBuf,
+    },
     /// Move `from` to `to` (replacing an older `to`), and leave a symlink `from -> link`.
     Relocate {
+        /// What is moved, relative to the root.
         from: PathBuf,
+        /// Where it goes, relative to the root.
         to: PathBuf,
+        /// The symlink target left at `from`.
         link: PathBuf,
+        /// Whether an existing `to` is replaced.
         replace: bool,
     },
     /// Hard-link (or copy) the /var file `path` to the same path under /usr/share/factory.
-    Factory { path: PathBuf },
+    Factory {
+        /// The /var file, relative to the root.
+        path: PathBuf,
+    },
     /// Write a generated file.
     Write {
+        /// The file, relative to the root.
         path: PathBuf,
+        /// Its new contents.
         contents: Vec<u8>,
+        /// What the report says about it.
         detail: String,
     },
     /// Drop entries without an account from /etc/shadow or /etc/gshadow.
-    DropShadow { path: PathBuf, names: Vec<String> },
+    DropShadow {
+        /// /etc/shadow or /etc/gshadow, relative to the root.
+        path: PathBuf,
+        /// The entries dropped.
+        names: Vec<String>,
+    },
 }
 
 impl Change {
@@ -103,8 +125,11 @@ impl Change {
 }
 
 #[derive(Debug, Default)]
+/// What `commit` would do: the changes, and what it found while working them out.
 pub struct Plan {
+    /// The changes, in the order they are applied.
     pub changes: Vec<Change>,
+    /// Problems found while planning, under the names in [`name`].
     pub findings: Vec<Finding>,
     /// /var paths whose tmpfiles.d line is missing or differs from the one written last time.
     pub var_lines_pending: Vec<PathBuf>,
