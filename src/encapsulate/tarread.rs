@@ -51,7 +51,7 @@
 //! 4095 (which also bounds the walk's recursion).
 
 use std::collections::HashMap;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use ostree::gio;
@@ -576,19 +576,8 @@ impl<'r> Importer<'r> {
                     self.w
                         .write_content_stream(&expected, &header, io::Cursor::new(buf), len)?;
                 } else {
-                    let mut f = tempfile::tempfile_in(&self.spill_dir)?;
-                    let mut hasher = repo::content_hasher(&header);
-                    let mut buf = vec![0u8; 1 << 20];
-                    loop {
-                        let n = e.read(&mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        sha2::Digest::update(&mut hasher, &buf[..n]);
-                        f.write_all(&buf[..n])?;
-                    }
-                    check(sha2::Digest::finalize(hasher).into())?;
-                    f.rewind()?;
+                    let (csum, f, _) = crate::host::layer::spill(e, &header, &self.spill_dir)?;
+                    check(csum)?;
                     self.w.write_content_stream(&expected, &header, f, size)?;
                 }
                 self.stats.content_bytes += size;
