@@ -134,14 +134,21 @@ impl Fixture {
     }
 
     /// Run the real `systemd-tmpfiles --create --root=ROOT`, as a machine's boot does; returns
-    /// its stderr.
+    /// its stderr. The fixture has no tmpfiles.d file but ours, so any failure (a line it
+    /// rejects, exit 65; a path it could not create, exit 73) is ours: it fails the test.
     fn systemd_tmpfiles_create(&self) -> String {
         let out = Command::new("systemd-tmpfiles")
             .arg("--create")
             .arg(format!("--root={}", self.root.display()))
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "systemd-tmpfiles: {}\n{err}",
+            out.status
+        );
+        err
     }
 
     /// Replace the image's /etc/passwd and /etc/group.
@@ -1044,6 +1051,11 @@ fn commit_on_slash_refuses_a_container_without_an_ostree_layout_and_changes_noth
     );
     // --dry-run and lint are read-only and run anywhere.
     let out = in_chroot(&f, &["commit", "--dry-run"], Some("podman"));
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "--dry-run could not run: {out:?}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("would remove /tmp/someone-elses-work"),
@@ -1052,6 +1064,7 @@ fn commit_on_slash_refuses_a_container_without_an_ostree_layout_and_changes_noth
     let out = in_chroot(&f, &["lint"], Some("podman"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("error[sysroot-layout]"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "an error finding: {out:?}");
     assert_eq!(
         snapshot(&f.root),
         before,
