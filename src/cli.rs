@@ -29,6 +29,17 @@ pub enum Command {
     Commit(CommitArgs),
     /// Check the root filesystem's layout without changing anything.
     Lint(LintArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or with DIR write every command's page there (ostree-container*.1).
+    Man {
+        /// Directory to write all the pages to.
+        dir: Option<PathBuf>,
+    },
     #[cfg(feature = "host")]
     /// `image …` and the other exporter verbs.
     #[command(flatten)]
@@ -123,7 +134,8 @@ pub fn normalize_args(mut args: Vec<OsString>) -> std::result::Result<Vec<OsStri
     Ok(args)
 }
 
-/// Log to stderr, filtered by `RUST_LOG` (default: warnings).
+/// Log to stderr, filtered by `OSTREE_CONTAINER_LOG` (tracing's `EnvFilter` syntax; default:
+/// warnings).
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter =
@@ -155,6 +167,19 @@ pub fn run(args: Vec<OsString>) -> Result<u8> {
     match cli.command {
         Command::Commit(a) => commit::run_commit(&a),
         Command::Lint(a) => commit::run_lint(&a),
+        Command::Completions { shell } => {
+            crate::manual::completions(shell, &mut std::io::stdout().lock())?;
+            Ok(0)
+        }
+        Command::Man { dir: None } => {
+            crate::manual::man_page(&mut std::io::stdout().lock())?;
+            Ok(0)
+        }
+        Command::Man { dir: Some(dir) } => {
+            let pages = crate::manual::man_pages(&dir)?;
+            println!("{} man pages in {}", pages.len(), dir.display());
+            Ok(0)
+        }
         #[cfg(feature = "host")]
         Command::Host(c) => crate::host::run(c),
         #[cfg(feature = "host")]

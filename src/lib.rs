@@ -33,6 +33,7 @@ pub mod host;
 // Public items not documented yet (issue 13, left).
 #[allow(missing_docs)]
 pub mod machine;
+pub mod manual;
 #[cfg(feature = "host")]
 // documented when the pull pipeline lands (issue 11): src/serve/mod.rs is being rebuilt.
 #[allow(missing_docs)]
