@@ -299,6 +299,52 @@ impl Buildah {
             .to_string()
     }
 
+    /// `podman build --isolation chroot` of `context/Containerfile`, tagged `tag`, into this
+    /// same storage (podman and buildah share containers/storage, so the base images built by
+    /// buildah are there and the result is seen by [`Buildah::storage_ref`]). libpod's own state
+    /// goes under the storage root, its temporary files beside it; no cgroup manager or event
+    /// log of the host is used. Returns the image id.
+    pub fn podman_build(
+        &self,
+        context: &Path,
+        tag: &str,
+        build_args: &[(&str, &str)],
+        flags: &[&str],
+    ) -> String {
+        let tmp = self.root.with_file_name("podman-tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .arg("--storage-driver")
+            .arg(self.driver.name())
+            .arg("--tmpdir")
+            .arg(&tmp)
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+        c.args([
+            "build",
+            "--isolation",
+            "chroot",
+            "--quiet",
+            "--format",
+            "oci",
+        ]);
+        c.args(["--pull=never"]);
+        c.args(flags);
+        for (k, v) in build_args {
+            c.arg("--build-arg").arg(format!("{k}={v}"));
+        }
+        c.arg("-t").arg(tag).arg(context);
+        run(&mut c)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
     /// `buildah from IMAGE`: a working container; returns its name.
     pub fn from(&self, image: &str) -> String {
         let mut c = self.cmd();
