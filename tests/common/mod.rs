@@ -204,6 +204,30 @@ pub struct Buildah {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// The common part of `buildah bud` and `podman build` (`c` holds the program, its global
+/// options and the verb): chroot isolation, OCI format, `flags`, build arguments, tag and
+/// context. Returns the image id (the last line printed with `--quiet`).
+fn build(
+    mut c: Command,
+    context: &Path,
+    tag: &str,
+    build_args: &[(&str, &str)],
+    flags: &[&str],
+) -> String {
+    c.args(["--isolation", "chroot", "--quiet", "--format", "oci"]);
+    c.args(flags);
+    for (k, v) in build_args {
+        c.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    c.arg("-t").arg(tag).arg(context);
+    run(&mut c)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 impl Buildah {
     /// Private storage in a temporary directory, removed (after unmounting) on drop.
     pub fn new(driver: Driver) -> Self {
@@ -282,21 +306,11 @@ impl Buildah {
         flags: &[&str],
     ) -> String {
         let mut c = self.cmd();
-        c.args(["bud", "--isolation", "chroot", "--quiet", "--format", "oci"]);
-        c.args(flags);
+        c.arg("bud");
         if let Some(f) = containerfile {
             c.arg("-f").arg(f);
         }
-        for (k, v) in build_args {
-            c.arg("--build-arg").arg(format!("{k}={v}"));
-        }
-        c.arg("-t").arg(tag).arg(context);
-        run(&mut c)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+        build(c, context, tag, build_args, flags)
     }
 
     /// `podman build --isolation chroot` of `context/Containerfile`, tagged `tag`, into this
@@ -323,26 +337,8 @@ impl Buildah {
             .arg("--tmpdir")
             .arg(&tmp)
             .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
-        c.args([
-            "build",
-            "--isolation",
-            "chroot",
-            "--quiet",
-            "--format",
-            "oci",
-        ]);
-        c.args(["--pull=never"]);
-        c.args(flags);
-        for (k, v) in build_args {
-            c.arg("--build-arg").arg(format!("{k}={v}"));
-        }
-        c.arg("-t").arg(tag).arg(context);
-        run(&mut c)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+        c.args(["build", "--pull=never"]);
+        build(c, context, tag, build_args, flags)
     }
 
     /// `buildah from IMAGE`: a working container; returns its name.
