@@ -30,8 +30,6 @@ pub mod encapsulate;
 #[allow(missing_docs)]
 pub mod host;
 #[cfg(feature = "host")]
-// Public items not documented yet (issue 13, left).
-#[allow(missing_docs)]
 pub mod machine;
 pub mod manual;
 #[cfg(feature = "host")]

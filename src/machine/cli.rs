@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
+/// The machine verbs: `deploy`, `switch`, `upgrade`, `status`.
 pub enum MachineCommand {
     /// Pull an image into a sysroot's repository and deploy it, recording the image in the origin.
     ///
@@ -38,8 +39,10 @@ pub struct SysrootArgs {
 }
 
 #[derive(Debug, Args)]
+/// Arguments of `deploy`.
 pub struct DeployArgs {
     #[command(flatten)]
+    /// The sysroot and the output format.
     pub common: SysrootArgs,
     /// The stateroot (libostree's osname) to deploy into; it must exist (`ostree admin os-init`).
     /// Default: the booted or default deployment's, else the only one.
@@ -60,8 +63,10 @@ pub struct DeployArgs {
 }
 
 #[derive(Debug, Args)]
+/// Arguments of `switch`.
 pub struct SwitchArgs {
     #[command(flatten)]
+    /// The sysroot and the output format.
     pub common: SysrootArgs,
     /// No progress bars.
     #[arg(long, short)]
@@ -71,8 +76,10 @@ pub struct SwitchArgs {
 }
 
 #[derive(Debug, Args)]
+/// Arguments of `upgrade`.
 pub struct UpgradeArgs {
     #[command(flatten)]
+    /// The sysroot and the output format.
     pub common: SysrootArgs,
     /// Only say whether there is a new version and how much it would download.
     #[arg(long)]

@@ -27,26 +27,38 @@ use crate::host::refescape::blob_ref;
 /// An image as its source has it now, without its layers.
 #[derive(Debug, Clone)]
 pub struct Latest {
+    /// Its manifest digest.
     pub manifest_digest: String,
     /// (digest, compressed size) of each layer.
     pub layers: Vec<(String, u64)>,
+    /// Its version label.
     pub version: Option<String>,
 }
 
 /// What `upgrade --check` finds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// The image followed.
     pub image: String,
+    /// The stateroot.
     pub stateroot: String,
     /// The commit compared against (staged, booted or default deployment).
     pub deployed_commit: String,
+    /// The deployed image's manifest digest.
     pub deployed_digest: Option<String>,
+    /// The deployed image's version label.
     pub deployed_version: Option<String>,
+    /// The image's manifest digest now.
     pub latest_digest: String,
+    /// Its version label now.
     pub latest_version: Option<String>,
+    /// The digests differ.
     pub update_available: bool,
+    /// Layers of the new image.
     pub layers: usize,
+    /// Of those, layers not stored yet.
     pub layers_to_download: usize,
+    /// Their compressed size.
     pub download_bytes: u64,
 }
 
@@ -227,6 +239,7 @@ pub fn check(m: &Machine) -> Result<Check> {
 }
 
 impl Check {
+    /// The human-readable report.
     pub fn to_text(&self) -> String {
         let v = |v: &Option<String>| {
             v.as_deref()
