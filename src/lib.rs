@@ -21,9 +21,6 @@ pub mod commit;
 pub use commit as build;
 pub mod cli;
 #[cfg(feature = "host")]
-// Public items not documented yet (issue 13, left); encap.rs and unencap.rs are being rebuilt
-// with the pull pipeline (issue 11).
-#[allow(missing_docs)]
 pub mod encapsulate;
 #[cfg(feature = "host")]
 // documented when the pull pipeline lands (issue 11)

@@ -73,40 +73,74 @@ const MAX_XATTRS_SIZE: u64 = 1 << 20;
 const IN_MEMORY_MAX: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
+/// Why a tar stream could not be imported.
 pub enum ImportError {
     #[error("reading the tar stream: {0}")]
+    /// Reading the stream failed.
     Io(#[from] io::Error),
     #[error("ostree: {context}: {source}")]
+    /// libostree failed.
     Ostree {
+        /// What was being done.
         context: String,
+        /// libostree's error.
         source: glib::Error,
     },
     #[error(transparent)]
+    /// The repository could not be read.
     Repo(#[from] RepoError),
     #[error(transparent)]
+    /// A commit could not be read.
     Commit(#[from] CommitError),
     #[error("{path}: {why}")]
-    Format { path: String, why: String },
+    /// An entry is not what the format allows.
+    Format {
+        /// The entry's path.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
     #[error(
         "{path}: checksum mismatch: the stream calls it {expected}, its content hashes to {actual}"
     )]
+    /// An object does not hash to its name.
     Checksum {
+        /// The entry's path.
         path: String,
+        /// The checksum its name says.
         expected: String,
+        /// What its content hashes to.
         actual: String,
     },
     #[error("no commit object in the stream")]
+    /// The stream holds no commit.
     NoCommit,
     #[error("commit {commit} has no detached signature, and remote {remote:?} requires one; nothing was imported")]
-    MissingSignature { commit: String, remote: String },
-    #[error("commit {commit}: signature verification against remote {remote:?} failed: {reason}; nothing was imported")]
-    BadSignature {
+    /// `--remote` was given and the commit is not signed.
+    MissingSignature {
+        /// The commit.
         commit: String,
+        /// The remote whose keys were to verify it.
         remote: String,
+    },
+    #[error("commit {commit}: signature verification against remote {remote:?} failed: {reason}; nothing was imported")]
+    /// The commit's signature does not verify.
+    BadSignature {
+        /// The commit.
+        commit: String,
+        /// The remote whose keys were used.
+        remote: String,
+        /// Why it fails.
         reason: String,
     },
     #[error("commit {commit} is incomplete: {what} is missing from every layer")]
-    Incomplete { commit: String, what: String },
+    /// The commit's tree references objects the stream lacks.
+    Incomplete {
+        /// The commit.
+        commit: String,
+        /// What is missing.
+        what: String,
+    },
 }
 
 fn format_err(path: &str, why: impl Into<String>) -> ImportError {
@@ -127,8 +161,11 @@ pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 /// Counts of what was read.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ImportStats {
+    /// Content objects written.
     pub content: u64,
+    /// Their bytes.
     pub content_bytes: u64,
+    /// Metadata objects written.
     pub metadata: u64,
 }
 
@@ -145,6 +182,7 @@ pub struct Importer<'r> {
     /// The commit read but not yet written: waiting to see whether detached metadata follows.
     pending: Option<(String, Vec<u8>)>,
     commit: Option<String>,
+    /// Counts so far.
     pub stats: ImportStats,
 }
 
