@@ -1593,10 +1593,12 @@ fn lint_speaks_bootcs_dialect() {
         )
     };
     let root = f.root.to_str().unwrap();
-    let (_, text, _) = lint(&["--rootfs", root]);
+    let (code, text, _) = lint(&["--rootfs", root]);
     assert!(text.contains("warning[tmp-run-content]"), "{text}");
+    assert_eq!(code, Some(0), "warnings only: {text}");
     assert!(text.contains("… and 2 more"), "{text}");
-    let (_, text, _) = lint(&["--rootfs", root, "--no-truncate"]);
+    let (code, text, _) = lint(&["--rootfs", root, "--no-truncate"]);
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("\"/tmp/junk11\""), "{text}");
     assert!(!text.contains("more"), "{text}");
     let (code, text, _) = lint(&[
@@ -1610,9 +1612,12 @@ fn lint_speaks_bootcs_dialect() {
     let (code, _, err) = lint(&["--root", root, "--skip", "var-contnet"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("did you mean \"var-content\"?"), "{err}");
-    let (_, json, _) = lint(&["--root", root, "--json"]);
+    let (code, json, _) = lint(&["--root", root, "--json"]);
     let j: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(j["schema_version"], 1);
+    assert_eq!(code, Some(0), "{j:#}");
+    let (code, _, _) = lint(&["--root", root, "--fatal-warnings"]);
+    assert_eq!(code, Some(1), "--fatal-warnings with warnings left");
 }
 
 #[test]
