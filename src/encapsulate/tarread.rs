@@ -940,4 +940,72 @@ mod tests {
         assert_eq!(x[1].0, b"user.b");
         assert!(parse_xattrs(&[]).unwrap().is_empty());
     }
+
+    /// A content object over 64 MiB goes through the spill path (a temporary file): it arrives
+    /// whole, and a byte changed on the way is caught by its checksum there too.
+    #[test]
+    fn objects_over_64_mib_are_spilled_and_checked() {
+        use crate::host::import::Txn;
+        let d = tempfile::tempdir().unwrap();
+        let ostree = |args: &[&str]| {
+            let out = std::process::Command::new("ostree")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ostree {args:?}: {out:?}");
+            out.stdout
+        };
+        let (src, dst, tree) = (
+            d.path().join("src"),
+            d.path().join("dst"),
+            d.path().join("t"),
+        );
+        std::fs::create_dir_all(tree.join("usr")).unwrap();
+        let big: Vec<u8> = (0..IN_MEMORY_MAX + 1).map(|i| (i % 251) as u8).collect();
+        std::fs::write(tree.join("usr/big"), &big).unwrap();
+        for r in [&src, &dst] {
+            ostree(&["init", &format!("--repo={}", r.display()), "--mode=archive"]);
+        }
+        ostree(&[
+            "commit",
+            &format!("--repo={}", src.display()),
+            &format!("--tree=dir={}", tree.display()),
+            "--branch=main",
+            "--owner-uid=0",
+            "--owner-gid=0",
+        ]);
+        let src_repo = commit::open_repo(&src).unwrap();
+        let stream = super::super::tarwrite::export_commit(&src_repo, "main", Vec::new()).unwrap();
+        let want = commit::resolve(&src_repo, "main").unwrap();
+
+        let dst_repo = commit::open_repo(&dst).unwrap();
+        let import = |stream: &[u8]| -> Result<(String, ImportStats), ImportError> {
+            let txn = Txn::begin(&dst_repo).unwrap();
+            let mut imp = Importer::new(&dst_repo, None)?;
+            imp.import_layer(stream)?;
+            let stats = imp.stats;
+            let c = imp.finish()?;
+            txn.commit().unwrap();
+            Ok((c, stats))
+        };
+
+        // One byte changed in the middle of the big file: refused by its checksum.
+        let at = stream
+            .windows(4096)
+            .position(|w| w == &big[..4096])
+            .expect("the file's bytes are in the stream");
+        let mut bad = stream.clone();
+        bad[at + (32 << 20)] ^= 1;
+        match import(&bad) {
+            Err(ImportError::Checksum { .. }) => {}
+            other => panic!("a changed byte was not caught: {other:?}"),
+        }
+
+        let (c, stats) = import(&stream).unwrap();
+        assert_eq!(c, want);
+        assert!(stats.content_bytes > IN_MEMORY_MAX, "{stats:?}");
+        let cat = ostree(&["cat", &format!("--repo={}", dst.display()), &c, "/usr/big"]);
+        assert!(cat == big, "the file differs after the import");
+        ostree(&["fsck", &format!("--repo={}", dst.display())]);
+    }
 }
