@@ -44,8 +44,7 @@ cat oci/blobs/sha256/* flat.tar >/dev/null # everything starts in the page cache
 # Outputs of an earlier run: deleted, then 31 s for ext4 to stop skipping their inodes.
 if [ -d out ]; then rm -rf out && sleep 31; fi
 mkdir -p out
-n=0
-newdir() { n=$((n + 1)); echo "$work/out/$n-$1"; }
+newdir() { mktemp -d "$work/out/$1.XXXXXX"; } # (called in $(…): a counter would not count)
 newrepo() { local r; r=$(newdir "$1"); ostree --repo="$r" init --mode=bare-user; echo "$r"; }
 # "seconds peak-KB" of a command; its output is discarded, a failure ends the benchmark.
 measure() {
@@ -113,9 +112,11 @@ commit=$("$bin" image pull --quiet "$r" "ostree-unverified-image:oci:$work/oci:v
 v1="ostree-unverified-image:oci:$work/oci:v1"
 cs="ostree-unverified-image:containers-storage:[vfs@$work/storage+$work/run]localhost/bench-v1"
 reg="ostree-unverified-registry:$host/bench"
+# The "deleted and re-created" row deletes a full repository before each of its runs.
+"$bin" image pull --quiet "$(mkdir -p out/recreated && ostree --repo=out/recreated init --mode=bare-user && echo out/recreated)" "$v1" >/dev/null
 declare -A t
 for i in $(seq "$runs"); do
-    d=$(newdir floor) && mkdir "$d"
+    d=$(newdir floor)
     t[floor]+="$(measure sh -c "tar -C '$d' --numeric-owner --xattrs --xattrs-include='*' -xf flat.tar && sync -f '$d'" | cut -d' ' -f1) "
     t[oci]+="$(measure "$bin" image pull --quiet "$(newrepo oci)" "$v1" | cut -d' ' -f1) "
     r=$(newrepo reg)
@@ -137,7 +138,8 @@ mem_large=$(measure "$bin" image pull --quiet "$(newrepo mem-large)" "ostree-unv
 if ext_plain=$("$ext" unencapsulate "$(newrepo ext-plain)" "$reg:v1" 2>&1 >/dev/null); then
     ext_plain="(it pulled it: add a timed row)"
 fi
-ext_plain=$(echo "$ext_plain" | grep . | tail -1 | sed 's/^ *[0-9]*: *//' | cut -c1-80) # the root cause
+# The root cause: the last line of anyhow's "Caused by" list (a backtrace, if any, cut off).
+ext_plain=$(echo "$ext_plain" | sed '/[Bb]acktrace/,$d' | grep . | tail -1 | sed 's/^ *[0-9]*: *//' | cut -c1-80)
 
 v2man=$(manifest_of oci v2)
 v2top=$(jq -r '.layers[-1].size' "oci/blobs/sha256/$v2man")
