@@ -16,6 +16,32 @@ pub enum HostCommand {
     Image(ImageCommand),
 }
 
+/// How to reach registries: the options ostree-rs-ext and skopeo give these names.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FetchArgs {
+    /// containers auth.json for registries (default: /etc/ostree/auth.json, then
+    /// /run/ostree/auth.json, then containers/image's own defaults).
+    #[arg(long, value_name = "PATH")]
+    pub authfile: Option<PathBuf>,
+    /// Directory of certificates for registries (*.crt, *.cert, *.key), as skopeo --cert-dir.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Do not verify registries' TLS certificates.
+    #[arg(long)]
+    pub insecure_skip_tls_verification: bool,
+}
+
+impl FetchArgs {
+    pub fn options(&self) -> crate::host::fetch::FetchOptions {
+        crate::host::fetch::FetchOptions {
+            authfile: self.authfile.clone(),
+            cert_dir: self.cert_dir.clone(),
+            insecure_skip_tls_verification: self.insecure_skip_tls_verification,
+            tmp_dir: None,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct UnencapsulateArgs {
     /// Path to the ostree repository.
@@ -27,6 +53,8 @@ pub struct UnencapsulateArgs {
     /// No progress bars and no summary.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
     /// Image reference, e.g. ostree-unverified-image:oci:/srv/os:latest.
     pub imgref: String,
 }
@@ -42,6 +70,21 @@ pub enum ImageCommand {
         /// No progress bars and no summary.
         #[arg(long, short)]
         quiet: bool,
+        #[command(flatten)]
+        fetch: FetchArgs,
+    },
+    /// Fetch only an image's manifest and config, and report whether it differs from the
+    /// stored one and how much a pull would download (JSON with --json). Exit 0 either way.
+    Check {
+        /// Path to the ostree repository.
+        repo: PathBuf,
+        /// Image reference, as for `image pull`.
+        imgref: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        fetch: FetchArgs,
     },
     /// List stored images.
     List {

@@ -24,6 +24,7 @@ pub mod metadata;
 pub mod oci;
 pub mod policy;
 pub mod progress;
+pub mod proxy;
 pub mod refescape;
 pub mod repo;
 pub mod selinux;
@@ -40,8 +41,9 @@ pub fn run(cmd: HostCommand) -> Result<u8> {
             repo,
             write_ref,
             quiet,
+            fetch,
             imgref,
-        }) => pull(&repo, &imgref, quiet, write_ref),
+        }) => pull(&repo, &imgref, quiet, write_ref, &fetch),
         HostCommand::Image(c) => run_image(c),
     }
 }
@@ -51,10 +53,19 @@ fn pull(
     imgref: &str,
     quiet: bool,
     write_ref: Option<String>,
+    fetch: &cli::FetchArgs,
 ) -> Result<u8> {
     let r: OstreeImageReference = imgref.parse()?;
     let repo = import::open_repo(repo)?;
-    let res = import::pull(&repo, &r, &import::PullOptions { quiet, write_ref })?;
+    let res = import::pull(
+        &repo,
+        &r,
+        &import::PullOptions {
+            quiet,
+            write_ref,
+            fetch: fetch.options(),
+        },
+    )?;
     if !quiet {
         eprintln!("{}", res.summary());
     }
@@ -68,7 +79,33 @@ fn run_image(c: ImageCommand) -> Result<u8> {
             repo,
             imgref,
             quiet,
-        } => pull(&repo, &imgref, quiet, None),
+            fetch,
+        } => pull(&repo, &imgref, quiet, None, &fetch),
+        ImageCommand::Check {
+            repo,
+            imgref,
+            json,
+            fetch,
+        } => {
+            let r: OstreeImageReference = imgref.parse()?;
+            let repo = import::open_repo(&repo)?;
+            let c = import::check(&repo, &r, &fetch.options())?;
+            if json {
+                println!("{}", serde_json::to_string(&c)?);
+            } else if c.changed {
+                println!(
+                    "{r}: changed ({} -> {}); {} of {} layers to fetch, {}",
+                    c.stored_manifest_digest.as_deref().unwrap_or("not stored"),
+                    c.manifest_digest,
+                    c.layers_missing,
+                    c.layers_total,
+                    progress::bytes(c.bytes_missing)
+                );
+            } else {
+                println!("{r}: unchanged ({})", c.manifest_digest);
+            }
+            Ok(0)
+        }
         ImageCommand::List { repo } => {
             let repo = import::open_repo(&repo)?;
             for i in manage::list(&repo)? {

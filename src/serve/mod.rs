@@ -76,6 +76,7 @@ fn import_image(
     let opts = import::PullOptions {
         quiet: true,
         write_ref: write_ref.map(str::to_string),
+        ..Default::default()
     };
     let res = import::pull(&repo, &r, &opts).with_context(|| format!("importing {imgref}"))?;
     eprintln!("imported {imgref}: {}", res.summary());
