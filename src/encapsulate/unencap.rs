@@ -27,6 +27,7 @@ use crate::host::imgref::ImageReference;
 use crate::host::import::{image_ref_name, PullResult};
 use crate::host::metadata;
 use crate::host::oci::{self, Compression, DigestReader, Image};
+use crate::host::progress::Progress;
 use crate::host::refescape::blob_ref;
 use crate::host::repo::ObjectWriter;
 
@@ -50,6 +51,7 @@ pub fn read_ostree_layers(
     source: &Source,
     layers: &[(&oci_spec::image::Descriptor, String)],
     res: &mut PullResult,
+    progress: &Progress,
 ) -> Result<()> {
     let n = layers.len();
     for (i, (desc, diff_id)) in layers.iter().enumerate() {
@@ -57,10 +59,10 @@ pub fn read_ostree_layers(
         let what = format!("ostree layer {}/{n} ({digest})", i + 1);
         let compression =
             oci::layer_compression(desc.media_type().as_ref()).with_context(|| what.clone())?;
-        let mut blob = DigestReader::new(BufReader::with_capacity(
-            256 << 10,
-            source.open_blob(&digest, desc.size())?,
-        ));
+        let pb = progress.layer(&format!("ostree layer {}/{n}", i + 1), desc.size());
+        let raw = source.open_blob(&digest, desc.size())?;
+        let raw = progress.track_layer(&pb, raw, &digest, i + 1, n, desc.size());
+        let mut blob = DigestReader::new(BufReader::with_capacity(256 << 10, raw));
         {
             let decompressed: Box<dyn Read + '_> = match compression {
                 Compression::None => Box::new(&mut blob),
@@ -89,6 +91,7 @@ pub fn read_ostree_layers(
             }
             res.tar_bytes += tar_bytes;
         }
+        pb.finish_and_clear();
         res.blob_bytes += desc.size();
         res.layers_imported += 1;
     }

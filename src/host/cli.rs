@@ -31,6 +31,14 @@ pub struct FetchArgs {
     pub insecure_skip_tls_verification: bool,
 }
 
+/// Machine-readable progress.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProgressArgs {
+    /// Write progress events as JSON Lines to this open file descriptor (docs/exporter.md).
+    #[arg(long, value_name = "FD")]
+    pub progress_fd: Option<i32>,
+}
+
 impl FetchArgs {
     pub fn options(&self) -> crate::host::fetch::FetchOptions {
         crate::host::fetch::FetchOptions {
@@ -55,6 +63,8 @@ pub struct UnencapsulateArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub fetch: FetchArgs,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
     /// Image reference, e.g. ostree-unverified-image:oci:/srv/os:latest.
     pub imgref: String,
 }
@@ -72,6 +82,8 @@ pub enum ImageCommand {
         quiet: bool,
         #[command(flatten)]
         fetch: FetchArgs,
+        #[command(flatten)]
+        progress: ProgressArgs,
     },
     /// Fetch only an image's manifest and config, and report whether it differs from the
     /// stored one and how much a pull would download (JSON with --json). Exit 0 either way.

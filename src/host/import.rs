@@ -52,6 +52,8 @@ pub struct PullOptions {
     pub write_ref: Option<String>,
     /// Auth file, certificates and TLS for registries.
     pub fetch: fetch::FetchOptions,
+    /// JSON Lines progress events (`--progress-fd`, format in [`super::progress`]).
+    pub events: Option<super::progress::EventSink>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -397,51 +399,77 @@ pub fn pull(
     let diff_ids: Vec<String> = layers.iter().map(|(_, d)| d.clone()).collect();
     let kind = classify(&image.labels(), &diff_ids);
     let remote = ostree_remote(r, kind)?;
+    let progress = Progress::new(opts.quiet, opts.events.clone());
 
-    if let Some(commit) = unchanged(repo, r, &image.manifest_digest, remote)? {
+    let res = if let Some(commit) = unchanged(repo, r, &image.manifest_digest, remote)? {
         if let Some(w) = &opts.write_ref {
             repo.set_ref_immediate(None, w, Some(&commit), gio::Cancellable::NONE)?;
         }
-        return Ok(PullResult {
+        PullResult {
             commit,
             manifest_digest: image.manifest_digest.clone(),
             unchanged: true,
             elapsed: start.elapsed(),
             ..Default::default()
-        });
-    }
-    if let ImageKind::Encapsulated { ostree_layers } = kind {
-        return pull_encapsulated(
+        }
+    } else {
+        let cx = Pull {
             repo,
             r,
-            &source,
-            &layers[..ostree_layers],
-            remote,
+            source: &source,
             opts,
+            progress: &progress,
             start,
-        );
-    }
-    pull_layers(repo, r, &source, &layers, kind, opts, start)
+        };
+        match kind {
+            ImageKind::Encapsulated { ostree_layers } => {
+                pull_encapsulated(&cx, &layers[..ostree_layers], remote)?
+            }
+            _ => pull_layers(&cx, &layers, kind)?,
+        }
+    };
+    progress.event(serde_json::json!({
+        "stage": "done",
+        "commit": res.commit,
+        "manifest": res.manifest_digest,
+        "unchanged": res.unchanged,
+    }));
+    Ok(res)
+}
+
+/// What every step of one pull needs.
+#[derive(Clone, Copy)]
+struct Pull<'a> {
+    repo: &'a ostree::Repo,
+    r: &'a OstreeImageReference,
+    source: &'a fetch::Source,
+    opts: &'a PullOptions,
+    progress: &'a Progress,
+    start: Instant,
 }
 
 /// An encapsulated image: its commit as it was (checksum, metadata, signatures), recorded
 /// as an image.
 fn pull_encapsulated(
-    repo: &ostree::Repo,
-    r: &OstreeImageReference,
-    source: &fetch::Source,
+    cx: &Pull<'_>,
     layers: &[(&oci_spec::image::Descriptor, String)],
     remote: Option<&str>,
-    opts: &PullOptions,
-    start: Instant,
 ) -> Result<PullResult> {
+    let Pull {
+        repo,
+        r,
+        source,
+        opts,
+        progress,
+        start,
+    } = *cx;
     let txn = Txn::begin(repo)?;
     let mut imp = Importer::new(repo, remote.map(String::from))?;
     let mut res = PullResult {
         manifest_digest: source.image.manifest_digest.clone(),
         ..Default::default()
     };
-    unencap::read_ostree_layers(&mut imp, source, layers, &mut res)?;
+    unencap::read_ostree_layers(&mut imp, source, layers, &mut res, progress)?;
     res.objects_written = imp.stats.content + imp.stats.metadata;
     res.files = imp.stats.content;
     let commit = unencap::finish_commit(imp, &source.image)?;
@@ -458,18 +486,21 @@ fn pull_encapsulated(
 /// A plain image, or one derived from an encapsulated base: one commit per layer, then the
 /// merged commit.
 fn pull_layers(
-    repo: &ostree::Repo,
-    r: &OstreeImageReference,
-    source: &fetch::Source,
+    cx: &Pull<'_>,
     layers: &[(&oci_spec::image::Descriptor, String)],
     kind: ImageKind,
-    opts: &PullOptions,
-    start: Instant,
 ) -> Result<PullResult> {
+    let Pull {
+        repo,
+        r,
+        source,
+        opts,
+        progress,
+        start,
+    } = *cx;
     let image = &source.image;
     let tmp = repo_path(repo)?.join("tmp");
     let image_ref = image_ref_name(&r.imgref);
-    let progress = Progress::new(opts.quiet);
     let previous = repo.resolve_rev(&image_ref, true)?.map(|c| c.to_string());
 
     let txn = Txn::begin(repo)?;
@@ -490,7 +521,7 @@ fn pull_layers(
         _ => 0,
     };
     if n_ostree > 0 {
-        let base = import_ostree_base(repo, source, &layers[..n_ostree], &mut result)?;
+        let base = import_ostree_base(repo, source, &layers[..n_ostree], &mut result, progress)?;
         for (desc, _) in &layers[..n_ostree] {
             repo.transaction_set_ref(None, &blob_ref(desc.digest().as_ref()), Some(&base));
         }
@@ -517,6 +548,8 @@ fn pull_layers(
             Ok(LayerJob {
                 name,
                 label,
+                index: i + 1,
+                layers: n,
                 media_type: desc.media_type().to_string(),
                 size: desc.size(),
                 diff_id: diff_id.clone(),
@@ -527,6 +560,15 @@ fn pull_layers(
             })
         })
         .collect::<Result<_>>()?;
+    let to_fetch: Vec<&LayerJob> = jobs.iter().filter(|j| j.existing.is_none()).collect();
+    progress.event(serde_json::json!({
+        "stage": "start",
+        "imgref": r.to_string(),
+        "manifest": image.manifest_digest,
+        "layers": n,
+        "layers_to_fetch": to_fetch.len(),
+        "bytes_to_fetch": to_fetch.iter().map(|j| j.size).sum::<u64>(),
+    }));
     std::thread::scope(|s| -> Result<()> {
         // While one layer is written, the next one to import is already being read.
         let mut prefetched: Option<(usize, Pipeline<'_>)> = None;
@@ -534,12 +576,15 @@ fn pull_layers(
             let layer_tree = match &job.existing {
                 Some(c) => {
                     result.layers_reused += 1;
+                    progress.event(serde_json::json!({
+                        "stage": "reuse", "layer": job.digest, "index": job.index, "layers": job.layers,
+                    }));
                     repo::load_commit_tree(repo, c)?
                 }
                 None => {
                     let pipeline = match prefetched.take() {
                         Some((kk, p)) if kk == k => p,
-                        _ => start_layer(s, source, job, &tmp, &progress)?,
+                        _ => start_layer(s, source, job, &tmp, progress)?,
                     };
                     if let Some((k2, j2)) = jobs
                         .iter()
@@ -548,7 +593,7 @@ fn pull_layers(
                         .find(|(_, j)| j.existing.is_none())
                     {
                         // An error here surfaces when that layer's turn comes.
-                        if let Ok(p) = start_layer(s, source, j2, &tmp, &progress) {
+                        if let Ok(p) = start_layer(s, source, j2, &tmp, progress) {
                             prefetched = Some((k2, p));
                         }
                     }
@@ -596,6 +641,7 @@ fn pull_layers(
         result.labels_looked_up = policy.lookups;
         tracing::debug!(elapsed = ?start.elapsed(), lookups = policy.lookups, "SELinux labels applied");
     }
+    progress.event(serde_json::json!({"stage": "commit"}));
     result.files = merged.count_files();
     let root_tree = w.write_tree(&mut merged)?;
     tracing::debug!(elapsed = ?start.elapsed(), "merged tree written");
@@ -629,6 +675,7 @@ fn import_ostree_base(
     source: &fetch::Source,
     layers: &[(&oci_spec::image::Descriptor, String)],
     result: &mut PullResult,
+    progress: &Progress,
 ) -> Result<String> {
     let existing: Vec<Option<String>> = layers
         .iter()
@@ -648,7 +695,7 @@ fn import_ostree_base(
         }
     }
     let mut imp = Importer::new(repo, None)?;
-    unencap::read_ostree_layers(&mut imp, source, layers, result)?;
+    unencap::read_ostree_layers(&mut imp, source, layers, result, progress)?;
     unencap::finish_commit(imp, &source.image)
 }
 
@@ -699,6 +746,9 @@ struct LayerJob {
     bref: String,
     /// "layer 2/3" (progress bars) and "layer 2/3 (sha256:…)" (messages).
     label: String,
+    /// Its place in the image (from 1), and the image's layer count.
+    index: usize,
+    layers: usize,
     name: String,
     media_type: String,
     size: u64,
@@ -776,8 +826,14 @@ fn start_layer<'scope, 'env>(
 ) -> Result<Pipeline<'scope>> {
     let compression = oci::layer_compression(&job.media_type).with_context(|| job.name.clone())?;
     let pb = progress.layer(&job.label, job.size);
-    let blob: Box<dyn std::io::Read + Send> =
-        Box::new(pb.wrap_read(source.open_blob(&job.digest, job.size)?));
+    let blob = progress.track_layer(
+        &pb,
+        source.open_blob(&job.digest, job.size)?,
+        &job.digest,
+        job.index,
+        job.layers,
+        job.size,
+    );
     let (tx, rx) = sync_channel::<Item>(256);
     let bar = pb.clone();
     let reader = s.spawn(move || {
@@ -895,7 +951,30 @@ pub fn stored_manifest_and_config(
 
 #[cfg(test)]
 mod tests {
-    use super::lower_chains;
+    use super::{classify, lower_chains, ImageKind};
+
+    #[test]
+    fn image_kinds() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let ids = [d('a'), d('b'), d('c')];
+        let label = |v: &str| {
+            [("ostree.final-diffid".to_string(), v.to_string())]
+                .into_iter()
+                .collect()
+        };
+        let table = [
+            (std::collections::HashMap::new(), ImageKind::Plain),
+            (label(&d('c')), ImageKind::Encapsulated { ostree_layers: 3 }),
+            (label(&d('a')), ImageKind::Derived { ostree_layers: 1 }),
+            (label(&d('b')), ImageKind::Derived { ostree_layers: 2 }),
+            // A label naming no layer: not encapsulated at all.
+            (label(&d('f')), ImageKind::Plain),
+        ];
+        for (labels, want) in table {
+            assert_eq!(classify(&labels, &ids), want, "{labels:?}");
+        }
+        assert_eq!(classify(&label(&d('a')), &[]), ImageKind::Plain);
+    }
 
     #[test]
     fn chain_ids_as_oci_defines_them() {

@@ -42,8 +42,9 @@ pub fn run(cmd: HostCommand) -> Result<u8> {
             write_ref,
             quiet,
             fetch,
+            progress,
             imgref,
-        }) => pull(&repo, &imgref, quiet, write_ref, &fetch),
+        }) => pull(&repo, &imgref, quiet, write_ref, &fetch, &progress),
         HostCommand::Image(c) => run_image(c),
     }
 }
@@ -54,7 +55,12 @@ fn pull(
     quiet: bool,
     write_ref: Option<String>,
     fetch: &cli::FetchArgs,
+    progress_args: &cli::ProgressArgs,
 ) -> Result<u8> {
+    let events = progress_args
+        .progress_fd
+        .map(progress::event_sink)
+        .transpose()?;
     let r: OstreeImageReference = imgref.parse()?;
     let repo = import::open_repo(repo)?;
     let res = import::pull(
@@ -64,6 +70,7 @@ fn pull(
             quiet,
             write_ref,
             fetch: fetch.options(),
+            events,
         },
     )?;
     if !quiet {
@@ -80,7 +87,8 @@ fn run_image(c: ImageCommand) -> Result<u8> {
             imgref,
             quiet,
             fetch,
-        } => pull(&repo, &imgref, quiet, None, &fetch),
+            progress,
+        } => pull(&repo, &imgref, quiet, None, &fetch, &progress),
         ImageCommand::Check {
             repo,
             imgref,

@@ -342,3 +342,70 @@ fn bad_huge_index_manifest_config() {
     assert!(repo.refs().is_empty());
     repo.fsck();
 }
+
+/// `--progress-fd 3`: one JSON object per line. `start` gives the plan, `reuse` names each
+/// stored layer, `fetch` follows the one new layer to its full size, then `commit` and `done`
+/// (the same commit as stdout). Unchanged: `done` with `unchanged`. A descriptor that is not
+/// open is an error.
+#[test]
+fn progress_fd_json_lines() {
+    let t = Scratch::new();
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let oci = t.path().join("oci");
+    let imgref = format!("ostree-unverified-image:oci:{}:v", oci.display());
+    write_layout(&oci, "v", &layers(3), &[], CREATED);
+    pull(&repo.path, &imgref);
+    let l = layers(4);
+    let (new_digest, new_size) = (l[3].digest.clone(), l[3].size);
+    write_layout(&oci, "v", &l, &[], CREATED);
+    let events_file = t.path().join("events.jsonl");
+    let run = || -> (String, Vec<serde_json::Value>) {
+        let out = ok(Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" image pull --quiet --progress-fd 3 "$1" "$2" 3>"$3""#)
+            .arg(bin())
+            .arg(&repo.path)
+            .arg(&imgref)
+            .arg(&events_file));
+        let text = std::fs::read_to_string(&events_file).unwrap();
+        let events = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect();
+        (out.trim().to_string(), events)
+    };
+    let (commit, ev) = run();
+    let stages: Vec<&str> = ev.iter().map(|e| e["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages[0], "start", "{ev:?}");
+    assert_eq!(ev[0]["layers"], 4);
+    assert_eq!(ev[0]["layers_to_fetch"], 1);
+    assert_eq!(ev[0]["bytes_to_fetch"], new_size);
+    assert_eq!(
+        stages.iter().filter(|s| **s == "reuse").count(),
+        3,
+        "{ev:?}"
+    );
+    let fetches: Vec<&serde_json::Value> = ev.iter().filter(|e| e["stage"] == "fetch").collect();
+    assert!(!fetches.is_empty(), "{ev:?}");
+    assert!(fetches
+        .iter()
+        .all(|e| e["layer"] == new_digest.as_str() && e["index"] == 4 && e["total"] == new_size));
+    assert_eq!(fetches.last().unwrap()["bytes"], new_size);
+    assert_eq!(&stages[stages.len() - 2..], ["commit", "done"], "{ev:?}");
+    let done = ev.last().unwrap();
+    assert_eq!(done["commit"], commit.as_str());
+    assert_eq!(done["unchanged"], false);
+
+    let (again, ev) = run();
+    assert_eq!(again, commit);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["stage"], "done");
+    assert_eq!(ev[0]["unchanged"], true);
+
+    let err = fails(
+        exporter(["image", "pull", "--progress-fd", "97"])
+            .arg(&repo.path)
+            .arg(&imgref),
+    );
+    assert!(err.contains("--progress-fd 97"), "{err}");
+}
