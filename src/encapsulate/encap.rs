@@ -243,10 +243,7 @@ fn write_chunk(
 /// An image's manifest and config: `oci:`/`oci-archive:` in place, anything else through
 /// the image proxy.
 pub fn open_image(imgref: &str) -> Result<crate::host::oci::Image> {
-    let r: ImageReference = imgref
-        .parse()
-        .or_else(|_| imgref.parse::<OstreeImageReference>().map(|o| o.imgref))
-        .map_err(|e| anyhow!("{imgref}: {e}"))?;
+    let r = OstreeImageReference::parse_any(imgref)?.imgref;
     let r = OstreeImageReference {
         sigverify: SignatureSource::ContainerPolicyAllowInsecure,
         imgref: r,
@@ -329,7 +326,7 @@ pub fn run(a: &EncapsulateArgs) -> Result<u8> {
         bail!("--max-layers must be at least 1");
     }
     let repo = commit::open_repo(&a.repo)?;
-    let dest: ImageReference = a.imgref.parse().map_err(|e| anyhow!("{}: {e}", a.imgref))?;
+    let dest = OstreeImageReference::parse_any(&a.imgref)?.imgref;
     let work = tempfile::Builder::new()
         .prefix("ostree-container-encapsulate-")
         .tempdir_in(std::env::var_os("TMPDIR").unwrap_or_else(|| "/var/tmp".into()))
@@ -412,10 +409,9 @@ fn previous_manifest(
     dest: &ImageReference,
 ) -> Result<Option<oci_spec::image::ImageManifest>> {
     if let Some(p) = explicit {
-        let r: ImageReference = p
-            .parse()
-            .or_else(|_| p.parse::<OstreeImageReference>().map(|o| o.imgref))
-            .map_err(|e| anyhow!("--previous {p}: {e}"))?;
+        let r = OstreeImageReference::parse_any(p)
+            .map_err(|e| anyhow!("--previous: {e}"))?
+            .imgref;
         return fetch::manifest(&r, &Default::default())
             .with_context(|| format!("--previous {p}"))
             .map(Some);

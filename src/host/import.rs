@@ -916,13 +916,9 @@ fn write_item(w: &mut ObjectWriter<'_>, b: &mut LayerBuilder<'_>, item: Item) ->
     Ok(())
 }
 
-/// Parse what the user typed as an image: a full `ostree-…:` reference or a bare
-/// containers/image reference (`oci:/path:tag`, `docker://…`).
+/// Parse what the user typed as an image ([`OstreeImageReference::parse_any`]).
 pub fn parse_any_imgref(s: &str) -> Result<ImageReference> {
-    match s.parse::<OstreeImageReference>() {
-        Ok(r) => Ok(r.imgref),
-        Err(e) => s.parse::<ImageReference>().map_err(|_| anyhow!(e)),
-    }
+    Ok(OstreeImageReference::parse_any(s)?.imgref)
 }
 
 /// Resolve the merged commit of a stored image.

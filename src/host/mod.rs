@@ -61,7 +61,7 @@ fn pull(
         .progress_fd
         .map(progress::event_sink)
         .transpose()?;
-    let r: OstreeImageReference = imgref.parse()?;
+    let r = OstreeImageReference::parse_any(imgref)?;
     let repo = import::open_repo(repo)?;
     let res = import::pull(
         &repo,
@@ -95,7 +95,7 @@ fn run_image(c: ImageCommand) -> Result<u8> {
             json,
             fetch,
         } => {
-            let r: OstreeImageReference = imgref.parse()?;
+            let r = OstreeImageReference::parse_any(&imgref)?;
             let repo = import::open_repo(&repo)?;
             let c = import::check(&repo, &r, &fetch.options())?;
             if json {

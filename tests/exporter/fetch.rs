@@ -409,3 +409,44 @@ fn progress_fd_json_lines() {
     );
     assert!(err.contains("--progress-fd 97"), "{err}");
 }
+
+/// One reference parser for every verb: `image pull` takes a bare containers/image reference
+/// (`oci:/x:t`) as `image history` does, and both take the `ostree-unverified-image:` form;
+/// `encapsulate` writes to an `ostree-unverified-image:oci:…` destination.
+#[test]
+fn every_verb_takes_both_reference_forms() {
+    let t = Scratch::new();
+    let repo = Repo::init(t.path().join("repo"), "bare");
+    let oci = t.path().join("oci");
+    write_layout(&oci, "v", &layers(1), &[], CREATED);
+    let bare = format!("oci:{}:v", oci.display());
+    let full = format!("ostree-unverified-image:{bare}");
+    let c = pull(&repo.path, &bare);
+    assert_eq!(
+        pull(&repo.path, &full),
+        c,
+        "the same image, the same record"
+    );
+    for r in [&bare, &full] {
+        let h = ok(exporter(["image", "history", "--repo"])
+            .arg(&repo.path)
+            .arg(r));
+        assert!(h.contains("hand-made test layer"), "{h}");
+        ok(exporter(["image", "metadata", "--repo"])
+            .arg(&repo.path)
+            .arg(r));
+    }
+    let list = ok(exporter(["image", "list", "--repo"]).arg(&repo.path));
+    assert_eq!(list.trim(), bare, "one image");
+    // encapsulate to the ostree- form, read back through the bare form.
+    let enc = t.path().join("enc");
+    ok(exporter(["encapsulate", "--repo"])
+        .arg(&repo.path)
+        .arg(&c)
+        .arg(format!("ostree-unverified-image:oci:{}:e", enc.display())));
+    let dst = Repo::init(t.path().join("dst"), "bare");
+    let out = ok(exporter(["unencapsulate", "--quiet", "--repo"])
+        .arg(&dst.path)
+        .arg(format!("oci:{}:e", enc.display())));
+    assert_eq!(out.trim(), c);
+}
