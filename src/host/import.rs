@@ -1,5 +1,17 @@
-//! Importing an image: the orchestration of [`oci`](super::oci), [`layer`](super::layer),
-//! [`tree`](super::tree) and [`repo`](super::repo).
+//! The pull pipeline, one path for every image and every transport ([`pull`]):
+//!
+//! 1. open the image once ([`fetch::open`]): manifest and config only;
+//! 2. classify it ([`classify`], a pure function of labels and diff_ids): plain, an
+//!    encapsulated ostree commit, or derived from one; an `ostree-remote-*` reference demands
+//!    the second;
+//! 3. the one "unchanged" check, which verifies the stored commit's signature whenever the
+//!    reference asks for it (`unchanged`);
+//! 4. plan each layer: reuse a stored layer commit (same blob digest, same diff_id, same lower
+//!    chain) or fetch and import it;
+//! 5. carry the plan out in one transaction (`pull_layers`, or `pull_encapsulated` through
+//!    [`crate::encapsulate::unencap`]'s reader of ostree layers).
+//!
+//! [`check`] runs steps 1–3 and reports what step 4 would fetch, without writing anything.
 //!
 //! # What is stored
 //!
@@ -9,8 +21,9 @@
 //! - the merged image, ref `ostree/container/image/<escaped image reference>`, with the
 //!   metadata described in [`metadata`](super::metadata).
 //!
-//! A layer whose ref already exists is not read again: its tree is loaded from the
-//! repository. A layer tree that took something from the layers below it (the metadata of a
+//! A layer whose ref already exists, with the same diff_id (`ostree.container.diff-id`), is
+//! not fetched again: its tree is loaded from the repository. The same blob listed with
+//! another diff_id is an error. A layer tree that took something from the layers below it (the metadata of a
 //! parent directory it does not list, a hard link to a lower file) records their chain ID
 //! (`ostree.container.lower-chain`, as OCI's ChainID) and is reused only over the same lower
 //! layers; elsewhere it is read again. Pulling an image whose manifest digest equals the one

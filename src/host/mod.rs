@@ -2,13 +2,15 @@
 //!
 //! Modules, in the order data flows through them:
 //! - [`imgref`]: the `ostree-…:` image reference grammar;
-//! - [`fetch`]: reaching the image (native `oci:`/`oci-archive:`, skopeo for the rest);
+//! - [`fetch`]: reaching the image (native `oci:`/`oci-archive:`, containers/image's proxy
+//!   ([`proxy`]) for the rest, a decompressed copy for `containers-storage:`);
 //! - [`oci`]: reading the layout, verifying digests;
 //! - [`layer`]: decompressing ([`gzip`]) and parsing one layer, with [`policy`] deciding each
 //!   entry;
 //! - [`tree`]: layer trees and the merged tree (whiteouts, symlink safety);
 //! - [`repo`]: ostree object formats and writing ([`gvariant`]: their serialisation);
-//! - [`import`]: orchestration and the transaction; [`metadata`]: commit metadata;
+//! - [`import`]: the pull pipeline, read top to bottom (open, classify, the one "unchanged"
+//!   check, plan, import in one transaction), and `check`; [`metadata`]: commit metadata;
 //!   [`selinux`]: labels from the image's own policy;
 //! - [`refescape`]: ref names; [`manage`]: list/remove/prune/history; [`progress`].
 
