@@ -137,7 +137,7 @@ fn registry_update_fetches_only_the_new_layer() {
 /// A registry with TLS (a self-signed certificate) and a login: without the login, or without
 /// trusting the certificate, the pull is refused with containers/image's reason; with
 /// `--authfile` and `--cert-dir` (or `--insecure-skip-tls-verification`) an encapsulated image
-/// behind it comes back as its original commit.
+/// behind it comes back as its original commit, signature included.
 #[test]
 fn registry_with_login_and_tls_options() {
     let t = Scratch::new();
@@ -153,6 +153,30 @@ fn registry_with_login_and_tls_options() {
         .arg(format!("--tree=dir={}", tree.display())))
     .trim()
     .to_string();
+    // Signed with a throwaway key (short path: gpg-agent's socket lives in the home).
+    let gpg = tempfile::Builder::new()
+        .prefix("gpg-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let gpg_home = gpg.path().to_str().unwrap();
+    ok(Command::new("gpg")
+        .args(["--homedir", gpg_home, "--batch", "--passphrase", ""])
+        .args([
+            "--quick-gen-key",
+            "Test <test@example.com>",
+            "ed25519",
+            "sign",
+            "never",
+        ]));
+    ok(&mut src.ostree([
+        "gpg-sign",
+        &format!("--gpg-homedir={gpg_home}"),
+        &c,
+        "test@example.com",
+    ]));
+    let _ = Command::new("gpgconf")
+        .args(["--homedir", gpg_home, "--kill", "gpg-agent"])
+        .output();
     let oci = t.path().join("oci");
     ok(exporter(["encapsulate", "--repo"])
         .arg(&src.path)
@@ -193,6 +217,9 @@ fn registry_with_login_and_tls_options() {
     let out = ok(&mut unencap(&[authfile, cert_dir].concat()));
     assert_eq!(out.trim(), c, "the original commit");
     dst.fsck();
+    let sigs =
+        |r: &Repo| ok(&mut r.ostree(["show", "--print-detached-metadata-key=ostree.gpgsigs", &c]));
+    assert_eq!(sigs(&dst), sigs(&src), "with its signature");
     let dst2 = Repo::init(t.path().join("dst2"), "bare");
     let out = ok(exporter([
         "image",
