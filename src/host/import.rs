@@ -399,6 +399,9 @@ pub fn check(
 /// Import (or update) the image `r` into `repo`: open it (manifest and config only), classify
 /// it, return at once when it is unchanged (signature checked), else fetch and import only
 /// the layers the repository lacks, all in one transaction.
+///
+/// Blocking: it runs its own threads (and, for remote images, its own small tokio runtime
+/// for the image proxy), so async callers run it with `spawn_blocking`.
 pub fn pull(
     repo: &ostree::Repo,
     r: &OstreeImageReference,

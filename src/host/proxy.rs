@@ -294,3 +294,46 @@ fn config_descriptor(manifest: &[u8]) -> Result<(String, u64)> {
     let m: Manifest = serde_json::from_slice(manifest).context("no config descriptor")?;
     Ok((m.config.digest, m.config.size))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_reader_joins_chunks_and_passes_errors() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.try_send(Ok(b"hello ".to_vec())).unwrap();
+        tx.try_send(Ok(Vec::new())).unwrap();
+        tx.try_send(Ok(b"world".to_vec())).unwrap();
+        drop(tx);
+        let mut r = ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        };
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello world");
+
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.try_send(Ok(b"part".to_vec())).unwrap();
+        tx.try_send(Err(io::Error::other("blob sha256:x: digest mismatch")))
+            .unwrap();
+        drop(tx);
+        let mut r = ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        };
+        let e = r.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("digest mismatch"), "{e}");
+    }
+
+    #[test]
+    fn config_descriptor_from_manifest() {
+        let m = br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:ab","size":7},"layers":[]}"#;
+        assert_eq!(config_descriptor(m).unwrap(), ("sha256:ab".to_string(), 7));
+        assert!(config_descriptor(b"{}").is_err());
+        assert!(config_descriptor(b"not json").is_err());
+    }
+}
