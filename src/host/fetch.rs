@@ -8,12 +8,15 @@
 //! authentication, TLS and the signature policy are exactly containers/image's, and only the
 //! blobs the importer asks for are fetched.
 //!
-//! `containers-storage:` is the exception: Debian 12's skopeo 1.9.3 proxy hangs serving a
-//! layer from containers-storage (the reason ostree-ext 0.15 refuses it with "skopeo too
-//! old"), so it is copied with `skopeo copy --dest-oci-accept-uncompressed-layers` into a temporary `oci:` layout
-//! of *uncompressed* layers (containers-storage holds layers uncompressed; the copy writes
-//! them out as they are instead of compressing them for the importer to decompress again),
-//! which is then read in place.
+//! `containers-storage:` is the exception. Through Debian 12's skopeo 1.9.3 proxy, an image
+//! that came into the storage from a registry lists gzip layers, but the storage hands back
+//! their uncompressed diff under the gzip digest, so the stream matches neither its media type
+//! nor its digest. (Checked here; this is why ostree-ext 0.15 refuses containers-storage with
+//! this skopeo as "too old".) So it is copied with
+//! `skopeo copy --dest-oci-accept-uncompressed-layers` into a temporary `oci:` layout of
+//! *uncompressed* layers, which is then read in place. The storage holds layers uncompressed,
+//! and the copy writes them out as they are instead of compressing them for the importer to
+//! decompress again.
 //!
 //! Authentication for registries: `--authfile`, else `/etc/ostree/auth.json`, else
 //! `/run/ostree/auth.json`, else containers/image's defaults (`$REGISTRY_AUTH_FILE`,
