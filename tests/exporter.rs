@@ -230,12 +230,21 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
         ),
     );
     assert_eq!(c1, c2);
-    // containers-storage: (copied with its layers left uncompressed), docker-archive: and
-    // dir: (through the image proxy): the manifest differs (uncompressed layers, Docker
+    // containers-storage: (built here, so streamed through the image proxy; and one that
+    // came from the gzip layout, copied with its layers left uncompressed), docker-archive:
+    // and dir: (through the image proxy): the manifest differs (uncompressed layers, Docker
     // format), the content does not.
     let c3 = pull(
         &repo.path,
         &format!("ostree-unverified-image:{}", b.storage_ref("layer3")),
+    );
+    ok(Command::new("skopeo")
+        .args(["copy", "--quiet"])
+        .arg(format!("oci:{}:v1", oci.display()))
+        .arg(b.storage_ref("from-oci")));
+    let c3b = pull(
+        &repo.path,
+        &format!("ostree-unverified-image:{}", b.storage_ref("from-oci")),
     );
     let darchive = t.path().join("image.dockerarchive");
     ok(Command::new("skopeo")
@@ -263,6 +272,7 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
     );
     let content = |c: &str| ok(&mut repo.ostree(["ls", "-R", "-C", "-X", c]));
     assert_eq!(content(&c1), content(&c3));
+    assert_eq!(content(&c1), content(&c3b));
     assert_eq!(content(&c1), content(&c4));
     assert_eq!(content(&c1), content(&c5));
     // A registry (a real one on loopback): the same manifest, so the same commit.
@@ -280,7 +290,7 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
     assert_eq!(c1, c6.trim());
     repo.fsck();
     let list = ok(exporter(["image", "list", "--repo"]).arg(&repo.path));
-    assert_eq!(list.lines().count(), 6, "{list}");
+    assert_eq!(list.lines().count(), 7, "{list}");
     assert!(
         list.contains(&format!("docker://{}/layer3:v1", reg.host)),
         "{list}"

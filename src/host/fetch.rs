@@ -8,15 +8,16 @@
 //! authentication, TLS and the signature policy are exactly containers/image's, and only the
 //! blobs the importer asks for are fetched.
 //!
-//! `containers-storage:` is the exception. Through Debian 12's skopeo 1.9.3 proxy, an image
-//! that came into the storage from a registry lists gzip layers, but the storage hands back
-//! their uncompressed diff under the gzip digest, so the stream matches neither its media type
-//! nor its digest. (Checked here; this is why ostree-ext 0.15 refuses containers-storage with
-//! this skopeo as "too old".) So it is copied with
+//! `containers-storage:` needs care. Through Debian 12's skopeo 1.9.3 proxy, an image built
+//! here (buildah, podman) streams fine: its layers are listed uncompressed, and the storage's
+//! diffs are exactly those blobs, so nothing is compressed or copied. An image that came into
+//! the storage from a registry still lists gzip layers, but the storage hands back their
+//! uncompressed diffs under the gzip digests, so the stream matches neither its media type nor
+//! its digest. (Checked here; this is why ostree-ext 0.15 refuses containers-storage with this
+//! skopeo as "too old".) Such an image is copied with
 //! `skopeo copy --dest-oci-accept-uncompressed-layers` into a temporary `oci:` layout of
-//! *uncompressed* layers, which is then read in place. The storage holds layers uncompressed,
-//! and the copy writes them out as they are instead of compressing them for the importer to
-//! decompress again.
+//! *uncompressed* layers, which is then read in place; the copy writes the stored diffs out as
+//! they are instead of compressing them for the importer to decompress again.
 //!
 //! Authentication for registries: `--authfile`, else `/etc/ostree/auth.json`, else
 //! `/run/ostree/auth.json`, else containers/image's defaults (`$REGISTRY_AUTH_FILE`,
@@ -74,7 +75,10 @@ pub enum Route {
     Native,
     /// Through the proxy; `insecure_policy` adds skopeo's `--insecure-policy`.
     Proxy { insecure_policy: bool },
-    /// `skopeo copy --dest-oci-accept-uncompressed-layers` into a temporary layout, read in place.
+    /// `containers-storage:`: through the proxy when every layer is listed uncompressed (an
+    /// image built here: the storage's diffs are exactly those blobs), else
+    /// `skopeo copy --dest-oci-accept-uncompressed-layers` into a temporary layout, read in
+    /// place (see the module docs).
     CopyDecompressed { insecure_policy: bool },
 }
 
@@ -119,24 +123,45 @@ pub fn open(r: &OstreeImageReference, opts: &FetchOptions) -> Result<Source> {
                 _tmp: None,
             })
         }
+        Route::Proxy { insecure_policy } => open_proxy(r, opts, insecure_policy),
         Route::CopyDecompressed { insecure_policy } => {
+            let source = open_proxy(r, opts, insecure_policy)?;
+            if all_layers_uncompressed(&source.image) {
+                return Ok(source);
+            }
+            drop(source);
             copy_decompressed(r, insecure_policy, opts.tmp_dir.as_deref())
         }
-        Route::Proxy { insecure_policy } => {
-            let (proxy, f) = ProxyImage::open(&r.imgref, opts, insecure_policy)?;
-            let image = Image::from_fetched(
-                &r.imgref.to_string(),
-                f.manifest_digest,
-                f.manifest_raw,
-                f.config_raw,
-            )?;
-            Ok(Source {
-                image,
-                blobs: Blobs::Proxy(proxy),
-                _tmp: None,
-            })
-        }
     }
+}
+
+fn open_proxy(
+    r: &OstreeImageReference,
+    opts: &FetchOptions,
+    insecure_policy: bool,
+) -> Result<Source> {
+    let (proxy, f) = ProxyImage::open(&r.imgref, opts, insecure_policy)?;
+    let image = Image::from_fetched(
+        &r.imgref.to_string(),
+        f.manifest_digest,
+        f.manifest_raw,
+        f.config_raw,
+    )?;
+    Ok(Source {
+        image,
+        blobs: Blobs::Proxy(proxy),
+        _tmp: None,
+    })
+}
+
+/// Whether every layer of `image` is listed as an uncompressed tar.
+fn all_layers_uncompressed(image: &Image) -> bool {
+    image.manifest.layers().iter().all(|l| {
+        matches!(
+            super::oci::layer_compression(l.media_type().as_ref()),
+            Ok(super::oci::Compression::None)
+        )
+    })
 }
 
 /// The arguments of `skopeo copy` for `r` into the layout `dest` (tag `import`), layers
