@@ -41,6 +41,10 @@ pub struct SysrootArgs {
 pub struct DeployArgs {
     #[command(flatten)]
     pub common: SysrootArgs,
+    #[command(flatten)]
+    pub fetch: crate::host::cli::FetchArgs,
+    #[command(flatten)]
+    pub progress: crate::host::cli::ProgressArgs,
     /// The stateroot (libostree's osname) to deploy into; it must exist (`ostree admin os-init`).
     /// Default: the booted or default deployment's, else the only one.
     #[arg(long, value_name = "NAME")]
@@ -63,6 +67,10 @@ pub struct DeployArgs {
 pub struct SwitchArgs {
     #[command(flatten)]
     pub common: SysrootArgs,
+    #[command(flatten)]
+    pub fetch: crate::host::cli::FetchArgs,
+    #[command(flatten)]
+    pub progress: crate::host::cli::ProgressArgs,
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
@@ -74,6 +82,10 @@ pub struct SwitchArgs {
 pub struct UpgradeArgs {
     #[command(flatten)]
     pub common: SysrootArgs,
+    #[command(flatten)]
+    pub fetch: crate::host::cli::FetchArgs,
+    #[command(flatten)]
+    pub progress: crate::host::cli::ProgressArgs,
     /// Only say whether there is a new version and how much it would download.
     #[arg(long)]
     pub check: bool,

@@ -33,6 +33,8 @@ pub struct DeployRequest {
     /// Replace the kernel arguments (else the merge deployment's are kept).
     pub kargs: Option<Vec<String>>,
     pub quiet: bool,
+    /// Registry options, and where progress events go.
+    pub pull: PullOptions,
 }
 
 /// What was deployed.
@@ -97,6 +99,7 @@ pub fn deploy(m: &Machine, req: &DeployRequest) -> Result<Deployed> {
         &PullOptions {
             quiet: req.quiet,
             write_ref: None,
+            ..req.pull.clone()
         },
     )
     .with_context(|| format!("pulling {imgref} into {}/ostree/repo", m.path.display()))?;
