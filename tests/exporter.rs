@@ -8,10 +8,10 @@
 
 #![cfg(feature = "host")]
 
-#[path = "exporter/hostile.rs"]
-mod hostile;
 #[path = "exporter/fetch.rs"]
 mod fetch;
+#[path = "exporter/hostile.rs"]
+mod hostile;
 #[path = "common/registry.rs"]
 mod registry;
 #[path = "exporter/util.rs"]

@@ -76,7 +76,8 @@ pub fn check(m: &Machine, fetch: &FetchOptions) -> Result<Check> {
     let (deployed_digest, deployed_version) = commit_image_facts(&repo, &deployed_commit)?;
     // The pull pipeline's own check: manifest and config only, signatures verified when the
     // reference asks for it, missing layers counted against the sysroot's blob refs.
-    let latest = import::check(&repo, &imgref, fetch).with_context(|| format!("looking up {imgref}"))?;
+    let latest =
+        import::check(&repo, &imgref, fetch).with_context(|| format!("looking up {imgref}"))?;
     Ok(Check {
         image: imgref.to_string(),
         stateroot,
