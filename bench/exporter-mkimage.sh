@@ -5,6 +5,9 @@
 #   bench/exporter-mkimage.sh WORKDIR
 #
 # WORKDIR/rootfs.tar  the full root filesystem (mmdebstrap; cached: delete to rebuild)
+#                     With SIZE=small: the test suite's cached minbase rootfs instead (~150 MB,
+#                     ~5,800 entries; ~/.cache/ostree-container, built by `cargo test`), for a
+#                     quick check that a benchmark runs.
 # WORKDIR/oci         OCI layout: tag v1 (3 layers), tag v2 (same two lower layers, new top)
 # WORKDIR/flat.tar    v1 flattened into one tar (what `ostree commit --tree=tar=` gets)
 set -euo pipefail
@@ -13,6 +16,11 @@ mkdir -p "$work"
 cd "$work"
 B=(buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs)
 
+small=$(ls ~/.cache/ostree-container/debian-bookworm-minbase-amd64-*.tar 2>/dev/null | head -1 || true)
+if [ ! -s rootfs.tar ] && [ "${SIZE:-}" = small ]; then
+    [ -n "$small" ] || { echo "SIZE=small needs the test suite's cached rootfs: run cargo test --test exporter first" >&2; exit 1; }
+    cp "$small" rootfs.tar
+fi
 if [ ! -s rootfs.tar ]; then
     mmdebstrap --variant=minbase --mode=root --format=tar --skip=output/dev \
         --aptopt='APT::Install-Recommends "false"' \
@@ -31,8 +39,11 @@ if [ ! -d oci ]; then
     "${B[@]}" commit -q "$ctr" bench-l1 >/dev/null && "${B[@]}" rm "$ctr" >/dev/null
     ctr=$("${B[@]}" from --pull-never bench-l1)
     mnt=$("${B[@]}" mount "$ctr")
+    # (A root filesystem without python3, e.g. one given with ROOTFS, has only /usr/share.)
+    layer2=('./usr/share/*')
+    if tar -tf rootfs.tar | grep -q '^\./usr/lib/python3'; then layer2+=('./usr/lib/python3*'); fi
     tar -C "$mnt" --xattrs --xattrs-include='*' --numeric-owner -xf rootfs.tar \
-        --wildcards './usr/share/*' './usr/lib/python3*'
+        --wildcards "${layer2[@]}"
     "${B[@]}" commit -q "$ctr" bench-l2 >/dev/null && "${B[@]}" rm "$ctr" >/dev/null
     # Layer 3 (v1 and v2 differ only here): configuration and an application.
     for v in v1 v2; do

@@ -7,7 +7,9 @@
 # The image (bench/exporter-mkimage.sh): Debian 12 with kernel, systemd, python3, perl, vim;
 # ~20,000 files, ~800 MB uncompressed, three gzip layers from buildah. Tag v2 differs from v1
 # only in the top layer. Each measurement runs RUNS times (default 3); the median is shown.
-# Repositories are bare-user, on the same filesystem as WORKDIR.
+# Repositories are bare-user, on the same filesystem as WORKDIR, each in a new directory, all
+# deleted at the end (see bench/pull.sh: ext4 without a journal slows inode allocation right
+# after a large delete). SIZE=small (see bench/exporter-mkimage.sh) for a quick check.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/var/tmp/ostree-container-bench}
@@ -23,15 +25,17 @@ cd "$work"
 img="ostree-unverified-image:oci:$work/oci"
 cat oci/blobs/sha256/* flat.tar > /dev/null   # everything starts in the page cache
 
-fresh() { rm -rf "$1"; ostree --repo="$1" init --mode=bare-user; }
+if [ -d out ]; then rm -rf out && sleep 31; fi
+mkdir -p out
+fresh() { ostree --repo="out/$1" init --mode=bare-user; }
 secs() { /usr/bin/time -f %e "$@" 2>&1 >/dev/null | tail -1; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A t
 for i in $(seq "$runs"); do
-    fresh repo-ours; t[ours]+="$(secs "$bin" image pull --quiet repo-ours "$img:v1") "
-    t[repull]+="$(secs "$bin" image pull --quiet repo-ours "$img:v2") "
-    fresh repo-ostree; t[ostree]+="$(secs ostree --repo=repo-ostree commit -b flat --tree=tar=flat.tar --tar-autocreate-parents) "
+    fresh ours-$i; t[ours]+="$(secs "$bin" image pull --quiet out/ours-$i "$img:v1") "
+    t[repull]+="$(secs "$bin" image pull --quiet out/ours-$i "$img:v2") "
+    fresh ostree-$i; t[ostree]+="$(secs ostree --repo=out/ostree-$i commit -b flat --tree=tar=flat.tar --tar-autocreate-parents) "
     t[floor]+="$("$floor" oci v1 | cut -d' ' -f1) "
 done
 declare -A m
@@ -49,3 +53,4 @@ printf '%-58s %8s  %s\n' "ostree commit --tree=tar= on the flattened tar" "${m[o
 printf '%-58s %8s  %s\n' "floor: gunzip + SHA-256 of blobs and tars, one thread" "${m[floor]}" "ours/this = $(ratio "${m[ours]}" "${m[floor]}") (target <= 1.5)"
 printf '%-58s %8s  %s\n' "re-pull after changing only the top layer (v1 -> v2)" "${m[repull]}" "this/ours = $(ratio "${m[repull]}" "${m[ours]}") (target <= 0.10)"
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) (the figures are only meaningful on an idle machine)"
+rm -rf out

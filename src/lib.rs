@@ -8,8 +8,9 @@
 //!   or an image's commit as an ostree HTTP remote; `machine` deploys an image into a sysroot,
 //!   records it in the origin, and upgrades it (`deploy`, `switch`, `upgrade`, `status`).
 
-// No unsafe code in the library: the few system calls go through rustix and cap-std.
-#![forbid(unsafe_code)]
+// No unsafe code in the library (system calls go through rustix and cap-std), except where a
+// module allows it for a use justified by a `SAFETY:` comment.
+#![deny(unsafe_code)]
 
 // src/commit reaches the image only through the root opened in src/commit/rootfs.rs: clippy.toml
 // lists the path-based calls that would bypass it. Unit tests build their fixtures with std::fs.
@@ -25,6 +26,10 @@ pub mod encapsulate;
 #[cfg(feature = "host")]
 // documented when the pull pipeline lands (issue 11)
 #[allow(missing_docs)]
+// Two uses, each with its `SAFETY:` comment: src/host/progress.rs `event_sink` (taking the
+// `--progress-fd` descriptor) and src/host/proxy.rs (`pre_exec` setting the parent-death signal
+// of skopeo). To be allowed on those functions instead, once those files are next edited.
+#[allow(unsafe_code)]
 pub mod host;
 #[cfg(feature = "host")]
 pub mod machine;

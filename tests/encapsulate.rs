@@ -495,70 +495,98 @@ fn chunking_changes_few_layers() {
     ostree(&dst, ["fsck"]);
 }
 
+/// Three encapsulated images in one layout: `good` (c1, signed), `tampered` (c2 carrying
+/// c1's signature) and `unsigned` (c3).
+struct SignedImages {
+    gpg: Gpg,
+    oci: PathBuf,
+    c1: String,
+    c2: String,
+    c3: String,
+}
+
+impl SignedImages {
+    fn new(dir: &Path) -> Self {
+        let gpg = Gpg::new();
+        let src = repo(dir, "src");
+        let c1 = os_commit(dir, &src);
+        ostree(
+            &src,
+            [
+                "gpg-sign",
+                &format!("--gpg-homedir={}", gpg.home.path().display()),
+                &c1,
+                "test@example.com",
+            ],
+        );
+        let t2 = dir.join("t2");
+        fixture::write(&t2, "usr/bin/evil", b"not what was signed\n", 0o755);
+        let c2 = fixture::commit(&src, "evil", &t2, &[]);
+        let t3 = dir.join("t3");
+        fixture::write(&t3, "usr/bin/unsigned", b"unsigned\n", 0o755);
+        let c3 = fixture::commit(&src, "unsigned", &t3, &[]);
+        // Tampered: c2 carrying c1's signature.
+        let meta = |c: &str| src.join(format!("objects/{}/{}.commitmeta", &c[..2], &c[2..]));
+        fs::copy(meta(&c1), meta(&c2)).unwrap();
+        let oci = dir.join("oci");
+        for (c, tag) in [(&c1, "good"), (&c2, "tampered"), (&c3, "unsigned")] {
+            oc([
+                "encapsulate",
+                "--repo",
+                src.to_str().unwrap(),
+                c,
+                &format!("oci:{}:{tag}", oci.display()),
+            ]);
+        }
+        SignedImages {
+            gpg,
+            oci,
+            c1,
+            c2,
+            c3,
+        }
+    }
+
+    fn remote_ref(&self, remote: &str, tag: &str) -> String {
+        format!(
+            "ostree-remote-image:{remote}:oci:{}:{tag}",
+            self.oci.display()
+        )
+    }
+
+    fn unverified_ref(&self, tag: &str) -> String {
+        format!("ostree-unverified-image:oci:{}:{tag}", self.oci.display())
+    }
+}
+
+/// `ostree remote add` with GPG verification and this key.
+fn add_remote(repo: &Path, name: &str, pubkey: &Path) {
+    ostree(
+        repo,
+        [
+            "remote",
+            "add",
+            "--set=gpg-verify=true",
+            &format!("--gpg-import={}", pubkey.display()),
+            name,
+            "https://example.invalid/repo",
+        ],
+    );
+}
+
 /// GPG: sign with `ostree gpg-sign`, encapsulate, verify through `ostree-remote-image:`;
 /// unsigned, tampered and wrongly keyed images are refused and nothing lands.
 #[test]
 fn signed_round_trip_and_rejections() {
     let d = scratch("signed");
-    let gpg = Gpg::new();
+    let f = SignedImages::new(d.path());
     let other = Gpg::new();
-    let src = repo(d.path(), "src");
-    let c1 = os_commit(d.path(), &src);
-    ostree(
-        &src,
-        [
-            "gpg-sign",
-            &format!("--gpg-homedir={}", gpg.home.path().display()),
-            &c1,
-            "test@example.com",
-        ],
-    );
-    let t2 = d.path().join("t2");
-    fixture::write(&t2, "usr/bin/evil", b"not what was signed\n", 0o755);
-    let c2 = fixture::commit(&src, "evil", &t2, &[]);
-    let t3 = d.path().join("t3");
-    fixture::write(&t3, "usr/bin/unsigned", b"unsigned\n", 0o755);
-    let c3 = fixture::commit(&src, "unsigned", &t3, &[]);
-    // Tampered: c2 carrying c1's signature.
-    let meta = |c: &str| src.join(format!("objects/{}/{}.commitmeta", &c[..2], &c[2..]));
-    fs::copy(meta(&c1), meta(&c2)).unwrap();
-
-    let oci = d.path().join("oci");
-    for (c, tag) in [(&c1, "good"), (&c2, "tampered"), (&c3, "unsigned")] {
-        oc([
-            "encapsulate",
-            "--repo",
-            src.to_str().unwrap(),
-            c,
-            &format!("oci:{}:{tag}", oci.display()),
-        ]);
-    }
+    let (c1, c2, c3) = (&f.c1, &f.c2, &f.c3);
+    let src = d.path().join("src");
     let dst = repo_staged(d.path(), "dst");
-    ostree(
-        &dst,
-        [
-            "remote",
-            "add",
-            "--set=gpg-verify=true",
-            &format!("--gpg-import={}", gpg.pubkey.display()),
-            "myremote",
-            "https://example.invalid/repo",
-        ],
-    );
-    ostree(
-        &dst,
-        [
-            "remote",
-            "add",
-            "--set=gpg-verify=true",
-            &format!("--gpg-import={}", other.pubkey.display()),
-            "otherremote",
-            "https://example.invalid/repo",
-        ],
-    );
-    let img = |remote: &str, tag: &str| {
-        format!("ostree-remote-image:{remote}:oci:{}:{tag}", oci.display())
-    };
+    add_remote(&dst, "myremote", &f.gpg.pubkey);
+    add_remote(&dst, "otherremote", &other.pubkey);
+    let img = |remote: &str, tag: &str| f.remote_ref(remote, tag);
     let dstr = dst.to_str().unwrap();
 
     let err = oc_fails([
@@ -583,7 +611,7 @@ fn signed_round_trip_and_rejections() {
         err.contains("signature verification against remote \"otherremote\" failed"),
         "{err}"
     );
-    for c in [&c1, &c2, &c3] {
+    for c in [c1, c2, c3] {
         assert!(!has_commit(&dst, c), "{c} landed");
     }
     let objects = run(&mut cmd(
@@ -606,12 +634,63 @@ fn signed_round_trip_and_rejections() {
     let sigs = |r: &Path| {
         ostree(
             r,
-            ["show", "--print-detached-metadata-key=ostree.gpgsigs", &c1],
+            ["show", "--print-detached-metadata-key=ostree.gpgsigs", c1],
         )
     };
     assert_eq!(sigs(&src), sigs(&dst));
-    let shown = ostree(&dst, ["show", "--gpg-verify-remote=myremote", &c1]);
+    let shown = ostree(&dst, ["show", "--gpg-verify-remote=myremote", c1]);
     assert!(shown.contains("Good signature"), "{shown}");
+}
+
+/// Issue 11: a verifying reference after an unverified pull of the same manifest. The image
+/// is already stored, but "unchanged" must not be the answer (nor `--write-ref` move) before
+/// the stored commit's signature is checked against the remote: an unsigned or tampered
+/// commit is refused and nothing moves; a signed one is reported unchanged.
+#[test]
+fn verifying_reference_after_unverified_pull_checks_the_signature() {
+    let d = scratch("verify-after-unverified");
+    let f = SignedImages::new(d.path());
+    let dst = repo(d.path(), "dst");
+    add_remote(&dst, "myremote", &f.gpg.pubkey);
+    let dstr = dst.to_str().unwrap();
+    let refs = || ostree(&dst, ["refs"]);
+    for (tag, commit, want) in [
+        ("unsigned", &f.c3, "no detached signature"),
+        (
+            "tampered",
+            &f.c2,
+            "signature verification against remote \"myremote\" failed",
+        ),
+    ] {
+        let out = oc(["image", "pull", "--quiet", dstr, &f.unverified_ref(tag)]);
+        assert_eq!(out.trim(), commit.as_str());
+        let before = refs();
+        for args in [
+            vec!["unencapsulate", "--repo", dstr, "--write-ref", "verified"],
+            vec!["image", "pull", dstr],
+        ] {
+            let mut a = args.clone();
+            let r = f.remote_ref("myremote", tag);
+            a.push(&r);
+            let err = oc_fails(a);
+            assert!(err.contains(want), "{tag}: {err}");
+            assert!(err.contains(commit.as_str()), "{tag}: {err}");
+            assert_eq!(refs(), before, "{tag}: no ref moved");
+        }
+    }
+    ostree(&dst, ["fsck"]);
+    // Signed: pulled unverified first, then the verifying reference finds it unchanged.
+    oc(["image", "pull", "--quiet", dstr, &f.unverified_ref("good")]);
+    let out = oc([
+        "unencapsulate",
+        "--repo",
+        dstr,
+        "--write-ref",
+        "verified",
+        &f.remote_ref("myremote", "good"),
+    ]);
+    assert_eq!(out.trim(), f.c1);
+    assert_eq!(ostree(&dst, ["rev-parse", "verified"]).trim(), f.c1);
 }
 
 /// A throwaway GnuPG home with one signing key.

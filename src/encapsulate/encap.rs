@@ -240,19 +240,15 @@ fn write_chunk(
     })
 }
 
-/// Open an image for reading: `oci:`/`oci-archive:` in place, anything else through skopeo.
-pub fn open_image(imgref: &str, tmp: &Path) -> Result<(fetch::Source, crate::host::oci::Image)> {
-    let r: ImageReference = imgref
-        .parse()
-        .or_else(|_| imgref.parse::<OstreeImageReference>().map(|o| o.imgref))
-        .map_err(|e| anyhow!("{imgref}: {e}"))?;
+/// An image's manifest and config: `oci:`/`oci-archive:` in place, anything else through
+/// the image proxy.
+pub fn open_image(imgref: &str) -> Result<crate::host::oci::Image> {
+    let r = OstreeImageReference::parse_any(imgref)?.imgref;
     let r = OstreeImageReference {
         sigverify: SignatureSource::ContainerPolicyAllowInsecure,
         imgref: r,
     };
-    let src = fetch::open(&r, tmp)?;
-    let img = src.layout.resolve(src.tag.as_deref())?;
-    Ok((src, img))
+    Ok(fetch::open(&r, &Default::default())?.image)
 }
 
 /// Bytes a client holding `old` downloads for `new`: layers (by digest) it lacks, plus the
@@ -304,9 +300,8 @@ impl std::fmt::Display for DownloadSize {
 }
 
 pub fn run_download_size(old: &str, new: &str, json_out: bool) -> Result<u8> {
-    let tmp = std::env::temp_dir();
-    let (_a, old) = open_image(old, &tmp)?;
-    let (_b, new) = open_image(new, &tmp)?;
+    let old = open_image(old)?;
+    let new = open_image(new)?;
     let d = download_size(&old, &new);
     if json_out {
         let mut v = serde_json::to_value(&d)?;
@@ -333,7 +328,7 @@ pub fn run(a: &EncapsulateArgs) -> Result<u8> {
         bail!("--max-layers must be at least 1");
     }
     let repo = commit::open_repo(&a.repo)?;
-    let dest: ImageReference = a.imgref.parse().map_err(|e| anyhow!("{}: {e}", a.imgref))?;
+    let dest = OstreeImageReference::parse_any(&a.imgref)?.imgref;
     let work = tempfile::Builder::new()
         .prefix("ostree-container-encapsulate-")
         .tempdir_in(std::env::var_os("TMPDIR").unwrap_or_else(|| "/var/tmp".into()))
@@ -417,15 +412,14 @@ fn previous_manifest(
     dest: &ImageReference,
 ) -> Result<Option<oci_spec::image::ImageManifest>> {
     if let Some(p) = explicit {
-        let r: ImageReference = p
-            .parse()
-            .or_else(|_| p.parse::<OstreeImageReference>().map(|o| o.imgref))
-            .map_err(|e| anyhow!("--previous {p}: {e}"))?;
-        return fetch::manifest(&r)
+        let r = OstreeImageReference::parse_any(p)
+            .map_err(|e| anyhow!("--previous: {e}"))?
+            .imgref;
+        return fetch::manifest(&r, &Default::default())
             .with_context(|| format!("--previous {p}"))
             .map(Some);
     }
-    match fetch::manifest(dest) {
+    match fetch::manifest(dest, &Default::default()) {
         Ok(m) => {
             eprintln!("keeping the layer layout of the image already at {dest}");
             Ok(Some(m))

@@ -16,6 +16,40 @@ pub enum HostCommand {
     Image(ImageCommand),
 }
 
+/// How to reach registries: the options ostree-rs-ext and skopeo give these names.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FetchArgs {
+    /// containers auth.json for registries (default: /etc/ostree/auth.json, then
+    /// /run/ostree/auth.json, then containers/image's own defaults).
+    #[arg(long, value_name = "PATH")]
+    pub authfile: Option<PathBuf>,
+    /// Directory of certificates for registries (*.crt, *.cert, *.key), as skopeo --cert-dir.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Do not verify registries' TLS certificates.
+    #[arg(long)]
+    pub insecure_skip_tls_verification: bool,
+}
+
+/// Machine-readable progress.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProgressArgs {
+    /// Write progress events as JSON Lines to this open file descriptor (docs/exporter.md).
+    #[arg(long, value_name = "FD")]
+    pub progress_fd: Option<i32>,
+}
+
+impl FetchArgs {
+    pub fn options(&self) -> crate::host::fetch::FetchOptions {
+        crate::host::fetch::FetchOptions {
+            authfile: self.authfile.clone(),
+            cert_dir: self.cert_dir.clone(),
+            insecure_skip_tls_verification: self.insecure_skip_tls_verification,
+            tmp_dir: None,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct UnencapsulateArgs {
     /// Path to the ostree repository.
@@ -27,6 +61,10 @@ pub struct UnencapsulateArgs {
     /// No progress bars and no summary.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
     /// Image reference, e.g. ostree-unverified-image:oci:/srv/os:latest.
     pub imgref: String,
 }
@@ -42,6 +80,23 @@ pub enum ImageCommand {
         /// No progress bars and no summary.
         #[arg(long, short)]
         quiet: bool,
+        #[command(flatten)]
+        fetch: FetchArgs,
+        #[command(flatten)]
+        progress: ProgressArgs,
+    },
+    /// Fetch only an image's manifest and config, and report whether it differs from the
+    /// stored one and how much a pull would download (JSON with --json). Exit 0 either way.
+    Check {
+        /// Path to the ostree repository.
+        repo: PathBuf,
+        /// Image reference, as for `image pull`.
+        imgref: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        fetch: FetchArgs,
     },
     /// List stored images.
     List {

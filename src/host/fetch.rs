@@ -1,97 +1,199 @@
-//! Getting an image into a readable OCI layout.
+//! Reaching an image: its manifest and config first, then its blobs one at a time, on demand.
 //!
-//! `oci:` and `oci-archive:` are read in place ([`crate::host::oci`]). Every other transport
+//! `oci:` and `oci-archive:` with `ostree-unverified-*` (or `ostree-remote-*`, whose check is
+//! the ostree signature) are read in place ([`crate::host::oci`]). Every other transport
 //! (`registry:`/`docker://`, `containers-storage:`, `docker-archive:`, `dir:`), and any image
-//! whose reference asks for signature verification (`ostree-image-signed:`), goes through
-//! `skopeo copy` into a temporary `oci:` directory, so registries, mirrors, authentication and
-//! the signature policy are exactly containers/image's.
+//! whose reference asks for containers-policy verification (`ostree-image-signed:`), goes
+//! through containers/image's proxy ([`crate::host::proxy`]), so registries, mirrors,
+//! authentication, TLS and the signature policy are exactly containers/image's, and only the
+//! blobs the importer asks for are fetched.
 //!
-//! Authentication for registries: `/etc/ostree/auth.json`, else `/run/ostree/auth.json`, else
-//! containers/image's defaults (`$REGISTRY_AUTH_FILE`, `${XDG_RUNTIME_DIR}/containers/auth.json`,
-//! …). Policy: `ostree-image-signed:` always uses containers-policy.json; for
-//! `ostree-unverified-*` the default policy is used when `/etc/containers/policy.json`
-//! exists and skopeo's `--insecure-policy` otherwise.
+//! `containers-storage:` needs care. Through Debian 12's skopeo 1.9.3 proxy, an image built
+//! here (buildah, podman) streams fine: its layers are listed uncompressed, and the storage's
+//! diffs are exactly those blobs, so nothing is compressed or copied. An image that came into
+//! the storage from a registry still lists gzip layers, but the storage hands back their
+//! uncompressed diffs under the gzip digests, so the stream matches neither its media type nor
+//! its digest. (Checked here; this is why ostree-ext 0.15 refuses containers-storage with this
+//! skopeo as "too old".) Such an image is copied with
+//! `skopeo copy --dest-oci-accept-uncompressed-layers` into a temporary `oci:` layout of
+//! *uncompressed* layers, which is then read in place; the copy writes the stored diffs out as
+//! they are instead of compressing them for the importer to decompress again.
+//!
+//! Authentication for registries: `--authfile`, else `/etc/ostree/auth.json`, else
+//! `/run/ostree/auth.json`, else containers/image's defaults (`$REGISTRY_AUTH_FILE`,
+//! `${XDG_RUNTIME_DIR}/containers/auth.json`, …). Policy: `ostree-image-signed:` always uses
+//! containers-policy.json; `ostree-unverified-*` uses the default policy when
+//! `/etc/containers/policy.json` exists and skopeo's `--insecure-policy` otherwise;
+//! `ostree-remote-*` is checked by its ostree signature instead, so it is fetched with
+//! `--insecure-policy`.
 
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
 use super::imgref::{ImageReference, OstreeImageReference, SignatureSource, Transport};
-use super::oci::Layout;
+use super::oci::{Image, Layout};
+pub use super::proxy::FetchOptions;
+use super::proxy::ProxyImage;
 
-/// An opened layout, and the tag to look up in it; keeps any temporary copy alive.
+/// An opened image: manifest and config read and checked, blobs on demand.
 pub struct Source {
-    pub layout: Layout,
-    pub tag: Option<String>,
+    pub image: Image,
+    blobs: Blobs,
+    /// The temporary layout of a copied image, removed when the source is dropped.
     _tmp: Option<tempfile::TempDir>,
 }
 
-const AUTH_FILES: &[&str] = &["/etc/ostree/auth.json", "/run/ostree/auth.json"];
+enum Blobs {
+    Layout(Layout),
+    Proxy(ProxyImage),
+}
 
-/// Open the image named by `r`; `tmp_parent` holds any temporary copy.
-pub fn open(r: &OstreeImageReference, tmp_parent: &Path) -> Result<Source> {
-    if let SignatureSource::OstreeRemote(remote) = &r.sigverify {
-        bail!(
-            "{r}: verifying signatures through the ostree remote {remote:?} is not supported by this importer; \
-             use ostree-image-signed: (containers-policy.json) or ostree-unverified-image:"
-        );
+impl Source {
+    /// Open the blob `digest` of `size` bytes, not yet verified: the caller wraps it in a
+    /// [`super::oci::DigestReader`] and checks the digest at the end of the stream.
+    pub fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>> {
+        match &self.blobs {
+            Blobs::Layout(l) => Ok(l.open_blob(digest)?),
+            Blobs::Proxy(p) => p.open_blob(digest, size),
+        }
     }
-    let native = r.sigverify == SignatureSource::ContainerPolicyAllowInsecure;
-    match r.imgref.transport {
-        Transport::OciDir if native => {
-            let (path, tag) = r.imgref.oci_path_and_tag();
-            Ok(Source {
-                layout: Layout::open_dir(Path::new(path))?,
-                tag: tag.map(String::from),
-                _tmp: None,
-            })
-        }
-        Transport::OciArchive if native => {
-            let (path, tag) = r.imgref.oci_path_and_tag();
-            Ok(Source {
-                layout: Layout::open_archive(Path::new(path))?,
-                tag: tag.map(String::from),
-                _tmp: None,
-            })
-        }
-        _ => skopeo_copy(r, tmp_parent),
+
+    /// Whether blobs come through the proxy (from a registry or another store) rather than
+    /// from a layout on disk.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.blobs, Blobs::Proxy(_))
     }
 }
 
-/// The arguments of `skopeo copy` for `r` into the layout `dest` (tag `import`), given
-/// whether the system policy file exists and which auth file applies.
-fn skopeo_args(
-    r: &OstreeImageReference,
-    policy_exists: bool,
-    auth: Option<&str>,
-    dest: &Path,
-) -> Vec<String> {
-    let mut args = vec!["copy".to_string(), "--quiet".to_string()];
-    if r.sigverify == SignatureSource::ContainerPolicyAllowInsecure && !policy_exists {
-        args.push("--insecure-policy".into());
+/// How a reference is read: in place, or through the proxy and with which policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `oci:` / `oci-archive:` read here.
+    Native,
+    /// Through the proxy; `insecure_policy` adds skopeo's `--insecure-policy`.
+    Proxy { insecure_policy: bool },
+    /// `containers-storage:`: through the proxy when every layer is listed uncompressed (an
+    /// image built here: the storage's diffs are exactly those blobs), else
+    /// `skopeo copy --dest-oci-accept-uncompressed-layers` into a temporary layout, read in
+    /// place (see the module docs).
+    CopyDecompressed { insecure_policy: bool },
+}
+
+/// Which [`Route`] reads `r`, given whether `/etc/containers/policy.json` exists.
+pub fn route(r: &OstreeImageReference, policy_exists: bool) -> Route {
+    let native_transport = matches!(
+        r.imgref.transport,
+        Transport::OciDir | Transport::OciArchive
+    );
+    let via = match &r.sigverify {
+        SignatureSource::ContainerPolicy => Route::Proxy {
+            insecure_policy: false,
+        },
+        _ if native_transport => Route::Native,
+        SignatureSource::ContainerPolicyAllowInsecure => Route::Proxy {
+            insecure_policy: !policy_exists,
+        },
+        // The ostree signature is the check; containers-policy does not apply.
+        SignatureSource::OstreeRemote(_) => Route::Proxy {
+            insecure_policy: true,
+        },
+    };
+    match (r.imgref.transport, via) {
+        (Transport::ContainerStorage, Route::Proxy { insecure_policy }) => {
+            Route::CopyDecompressed { insecure_policy }
+        }
+        (_, via) => via,
     }
-    if r.imgref.transport == Transport::Registry {
-        if let Some(auth) = auth {
-            args.extend(["--src-authfile".to_string(), auth.to_string()]);
+}
+
+/// Open the image named by `r`: read its manifest and config, nothing else yet.
+pub fn open(r: &OstreeImageReference, opts: &FetchOptions) -> Result<Source> {
+    let policy_exists = Path::new("/etc/containers/policy.json").exists();
+    match route(r, policy_exists) {
+        Route::Native => {
+            let layout = open_layout(&r.imgref)?;
+            let (_, tag) = r.imgref.oci_path_and_tag();
+            let image = layout.resolve(tag)?;
+            Ok(Source {
+                image,
+                blobs: Blobs::Layout(layout),
+                _tmp: None,
+            })
+        }
+        Route::Proxy { insecure_policy } => open_proxy(r, opts, insecure_policy),
+        Route::CopyDecompressed { insecure_policy } => {
+            let source = open_proxy(r, opts, insecure_policy)?;
+            if all_layers_uncompressed(&source.image) {
+                return Ok(source);
+            }
+            drop(source);
+            copy_decompressed(r, insecure_policy, opts.tmp_dir.as_deref())
         }
     }
+}
+
+fn open_proxy(
+    r: &OstreeImageReference,
+    opts: &FetchOptions,
+    insecure_policy: bool,
+) -> Result<Source> {
+    let (proxy, f) = ProxyImage::open(&r.imgref, opts, insecure_policy)?;
+    let image = Image::from_fetched(
+        &r.imgref.to_string(),
+        f.manifest_digest,
+        f.manifest_raw,
+        f.config_raw,
+    )?;
+    Ok(Source {
+        image,
+        blobs: Blobs::Proxy(proxy),
+        _tmp: None,
+    })
+}
+
+/// Whether every layer of `image` is listed as an uncompressed tar.
+fn all_layers_uncompressed(image: &Image) -> bool {
+    image.manifest.layers().iter().all(|l| {
+        matches!(
+            super::oci::layer_compression(l.media_type().as_ref()),
+            Ok(super::oci::Compression::None)
+        )
+    })
+}
+
+/// The arguments of `skopeo copy` for `r` into the layout `dest` (tag `import`), layers
+/// written uncompressed.
+fn copy_args(r: &OstreeImageReference, insecure_policy: bool, dest: &Path) -> Vec<String> {
+    let mut args = vec![];
+    if insecure_policy {
+        args.push("--insecure-policy".to_string());
+    }
+    args.extend(["copy", "--quiet", "--dest-oci-accept-uncompressed-layers"].map(String::from));
     args.push(r.imgref.to_string());
     args.push(format!("oci:{}:import", dest.display()));
     args
 }
 
-fn skopeo_copy(r: &OstreeImageReference, tmp_parent: &Path) -> Result<Source> {
+fn copy_decompressed(
+    r: &OstreeImageReference,
+    insecure_policy: bool,
+    tmp_parent: Option<&Path>,
+) -> Result<Source> {
+    let parent = tmp_parent
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
     let tmp = tempfile::Builder::new()
         .prefix("ostree-container-fetch-")
-        .tempdir_in(tmp_parent)
-        .with_context(|| format!("creating a temporary directory in {}", tmp_parent.display()))?;
-    let dest: PathBuf = tmp.path().join("layout");
-    let policy_exists = Path::new("/etc/containers/policy.json").exists();
-    let auth = AUTH_FILES.iter().copied().find(|p| Path::new(p).exists());
-    let mut cmd = Command::new("skopeo");
-    cmd.args(skopeo_args(r, policy_exists, auth, &dest));
-    let out = cmd.output().context("running skopeo (is it installed?)")?;
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
+    let dest = tmp.path().join("layout");
+    let out = Command::new("skopeo")
+        .args(copy_args(r, insecure_policy, &dest))
+        .output()
+        .context("running skopeo (is it installed?)")?;
     if !out.status.success() {
         bail!(
             "skopeo copy {} failed: {}",
@@ -99,103 +201,119 @@ fn skopeo_copy(r: &OstreeImageReference, tmp_parent: &Path) -> Result<Source> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    let layout = Layout::open_dir(&dest)?;
+    let image = layout.resolve(Some("import"))?;
     Ok(Source {
-        layout: Layout::open_dir(&dest)?,
-        tag: Some("import".into()),
+        image,
+        blobs: Blobs::Layout(layout),
         _tmp: Some(tmp),
     })
 }
 
-/// The manifest of `imgref`, without fetching its layers: read in place for `oci:` and
-/// `oci-archive:`, with `skopeo inspect --raw` for every other transport (registry
-/// authentication as for copying). A manifest list is an error: it names no single image.
-pub fn manifest(imgref: &ImageReference) -> Result<oci_spec::image::ImageManifest> {
-    let raw = match imgref.transport {
-        Transport::OciDir | Transport::OciArchive => {
-            let (path, tag) = imgref.oci_path_and_tag();
-            let layout = if imgref.transport == Transport::OciDir {
-                Layout::open_dir(Path::new(path))?
-            } else {
-                Layout::open_archive(Path::new(path))?
-            };
-            return Ok(layout.resolve(tag)?.manifest);
-        }
-        _ => {
-            let mut cmd = Command::new("skopeo");
-            cmd.args(["inspect", "--raw"]);
-            if imgref.transport == Transport::Registry {
-                if let Some(auth) = AUTH_FILES.iter().find(|p| Path::new(p).exists()) {
-                    cmd.args(["--authfile", auth]);
-                }
-            }
-            let out = cmd
-                .arg(imgref.to_string())
-                .output()
-                .context("running skopeo (is it installed?)")?;
-            if !out.status.success() {
-                bail!(
-                    "skopeo inspect {imgref} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            out.stdout
-        }
+fn open_layout(imgref: &ImageReference) -> Result<Layout> {
+    let (path, _) = imgref.oci_path_and_tag();
+    Ok(if imgref.transport == Transport::OciDir {
+        Layout::open_dir(Path::new(path))?
+    } else {
+        Layout::open_archive(Path::new(path))?
+    })
+}
+
+/// The manifest of `imgref`, without fetching its layers (read in place for `oci:` and
+/// `oci-archive:`, through the proxy for the rest, with the default policy rules).
+pub fn manifest(
+    imgref: &ImageReference,
+    opts: &FetchOptions,
+) -> Result<oci_spec::image::ImageManifest> {
+    let r = OstreeImageReference {
+        sigverify: SignatureSource::ContainerPolicyAllowInsecure,
+        imgref: imgref.clone(),
     };
-    let v: serde_json::Value = serde_json::from_slice(&raw)
-        .with_context(|| format!("{imgref}: the manifest is not JSON"))?;
-    if v.get("manifests").is_some() {
-        bail!("{imgref} is a manifest list; name one image of it by its digest");
-    }
-    serde_json::from_value(v).with_context(|| format!("{imgref}: parsing the manifest"))
+    Ok(open(&r, opts)?.image.manifest)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(r: &str, policy: bool, auth: Option<&str>) -> String {
-        skopeo_args(&r.parse().unwrap(), policy, auth, Path::new("/t")).join(" ")
+    #[test]
+    fn copy_command_line() {
+        let r = "ostree-unverified-image:containers-storage:localhost/os"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            copy_args(&r, true, Path::new("/t")).join(" "),
+            "--insecure-policy copy --quiet --dest-oci-accept-uncompressed-layers containers-storage:localhost/os oci:/t:import"
+        );
+        assert_eq!(
+            copy_args(&r, false, Path::new("/t")).join(" "),
+            "copy --quiet --dest-oci-accept-uncompressed-layers containers-storage:localhost/os oci:/t:import"
+        );
     }
 
     #[test]
-    fn skopeo_command_lines() {
-        let a = "/etc/ostree/auth.json";
+    fn routes() {
         let table = [
+            ("ostree-unverified-image:oci:/srv/os:1", true, Route::Native),
+            (
+                "ostree-unverified-image:oci-archive:/a.tar",
+                false,
+                Route::Native,
+            ),
+            ("ostree-remote-image:r:oci:/srv/os:1", true, Route::Native),
             (
                 "ostree-unverified-registry:quay.io/os:1",
                 true,
-                Some(a),
-                "copy --quiet --src-authfile /etc/ostree/auth.json docker://quay.io/os:1 oci:/t:import",
+                Route::Proxy {
+                    insecure_policy: false,
+                },
             ),
             (
                 "ostree-unverified-registry:quay.io/os:1",
                 false,
-                None,
-                "copy --quiet --insecure-policy docker://quay.io/os:1 oci:/t:import",
+                Route::Proxy {
+                    insecure_policy: true,
+                },
             ),
-            // Signed: never --insecure-policy, whatever the system has.
+            // Signed: never --insecure-policy, whatever the system has, even for oci:.
             (
                 "ostree-image-signed:docker://quay.io/os:1",
                 false,
-                Some(a),
-                "copy --quiet --src-authfile /etc/ostree/auth.json docker://quay.io/os:1 oci:/t:import",
-            ),
-            // Auth files are for registries only.
-            (
-                "ostree-unverified-image:containers-storage:localhost/os",
-                true,
-                Some(a),
-                "copy --quiet containers-storage:localhost/os oci:/t:import",
+                Route::Proxy {
+                    insecure_policy: false,
+                },
             ),
             (
                 "ostree-image-signed:oci:/srv/os:1",
                 true,
-                None,
-                "copy --quiet oci:/srv/os:1 oci:/t:import",
+                Route::Proxy {
+                    insecure_policy: false,
+                },
+            ),
+            (
+                "ostree-remote-registry:r:quay.io/os:1",
+                true,
+                Route::Proxy {
+                    insecure_policy: true,
+                },
+            ),
+            (
+                "ostree-unverified-image:containers-storage:localhost/os",
+                true,
+                Route::CopyDecompressed {
+                    insecure_policy: false,
+                },
+            ),
+            (
+                "ostree-unverified-image:containers-storage:localhost/os",
+                false,
+                Route::CopyDecompressed {
+                    insecure_policy: true,
+                },
             ),
         ];
-        for (r, policy, auth, want) in table {
-            assert_eq!(args(r, policy, auth), want, "{r}");
+        for (r, policy, want) in table {
+            assert_eq!(route(&r.parse().unwrap(), policy), want, "{r}");
         }
     }
 }

@@ -97,7 +97,16 @@ impl<R: BufRead> Read for GzipReader<R> {
         loop {
             match std::mem::replace(&mut self.state, State::Poisoned) {
                 State::Header(mut r, first) => {
-                    if r.fill_buf()?.is_empty() {
+                    // Every early return puts the state back: after an I/O error the caller
+                    // still takes the inner reader back (`into_inner`) to finish hashing.
+                    let at_end = match r.fill_buf() {
+                        Ok(b) => b.is_empty(),
+                        Err(e) => {
+                            self.state = State::Header(r, first);
+                            return Err(e);
+                        }
+                    };
+                    if at_end {
                         if first {
                             self.state = State::Header(r, first);
                             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -148,6 +157,34 @@ impl<R: BufRead> Read for GzipReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A source that fails once with an I/O error where a gzip member header would start.
+    struct FailingAtHeader(bool);
+    impl Read for FailingAtHeader {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            unreachable!("read through fill_buf")
+        }
+    }
+    impl BufRead for FailingAtHeader {
+        fn fill_buf(&mut self) -> io::Result<&[u8]> {
+            if !self.0 {
+                self.0 = true;
+                return Err(io::Error::other("connection reset"));
+            }
+            Ok(&[])
+        }
+        fn consume(&mut self, _: usize) {}
+    }
+
+    #[test]
+    fn io_error_at_a_header_is_returned_and_the_reader_given_back() {
+        let mut g = GzipReader::new(FailingAtHeader(false));
+        let e = g.read(&mut [0u8; 16]).unwrap_err();
+        assert_eq!(e.to_string(), "connection reset");
+        // Before: the state stayed poisoned and into_inner panicked.
+        let inner = g.into_inner();
+        assert!(inner.0);
+    }
     use std::io::Write;
 
     fn gz(data: &[u8]) -> Vec<u8> {

@@ -217,6 +217,31 @@ impl fmt::Display for OstreeImageReference {
     }
 }
 
+impl OstreeImageReference {
+    /// The one parser for what a user typed as an image, in every verb: a full `ostree-…:`
+    /// reference, or a bare containers/image reference (`oci:/srv/os:1`,
+    /// `docker://quay.io/os:1`, `containers-storage:localhost/os`), which stands for
+    /// `ostree-unverified-image:` followed by it. Errors name the input: the bare form's error
+    /// when it starts with a transport name, else the `ostree-…` grammar's.
+    pub fn parse_any(s: &str) -> Result<Self, ParseError> {
+        let ostree_err = match s.parse::<OstreeImageReference>() {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        let starts_with_transport = s
+            .split_once(':')
+            .is_some_and(|(t, _)| Transport::from_name(t).is_some());
+        match s.parse::<ImageReference>() {
+            Ok(imgref) => Ok(OstreeImageReference {
+                sigverify: SignatureSource::ContainerPolicyAllowInsecure,
+                imgref,
+            }),
+            Err(e) if starts_with_transport => Err(e),
+            Err(_) => Err(ostree_err),
+        }
+    }
+}
+
 impl ImageReference {
     /// For `oci:` and `oci-archive:`: the path, and the tag or `@digest` selecting a manifest
     /// in the index (None: the index must hold exactly one).
@@ -392,6 +417,52 @@ mod tests {
             assert!(msg.contains(text), "{s}: {msg}");
             assert!(msg.contains(s), "{s}: message names the input: {msg}");
         }
+    }
+
+    #[test]
+    fn any_form() {
+        let p = |s: &str| OstreeImageReference::parse_any(s);
+        let table = [
+            ("oci:/x:t", "ostree-unverified-image:oci:/x:t"),
+            (
+                "docker://quay.io/a:1",
+                "ostree-unverified-registry:quay.io/a:1",
+            ),
+            (
+                "registry:quay.io/a:1",
+                "ostree-unverified-registry:quay.io/a:1",
+            ),
+            (
+                "containers-storage:localhost/os",
+                "ostree-unverified-image:containers-storage:localhost/os",
+            ),
+            (
+                "ostree-unverified-image:oci:/x:t",
+                "ostree-unverified-image:oci:/x:t",
+            ),
+            (
+                "ostree-remote-image:r:oci:/x",
+                "ostree-remote-image:r:oci:/x",
+            ),
+            ("ostree-image-signed:oci:/x", "ostree-image-signed:oci:/x"),
+        ];
+        for (input, want) in table {
+            assert_eq!(p(input).unwrap().to_string(), want, "{input}");
+        }
+        assert!(matches!(p("quay.io/a"), Err(ParseError::NoScheme(_))));
+        assert!(matches!(p("oci:"), Err(ParseError::EmptyName(_))));
+        assert!(matches!(
+            p("docker:quay.io/a"),
+            Err(ParseError::DockerSlashes(_))
+        ));
+        assert!(matches!(
+            p("ostree-unverified-image:tarball:/x"),
+            Err(ParseError::UnknownTransport(..))
+        ));
+        assert!(matches!(
+            p("ostree-remote-image:r"),
+            Err(ParseError::NoRemote(..))
+        ));
     }
 
     #[test]

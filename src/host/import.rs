@@ -1,5 +1,17 @@
-//! Importing an image: the orchestration of [`oci`](super::oci), [`layer`](super::layer),
-//! [`tree`](super::tree) and [`repo`](super::repo).
+//! The pull pipeline, one path for every image and every transport ([`pull`]):
+//!
+//! 1. open the image once ([`fetch::open`]): manifest and config only;
+//! 2. classify it ([`classify`], a pure function of labels and diff_ids): plain, an
+//!    encapsulated ostree commit, or derived from one; an `ostree-remote-*` reference demands
+//!    the second;
+//! 3. the one "unchanged" check, which verifies the stored commit's signature whenever the
+//!    reference asks for it (`unchanged`);
+//! 4. plan each layer: reuse a stored layer commit (same blob digest, same diff_id, same lower
+//!    chain) or fetch and import it;
+//! 5. carry the plan out in one transaction (`pull_layers`, or `pull_encapsulated` through
+//!    [`crate::encapsulate::unencap`]'s reader of ostree layers).
+//!
+//! [`check`] runs steps 1–3 and reports what step 4 would fetch, without writing anything.
 //!
 //! # What is stored
 //!
@@ -9,8 +21,9 @@
 //! - the merged image, ref `ostree/container/image/<escaped image reference>`, with the
 //!   metadata described in [`metadata`](super::metadata).
 //!
-//! A layer whose ref already exists is not read again: its tree is loaded from the
-//! repository. A layer tree that took something from the layers below it (the metadata of a
+//! A layer whose ref already exists, with the same diff_id (`ostree.container.diff-id`), is
+//! not fetched again: its tree is loaded from the repository. The same blob listed with
+//! another diff_id is an error. A layer tree that took something from the layers below it (the metadata of a
 //! parent directory it does not list, a hard link to a lower file) records their chain ID
 //! (`ostree.container.lower-chain`, as OCI's ChainID) and is reused only over the same lower
 //! layers; elsewhere it is read again. Pulling an image whose manifest digest equals the one
@@ -23,6 +36,7 @@
 //! killed import leaves only a staging directory that libostree reuses or cleans up. Either
 //! way no ref moves and `ostree fsck` stays clean.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
@@ -33,7 +47,7 @@ use ostree::gio::{self, prelude::FileExt};
 use ostree::glib::prelude::ToVariant;
 
 use super::fetch;
-use super::imgref::{ImageReference, OstreeImageReference};
+use super::imgref::{ImageReference, OstreeImageReference, SignatureSource};
 use super::layer::{self, Data, Item, LayerCounts, LayerError, LayerSource};
 use super::metadata;
 use super::oci;
@@ -41,12 +55,18 @@ use super::progress::Progress;
 use super::refescape::{self, blob_ref, IMAGE_PREFIX};
 use super::repo::{self, Meta, ObjectWriter, S_IFDIR};
 use super::tree::{apply_layer, Dir, FileKind, LayerBuilder};
+use crate::encapsulate::tarread::Importer;
+use crate::encapsulate::unencap;
 
 #[derive(Debug, Default, Clone)]
 pub struct PullOptions {
     pub quiet: bool,
     /// Also point this ref at the merged commit.
     pub write_ref: Option<String>,
+    /// Auth file, certificates and TLS for registries.
+    pub fetch: fetch::FetchOptions,
+    /// JSON Lines progress events (`--progress-fd`, format in [`super::progress`]).
+    pub events: Option<super::progress::EventSink>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -205,49 +225,299 @@ fn default_dirmeta() -> Meta {
     }
 }
 
-/// Import (or update) the image `r` into `repo`.
+/// What an image is, from its manifest and config alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    /// Layers of files only.
+    Plain,
+    /// An ostree commit and nothing else: every layer is an ostree layer.
+    Encapsulated { ostree_layers: usize },
+    /// Layers of files over an encapsulated base (its first `ostree_layers` layers).
+    Derived { ostree_layers: usize },
+}
+
+/// Classify an image by its labels and diff_ids (see [`crate::encapsulate::unencap`]).
+pub fn classify(labels: &HashMap<String, String>, diff_ids: &[String]) -> ImageKind {
+    match unencap::ostree_layer_count(labels, diff_ids) {
+        None => ImageKind::Plain,
+        Some(n) if n == diff_ids.len() => ImageKind::Encapsulated { ostree_layers: n },
+        Some(n) => ImageKind::Derived { ostree_layers: n },
+    }
+}
+
+/// The signature check a reference asks for that the importer itself carries out: an
+/// `ostree-remote-*` reference needs an encapsulated commit, verified with the remote's keys.
+/// (`ostree-image-signed:` is checked by containers/image when the image is opened.)
+fn ostree_remote(r: &OstreeImageReference, kind: ImageKind) -> Result<Option<&str>> {
+    let SignatureSource::OstreeRemote(remote) = &r.sigverify else {
+        return Ok(None);
+    };
+    match kind {
+        ImageKind::Encapsulated { .. } => Ok(Some(remote)),
+        ImageKind::Derived { .. } => Err(anyhow!(
+            "{r}: the image has layers after its ostree commit, which remote {remote:?} cannot verify"
+        )),
+        ImageKind::Plain => Err(anyhow!(
+            "{r}: not an encapsulated ostree commit (no {} label), so remote {remote:?} cannot verify it",
+            crate::encapsulate::encap::LABEL_DIFFID
+        )),
+    }
+}
+
+/// The one "unchanged" check: when the image ref of `r` already records `manifest_digest`,
+/// the commit to report (an encapsulated image's original commit, else the image commit),
+/// after verifying its signature when `remote` asks for it. An error when that signature
+/// does not verify: the same manifest holds the same commit, so importing again cannot help.
+fn unchanged(
+    repo: &ostree::Repo,
+    r: &OstreeImageReference,
+    manifest_digest: &str,
+    remote: Option<&str>,
+) -> Result<Option<String>> {
+    let Some(image_commit) = repo.resolve_rev(&image_ref_name(&r.imgref), true)? else {
+        return Ok(None);
+    };
+    let image_commit = image_commit.to_string();
+    let md = repo::commit_metadata(repo, &image_commit)?;
+    let stored = md
+        .lookup::<String>(metadata::MANIFEST_DIGEST)
+        .ok()
+        .flatten();
+    if stored.as_deref() != Some(manifest_digest) {
+        return Ok(None);
+    }
+    // An encapsulated image is recorded as an image commit over the original commit.
+    let v = repo.load_variant(ostree::ObjectType::Commit, &image_commit)?;
+    let parent = hex::encode(v.child_value(1).fixed_array::<u8>().unwrap_or_default());
+    let original = (!parent.is_empty()
+        && repo.has_object(ostree::ObjectType::Commit, &parent, gio::Cancellable::NONE)?)
+    .then_some(parent);
+    if let Some(remote) = remote {
+        let Some(original) = &original else {
+            // Recorded without its original commit: import again, which verifies.
+            return Ok(None);
+        };
+        verify_stored_signature(repo, original, remote)
+            .with_context(|| format!("{r}: the image is already in the repository (manifest {manifest_digest}), pulled earlier without this signature check"))?;
+    }
+    Ok(Some(original.unwrap_or(image_commit)))
+}
+
+/// Verify the stored commit `commit`'s detached signature against `remote`'s keys.
+fn verify_stored_signature(repo: &ostree::Repo, commit: &str, remote: &str) -> Result<()> {
+    let data = repo
+        .load_variant(ostree::ObjectType::Commit, commit)?
+        .data_as_bytes();
+    let detached = repo
+        .read_commit_detached_metadata(commit, gio::Cancellable::NONE)?
+        .ok_or_else(|| {
+            anyhow!("commit {commit} has no detached signature, and remote {remote:?} requires one; nothing was changed")
+        })?;
+    repo.signature_verify_commit_data(
+        remote,
+        &data,
+        &detached.data_as_bytes(),
+        ostree::RepoVerifyFlags::empty(),
+    )
+    .map_err(|e| {
+        anyhow!("commit {commit}: signature verification against remote {remote:?} failed: {e}; nothing was changed")
+    })?;
+    Ok(())
+}
+
+/// Temporary copies go to the repository's tmp/ (same filesystem, cleaned by libostree).
+fn with_tmp_dir(repo: &ostree::Repo, opts: &fetch::FetchOptions) -> Result<fetch::FetchOptions> {
+    let mut o = opts.clone();
+    if o.tmp_dir.is_none() {
+        o.tmp_dir = Some(repo_path(repo)?.join("tmp"));
+    }
+    Ok(o)
+}
+
+/// What [`check`] found out about an image without fetching its layers.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CheckResult {
+    /// The manifest digest the reference names now.
+    pub manifest_digest: String,
+    /// The manifest digest the repository holds for this reference, if any.
+    pub stored_manifest_digest: Option<String>,
+    /// The repository's image differs (or is missing): a pull would import something.
+    pub changed: bool,
+    pub layers_total: usize,
+    /// Layers whose blob the repository does not hold (a pull fetches them).
+    pub layers_missing: usize,
+    /// Their compressed size.
+    pub bytes_missing: u64,
+    /// `org.opencontainers.image.version`, when the image has it.
+    pub version: Option<String>,
+}
+
+/// Fetch only the manifest and config of `r` and compare them with what `repo` holds. With an
+/// `ostree-remote-*` reference, an unchanged image is only reported unchanged when its stored
+/// commit's signature verifies.
+pub fn check(
+    repo: &ostree::Repo,
+    r: &OstreeImageReference,
+    opts: &fetch::FetchOptions,
+) -> Result<CheckResult> {
+    let source = fetch::open(r, &with_tmp_dir(repo, opts)?)?;
+    let image = &source.image;
+    let layers = image.layers()?;
+    let diff_ids: Vec<String> = layers.iter().map(|(_, d)| d.clone()).collect();
+    let remote = ostree_remote(r, classify(&image.labels(), &diff_ids))?;
+    let stored = match repo.resolve_rev(&image_ref_name(&r.imgref), true)? {
+        Some(c) => repo::commit_metadata(repo, &c)?
+            .lookup::<String>(metadata::MANIFEST_DIGEST)
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let same = unchanged(repo, r, &image.manifest_digest, remote)?.is_some();
+    let mut res = CheckResult {
+        manifest_digest: image.manifest_digest.clone(),
+        stored_manifest_digest: stored,
+        changed: !same,
+        layers_total: layers.len(),
+        version: image
+            .labels()
+            .get("org.opencontainers.image.version")
+            .cloned(),
+        ..Default::default()
+    };
+    for (desc, _) in &layers {
+        if repo
+            .resolve_rev(&blob_ref(desc.digest().as_ref()), true)?
+            .is_none()
+        {
+            res.layers_missing += 1;
+            res.bytes_missing += desc.size();
+        }
+    }
+    Ok(res)
+}
+
+/// Import (or update) the image `r` into `repo`: open it (manifest and config only), classify
+/// it, return at once when it is unchanged (signature checked), else fetch and import only
+/// the layers the repository lacks, all in one transaction.
+///
+/// Blocking: it runs its own threads (and, for remote images, its own small tokio runtime
+/// for the image proxy), so async callers run it with `spawn_blocking`.
 pub fn pull(
     repo: &ostree::Repo,
     r: &OstreeImageReference,
     opts: &PullOptions,
 ) -> Result<PullResult> {
-    // Encapsulated ostree commits (and ostree-remote-image: references) are imported as the
-    // original commit, signatures included: see crate::encapsulate::unencap.
-    if let Some(res) =
-        crate::encapsulate::unencap::pull_if_encapsulated(repo, r, opts.write_ref.as_deref())?
-    {
-        return Ok(res);
-    }
     let start = Instant::now();
-    let tmp = repo_path(repo)?.join("tmp");
-    let source = fetch::open(r, &tmp)?;
-    let image = source.layout.resolve(source.tag.as_deref())?;
+    let source = fetch::open(r, &with_tmp_dir(repo, &opts.fetch)?)?;
+    let image = &source.image;
     tracing::debug!(elapsed = ?start.elapsed(), manifest = %image.manifest_digest, "resolved");
-    let image_ref = image_ref_name(&r.imgref);
-    let progress = Progress::new(opts.quiet);
+    let layers = image.layers()?;
+    let diff_ids: Vec<String> = layers.iter().map(|(_, d)| d.clone()).collect();
+    let kind = classify(&image.labels(), &diff_ids);
+    let remote = ostree_remote(r, kind)?;
+    let progress = Progress::new(opts.quiet, opts.events.clone());
 
-    let previous = repo.resolve_rev(&image_ref, true)?.map(|c| c.to_string());
-    if let Some(prev) = &previous {
-        let md = repo::commit_metadata(repo, prev)?;
-        if md
-            .lookup::<String>(metadata::MANIFEST_DIGEST)
-            .ok()
-            .flatten()
-            .as_deref()
-            == Some(image.manifest_digest.as_str())
-        {
-            if let Some(w) = &opts.write_ref {
-                repo.set_ref_immediate(None, w, Some(prev), gio::Cancellable::NONE)?;
-            }
-            return Ok(PullResult {
-                commit: prev.to_string(),
-                manifest_digest: image.manifest_digest.clone(),
-                unchanged: true,
-                elapsed: start.elapsed(),
-                ..Default::default()
-            });
+    let res = if let Some(commit) = unchanged(repo, r, &image.manifest_digest, remote)? {
+        if let Some(w) = &opts.write_ref {
+            repo.set_ref_immediate(None, w, Some(&commit), gio::Cancellable::NONE)?;
         }
+        PullResult {
+            commit,
+            manifest_digest: image.manifest_digest.clone(),
+            unchanged: true,
+            elapsed: start.elapsed(),
+            ..Default::default()
+        }
+    } else {
+        let cx = Pull {
+            repo,
+            r,
+            source: &source,
+            opts,
+            progress: &progress,
+            start,
+        };
+        match kind {
+            ImageKind::Encapsulated { ostree_layers } => {
+                pull_encapsulated(&cx, &layers[..ostree_layers], remote)?
+            }
+            _ => pull_layers(&cx, &layers, kind)?,
+        }
+    };
+    progress.event(serde_json::json!({
+        "stage": "done",
+        "commit": res.commit,
+        "manifest": res.manifest_digest,
+        "unchanged": res.unchanged,
+    }));
+    Ok(res)
+}
+
+/// What every step of one pull needs.
+#[derive(Clone, Copy)]
+struct Pull<'a> {
+    repo: &'a ostree::Repo,
+    r: &'a OstreeImageReference,
+    source: &'a fetch::Source,
+    opts: &'a PullOptions,
+    progress: &'a Progress,
+    start: Instant,
+}
+
+/// An encapsulated image: its commit as it was (checksum, metadata, signatures), recorded
+/// as an image.
+fn pull_encapsulated(
+    cx: &Pull<'_>,
+    layers: &[(&oci_spec::image::Descriptor, String)],
+    remote: Option<&str>,
+) -> Result<PullResult> {
+    let Pull {
+        repo,
+        r,
+        source,
+        opts,
+        progress,
+        start,
+    } = *cx;
+    let txn = Txn::begin(repo)?;
+    let mut imp = Importer::new(repo, remote.map(String::from))?;
+    let mut res = PullResult {
+        manifest_digest: source.image.manifest_digest.clone(),
+        ..Default::default()
+    };
+    unencap::read_ostree_layers(&mut imp, source, layers, &mut res, progress)?;
+    res.objects_written = imp.stats.content + imp.stats.metadata;
+    res.files = imp.stats.content;
+    let commit = unencap::finish_commit(imp, &source.image)?;
+    if let Some(w) = &opts.write_ref {
+        repo.transaction_set_ref(None, w, Some(&commit));
     }
+    unencap::record_image(repo, &source.image, &commit, layers, &r.imgref)?;
+    txn.commit()?;
+    res.commit = commit;
+    res.elapsed = start.elapsed();
+    Ok(res)
+}
+
+/// A plain image, or one derived from an encapsulated base: one commit per layer, then the
+/// merged commit.
+fn pull_layers(
+    cx: &Pull<'_>,
+    layers: &[(&oci_spec::image::Descriptor, String)],
+    kind: ImageKind,
+) -> Result<PullResult> {
+    let Pull {
+        repo,
+        r,
+        source,
+        opts,
+        progress,
+        start,
+    } = *cx;
+    let image = &source.image;
+    let tmp = repo_path(repo)?.join("tmp");
+    let image_ref = image_ref_name(&r.imgref);
+    let previous = repo.resolve_rev(&image_ref, true)?.map(|c| c.to_string());
 
     let txn = Txn::begin(repo)?;
     let flusher = Flusher::start(&repo_path(repo)?);
@@ -258,21 +528,16 @@ pub fn pull(
     };
     let default_meta = w.write_dirmeta(&default_dirmeta())?;
     let mut merged = Dir::new(default_meta);
-    let layers = image.layers()?;
     let n = layers.len();
+    let diff_ids: Vec<String> = layers.iter().map(|(_, d)| d.clone()).collect();
     // An image derived from an ostree-encapsulated commit: its first layers hold the commit
     // (ostree-rs-ext's format); import that commit as it is and build on its tree.
-    let diff_ids: Vec<String> = layers.iter().map(|(_, d)| d.clone()).collect();
-    let n_ostree =
-        crate::encapsulate::unencap::ostree_layer_count(&image.labels(), &diff_ids).unwrap_or(0);
+    let n_ostree = match kind {
+        ImageKind::Derived { ostree_layers } => ostree_layers,
+        _ => 0,
+    };
     if n_ostree > 0 {
-        let base = import_ostree_base(
-            repo,
-            &source.layout,
-            &image,
-            &layers[..n_ostree],
-            &mut result,
-        )?;
+        let base = import_ostree_base(repo, source, &layers[..n_ostree], &mut result, progress)?;
         for (desc, _) in &layers[..n_ostree] {
             repo.transaction_set_ref(None, &blob_ref(desc.digest().as_ref()), Some(&base));
         }
@@ -288,14 +553,19 @@ pub fn pull(
             let digest = desc.digest().to_string();
             let bref = blob_ref(&digest);
             let lower_chain = chains[i].clone();
+            let label = format!("layer {}/{n}", i + 1);
+            let name = format!("{label} ({digest})");
             let existing = match repo.resolve_rev(&bref, true)? {
-                Some(c) => reusable_over(repo, c.as_str(), &lower_chain)?.then(|| c.to_string()),
+                Some(c) => reusable(repo, c.as_str(), diff_id, &lower_chain)
+                    .with_context(|| name.clone())?
+                    .then(|| c.to_string()),
                 None => None,
             };
-            let label = format!("layer {}/{n}", i + 1);
             Ok(LayerJob {
-                name: format!("{label} ({digest})"),
+                name,
                 label,
+                index: i + 1,
+                layers: n,
                 media_type: desc.media_type().to_string(),
                 size: desc.size(),
                 diff_id: diff_id.clone(),
@@ -306,6 +576,15 @@ pub fn pull(
             })
         })
         .collect::<Result<_>>()?;
+    let to_fetch: Vec<&LayerJob> = jobs.iter().filter(|j| j.existing.is_none()).collect();
+    progress.event(serde_json::json!({
+        "stage": "start",
+        "imgref": r.to_string(),
+        "manifest": image.manifest_digest,
+        "layers": n,
+        "layers_to_fetch": to_fetch.len(),
+        "bytes_to_fetch": to_fetch.iter().map(|j| j.size).sum::<u64>(),
+    }));
     std::thread::scope(|s| -> Result<()> {
         // While one layer is written, the next one to import is already being read.
         let mut prefetched: Option<(usize, Pipeline<'_>)> = None;
@@ -313,12 +592,15 @@ pub fn pull(
             let layer_tree = match &job.existing {
                 Some(c) => {
                     result.layers_reused += 1;
+                    progress.event(serde_json::json!({
+                        "stage": "reuse", "layer": job.digest, "index": job.index, "layers": job.layers,
+                    }));
                     repo::load_commit_tree(repo, c)?
                 }
                 None => {
                     let pipeline = match prefetched.take() {
                         Some((kk, p)) if kk == k => p,
-                        _ => start_layer(s, &source.layout, job, &tmp, &progress)?,
+                        _ => start_layer(s, source, job, &tmp, progress)?,
                     };
                     if let Some((k2, j2)) = jobs
                         .iter()
@@ -327,7 +609,7 @@ pub fn pull(
                         .find(|(_, j)| j.existing.is_none())
                     {
                         // An error here surfaces when that layer's turn comes.
-                        if let Ok(p) = start_layer(s, &source.layout, j2, &tmp, &progress) {
+                        if let Ok(p) = start_layer(s, source, j2, &tmp, progress) {
                             prefetched = Some((k2, p));
                         }
                     }
@@ -336,6 +618,7 @@ pub fn pull(
                             .with_context(|| format!("importing {}", job.name))?;
                     let t = w.write_tree(&mut tree)?;
                     let mut md = std::collections::BTreeMap::new();
+                    md.insert(LAYER_DIFF_ID.to_string(), job.diff_id.to_variant());
                     if uses_lower {
                         md.insert(LOWER_CHAIN.to_string(), job.lower_chain.to_variant());
                     }
@@ -374,10 +657,11 @@ pub fn pull(
         result.labels_looked_up = policy.lookups;
         tracing::debug!(elapsed = ?start.elapsed(), lookups = policy.lookups, "SELinux labels applied");
     }
+    progress.event(serde_json::json!({"stage": "commit"}));
     result.files = merged.count_files();
     let root_tree = w.write_tree(&mut merged)?;
     tracing::debug!(elapsed = ?start.elapsed(), "merged tree written");
-    let md = metadata::image_commit_metadata(&image, metadata::has_kernel(&merged));
+    let md = metadata::image_commit_metadata(image, metadata::has_kernel(&merged));
     let created = image
         .config
         .created()
@@ -404,10 +688,10 @@ pub fn pull(
 /// kept) with the encapsulate side's importer, inside our transaction.
 fn import_ostree_base(
     repo: &ostree::Repo,
-    layout: &oci::Layout,
-    image: &oci::Image,
+    source: &fetch::Source,
     layers: &[(&oci_spec::image::Descriptor, String)],
     result: &mut PullResult,
+    progress: &Progress,
 ) -> Result<String> {
     let existing: Vec<Option<String>> = layers
         .iter()
@@ -426,56 +710,9 @@ fn import_ostree_base(
             return Ok(first.clone());
         }
     }
-    let mut imp = crate::encapsulate::tarread::Importer::new(repo, None)?;
-    let n = layers.len();
-    for (i, (desc, diff_id)) in layers.iter().enumerate() {
-        let digest = desc.digest().to_string();
-        let what = format!("ostree layer {}/{n} ({digest})", i + 1);
-        let compression =
-            oci::layer_compression(desc.media_type().as_ref()).with_context(|| what.clone())?;
-        let mut blob = oci::DigestReader::new(std::io::BufReader::with_capacity(
-            256 << 10,
-            layout.open_blob(&digest)?,
-        ));
-        {
-            let decompressed: Box<dyn std::io::Read + '_> = match compression {
-                oci::Compression::None => Box::new(&mut blob),
-                oci::Compression::Gzip => Box::new(super::gzip::GzipReader::new(
-                    std::io::BufReader::new(&mut blob),
-                )),
-                oci::Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut blob)?),
-            };
-            let mut tar = oci::DigestReader::new(decompressed);
-            let imported = imp.import_layer(std::io::BufReader::with_capacity(1 << 20, &mut tar));
-            let drained = std::io::copy(&mut tar, &mut std::io::sink());
-            let tar_digest = tar.finish();
-            drop(tar);
-            std::io::copy(&mut blob, &mut std::io::sink()).with_context(|| what.clone())?;
-            blob.verify(&what, &digest, Some(desc.size()))?;
-            imported.with_context(|| what.clone())?;
-            drained.with_context(|| what.clone())?;
-            if tar_digest.0 != *diff_id {
-                return Err(oci::OciError::DigestMismatch {
-                    what: format!("{what} uncompressed content (diff_id)"),
-                    expected: diff_id.clone(),
-                    actual: tar_digest.0,
-                }
-                .into());
-            }
-            result.tar_bytes += tar_digest.1;
-        }
-        result.blob_bytes += desc.size();
-        result.layers_imported += 1;
-    }
-    let commit = imp.finish()?;
-    if let Some(want) = image.labels().get(crate::encapsulate::encap::LABEL_COMMIT) {
-        if *want != commit {
-            anyhow::bail!(
-                "the image's ostree.commit label says {want}, but its ostree layers hold {commit}"
-            );
-        }
-    }
-    Ok(commit)
+    let mut imp = Importer::new(repo, None)?;
+    unencap::read_ostree_layers(&mut imp, source, layers, result, progress)?;
+    unencap::finish_commit(imp, &source.image)
 }
 
 /// The previous version of an image: its merged tree rebuilt from its layer commits
@@ -525,6 +762,9 @@ struct LayerJob {
     bref: String,
     /// "layer 2/3" (progress bars) and "layer 2/3 (sha256:…)" (messages).
     label: String,
+    /// Its place in the image (from 1), and the image's layer count.
+    index: usize,
+    layers: usize,
     name: String,
     media_type: String,
     size: u64,
@@ -557,10 +797,29 @@ fn lower_chains(diff_ids: &[String]) -> Vec<String> {
     chains
 }
 
-/// Whether the stored layer commit `commit` is right over lower layers with chain ID
-/// `lower_chain`: it took nothing from below, or it was built over the same chain.
-fn reusable_over(repo: &ostree::Repo, commit: &str, lower_chain: &str) -> Result<bool> {
+/// Layer commit metadata: the layer's diff_id (the digest of its uncompressed tar), as the
+/// image that brought it listed and the import verified.
+const LAYER_DIFF_ID: &str = "ostree.container.diff-id";
+
+/// Whether the stored layer commit `commit` can stand for a layer with `diff_id` over lower
+/// layers with chain ID `lower_chain`: it took nothing from below, or it was built over the
+/// same chain; and it was verified against the same diff_id. A commit recorded with another
+/// diff_id is an error (the image's config contradicts the blob it names); one recorded
+/// without (an older import) is read again, which verifies it.
+fn reusable(repo: &ostree::Repo, commit: &str, diff_id: &str, lower_chain: &str) -> Result<bool> {
     let md = repo::commit_metadata(repo, commit)?;
+    match md.lookup::<String>(LAYER_DIFF_ID).ok().flatten() {
+        None => return Ok(false),
+        Some(d) if d != diff_id => {
+            return Err(oci::OciError::DigestMismatch {
+                what: "the image's config lists a diff_id for a layer blob already imported with another (diff_id)".into(),
+                expected: diff_id.to_string(),
+                actual: d,
+            }
+            .into())
+        }
+        Some(_) => {}
+    }
     Ok(match md.lookup::<String>(LOWER_CHAIN).ok().flatten() {
         Some(built_over) => built_over == lower_chain,
         None => true,
@@ -576,15 +835,21 @@ struct Pipeline<'scope> {
 
 fn start_layer<'scope, 'env>(
     s: &'scope std::thread::Scope<'scope, 'env>,
-    layout: &'env oci::Layout,
+    source: &'env fetch::Source,
     job: &'env LayerJob,
     spill_dir: &'env Path,
     progress: &Progress,
 ) -> Result<Pipeline<'scope>> {
     let compression = oci::layer_compression(&job.media_type).with_context(|| job.name.clone())?;
     let pb = progress.layer(&job.label, job.size);
-    let blob: Box<dyn std::io::Read + Send> =
-        Box::new(pb.wrap_read(layout.open_blob(&job.digest)?));
+    let blob = progress.track_layer(
+        &pb,
+        source.open_blob(&job.digest, job.size)?,
+        &job.digest,
+        job.index,
+        job.layers,
+        job.size,
+    );
     let (tx, rx) = sync_channel::<Item>(256);
     let bar = pb.clone();
     let reader = s.spawn(move || {
@@ -667,13 +932,9 @@ fn write_item(w: &mut ObjectWriter<'_>, b: &mut LayerBuilder<'_>, item: Item) ->
     Ok(())
 }
 
-/// Parse what the user typed as an image: a full `ostree-…:` reference or a bare
-/// containers/image reference (`oci:/path:tag`, `docker://…`).
+/// Parse what the user typed as an image ([`OstreeImageReference::parse_any`]).
 pub fn parse_any_imgref(s: &str) -> Result<ImageReference> {
-    match s.parse::<OstreeImageReference>() {
-        Ok(r) => Ok(r.imgref),
-        Err(e) => s.parse::<ImageReference>().map_err(|_| anyhow!(e)),
-    }
+    Ok(OstreeImageReference::parse_any(s)?.imgref)
 }
 
 /// Resolve the merged commit of a stored image.
@@ -702,7 +963,30 @@ pub fn stored_manifest_and_config(
 
 #[cfg(test)]
 mod tests {
-    use super::lower_chains;
+    use super::{classify, lower_chains, ImageKind};
+
+    #[test]
+    fn image_kinds() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let ids = [d('a'), d('b'), d('c')];
+        let label = |v: &str| {
+            [("ostree.final-diffid".to_string(), v.to_string())]
+                .into_iter()
+                .collect()
+        };
+        let table = [
+            (std::collections::HashMap::new(), ImageKind::Plain),
+            (label(&d('c')), ImageKind::Encapsulated { ostree_layers: 3 }),
+            (label(&d('a')), ImageKind::Derived { ostree_layers: 1 }),
+            (label(&d('b')), ImageKind::Derived { ostree_layers: 2 }),
+            // A label naming no layer: not encapsulated at all.
+            (label(&d('f')), ImageKind::Plain),
+        ];
+        for (labels, want) in table {
+            assert_eq!(classify(&labels, &ids), want, "{labels:?}");
+        }
+        assert_eq!(classify(&label(&d('a')), &[]), ImageKind::Plain);
+    }
 
     #[test]
     fn chain_ids_as_oci_defines_them() {

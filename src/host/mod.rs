@@ -2,13 +2,15 @@
 //!
 //! Modules, in the order data flows through them:
 //! - [`imgref`]: the `ostree-…:` image reference grammar;
-//! - [`fetch`]: reaching the image (native `oci:`/`oci-archive:`, skopeo for the rest);
+//! - [`fetch`]: reaching the image (native `oci:`/`oci-archive:`, containers/image's proxy
+//!   ([`proxy`]) for the rest, a decompressed copy for `containers-storage:`);
 //! - [`oci`]: reading the layout, verifying digests;
 //! - [`layer`]: decompressing ([`gzip`]) and parsing one layer, with [`policy`] deciding each
 //!   entry;
 //! - [`tree`]: layer trees and the merged tree (whiteouts, symlink safety);
 //! - [`repo`]: ostree object formats and writing ([`gvariant`]: their serialisation);
-//! - [`import`]: orchestration and the transaction; [`metadata`]: commit metadata;
+//! - [`import`]: the pull pipeline, read top to bottom (open, classify, the one "unchanged"
+//!   check, plan, import in one transaction), and `check`; [`metadata`]: commit metadata;
 //!   [`selinux`]: labels from the image's own policy;
 //! - [`refescape`]: ref names; [`manage`]: list/remove/prune/history; [`progress`].
 
@@ -25,6 +27,7 @@ pub mod metadata;
 pub mod oci;
 pub mod policy;
 pub mod progress;
+pub mod proxy;
 pub mod refescape;
 pub mod repo;
 pub mod selinux;
@@ -42,8 +45,10 @@ pub fn run(cmd: HostCommand) -> Result<u8> {
             repo,
             write_ref,
             quiet,
+            fetch,
+            progress,
             imgref,
-        }) => pull(&repo, &imgref, quiet, write_ref),
+        }) => pull(&repo, &imgref, quiet, write_ref, &fetch, &progress),
         HostCommand::Image(c) => run_image(c),
     }
 }
@@ -53,10 +58,25 @@ fn pull(
     imgref: &str,
     quiet: bool,
     write_ref: Option<String>,
+    fetch: &cli::FetchArgs,
+    progress_args: &cli::ProgressArgs,
 ) -> Result<u8> {
-    let r: OstreeImageReference = imgref.parse()?;
+    let events = progress_args
+        .progress_fd
+        .map(progress::event_sink)
+        .transpose()?;
+    let r = OstreeImageReference::parse_any(imgref)?;
     let repo = import::open_repo(repo)?;
-    let res = import::pull(&repo, &r, &import::PullOptions { quiet, write_ref })?;
+    let res = import::pull(
+        &repo,
+        &r,
+        &import::PullOptions {
+            quiet,
+            write_ref,
+            fetch: fetch.options(),
+            events,
+        },
+    )?;
     if !quiet {
         eprintln!("{}", res.summary());
     }
@@ -70,7 +90,34 @@ fn run_image(c: ImageCommand) -> Result<u8> {
             repo,
             imgref,
             quiet,
-        } => pull(&repo, &imgref, quiet, None),
+            fetch,
+            progress,
+        } => pull(&repo, &imgref, quiet, None, &fetch, &progress),
+        ImageCommand::Check {
+            repo,
+            imgref,
+            json,
+            fetch,
+        } => {
+            let r = OstreeImageReference::parse_any(&imgref)?;
+            let repo = import::open_repo(&repo)?;
+            let c = import::check(&repo, &r, &fetch.options())?;
+            if json {
+                println!("{}", serde_json::to_string(&c)?);
+            } else if c.changed {
+                println!(
+                    "{r}: changed ({} -> {}); {} of {} layers to fetch, {}",
+                    c.stored_manifest_digest.as_deref().unwrap_or("not stored"),
+                    c.manifest_digest,
+                    c.layers_missing,
+                    c.layers_total,
+                    progress::bytes(c.bytes_missing)
+                );
+            } else {
+                println!("{r}: unchanged ({})", c.manifest_digest);
+            }
+            Ok(0)
+        }
         ImageCommand::List { repo } => {
             let repo = import::open_repo(&repo)?;
             for i in manage::list(&repo)? {

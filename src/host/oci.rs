@@ -14,6 +14,14 @@
 //! [`DigestReader`] whose result the caller checks at the end of the stream
 //! ([`DigestReader::verify`]). Digests must be `sha256:` followed by 64 lower-case hex
 //! digits, so a digest can never name a path outside `blobs/sha256`.
+//!
+//! # Size limits
+//!
+//! `index.json`, manifests (and indexes) and configs are read whole into memory, so each is
+//! refused above [`MAX_JSON_SIZE`] (4 MiB) before it is read: the limit containers/image
+//! itself applies to manifests and configs fetched from registries (`pkg/iolimits`:
+//! `MaxManifestBodySize` and `MaxConfigBodySize`, both 4 MiB). A descriptor claiming more is
+//! an error naming the blob; an `index.json` longer than that is read no further.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,6 +32,9 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest}
 use sha2::{Digest as _, Sha256};
 
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
+/// The largest `index.json`, manifest, index or config read (see the module docs).
+pub const MAX_JSON_SIZE: u64 = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
@@ -59,6 +70,8 @@ pub enum OciError {
     NoPlatform { arch: String },
     #[error("unknown layer media type {0:?} (expected an OCI or Docker tar layer, uncompressed, gzip or zstd)")]
     UnknownMediaType(String),
+    #[error("{what} is {size} bytes, more than the {limit} bytes allowed for image metadata (containers/image's own limit); refusing to read it")]
+    TooLarge { what: String, size: u64, limit: u64 },
     #[error("image has {layers} layers but its config lists {diff_ids} diff_ids")]
     LayerCount { layers: usize, diff_ids: usize },
 }
@@ -281,15 +294,31 @@ impl Layout {
         }
     }
 
+    /// The size of a file of the layout, when known without reading it.
+    fn size_of(&self, rel: &str) -> Option<u64> {
+        match self {
+            Layout::Dir(p) => std::fs::metadata(p.join(rel)).ok().map(|m| m.len()),
+            Layout::Archive { entries, .. } => entries.get(rel).map(|e| e.1),
+        }
+    }
+
     /// Open a blob by digest (not verified: wrap in a [`DigestReader`]).
     pub fn open_blob(&self, digest: &str) -> Result<Box<dyn Read + Send>, OciError> {
         let hex = sha256_hex(digest)?;
         self.open(&format!("blobs/sha256/{hex}"))
     }
 
-    /// Read a small blob whole and verify it against its descriptor.
+    /// Read a small blob (manifest, index, config) whole and verify it against its
+    /// descriptor; refused above [`MAX_JSON_SIZE`] before anything is read.
     pub fn read_blob(&self, desc: &Descriptor, what: &str) -> Result<Vec<u8>, OciError> {
         let digest = desc.digest().to_string();
+        if desc.size() > MAX_JSON_SIZE {
+            return Err(OciError::TooLarge {
+                what: format!("{what} {digest}"),
+                size: desc.size(),
+                limit: MAX_JSON_SIZE,
+            });
+        }
         let r = self.open_blob(&digest)?;
         // Never read more than the descriptor claims (+1 to detect a longer blob).
         let mut r = DigestReader::new(r.take(desc.size() + 1));
@@ -302,9 +331,18 @@ impl Layout {
     /// Find the image: by tag, or the only one in index.json.
     pub fn resolve(&self, tag: Option<&str>) -> Result<Image, OciError> {
         let mut raw = Vec::new();
+        let what = format!("{}/index.json", self.describe());
         self.open("index.json")?
+            .take(MAX_JSON_SIZE + 1)
             .read_to_end(&mut raw)
-            .map_err(io_err(format!("{}/index.json", self.describe())))?;
+            .map_err(io_err(&what))?;
+        if raw.len() as u64 > MAX_JSON_SIZE {
+            return Err(OciError::TooLarge {
+                what,
+                size: self.size_of("index.json").unwrap_or(raw.len() as u64),
+                limit: MAX_JSON_SIZE,
+            });
+        }
         let index = ImageIndex::from_reader(&raw[..]).map_err(|e| OciError::Json {
             what: format!("{}/index.json", self.describe()),
             reason: e.to_string(),
@@ -377,23 +415,68 @@ impl Layout {
             }
             return self.resolve_descriptor(d, depth + 1);
         }
-        let manifest = ImageManifest::from_reader(&raw[..]).map_err(|e| OciError::Json {
-            what: "manifest".into(),
-            reason: e.to_string(),
-        })?;
+        let manifest = parse_manifest(&raw)?;
         let config_raw = self.read_blob(manifest.config(), "config")?;
+        Image::new(desc.digest().to_string(), raw, manifest, config_raw)
+    }
+}
+
+fn parse_manifest(raw: &[u8]) -> Result<ImageManifest, OciError> {
+    ImageManifest::from_reader(raw).map_err(|e| OciError::Json {
+        what: "manifest".into(),
+        reason: e.to_string(),
+    })
+}
+
+impl Image {
+    /// An image from its manifest digest, manifest and config as read (already verified
+    /// against their digests, or checked by whoever fetched them).
+    pub fn new(
+        manifest_digest: String,
+        manifest_raw: Vec<u8>,
+        manifest: ImageManifest,
+        config_raw: Vec<u8>,
+    ) -> Result<Image, OciError> {
         let config =
             ImageConfiguration::from_reader(&config_raw[..]).map_err(|e| OciError::Json {
                 what: "config".into(),
                 reason: e.to_string(),
             })?;
         Ok(Image {
-            manifest_digest: desc.digest().to_string(),
-            manifest_raw: raw,
+            manifest_digest,
+            manifest_raw,
             manifest,
             config_raw,
             config,
         })
+    }
+
+    /// An image from a manifest and config fetched elsewhere (the image proxy), both refused
+    /// above [`MAX_JSON_SIZE`]; the config is checked against the manifest's digest for it.
+    pub fn from_fetched(
+        name: &str,
+        manifest_digest: String,
+        manifest_raw: Vec<u8>,
+        config_raw: Vec<u8>,
+    ) -> Result<Image, OciError> {
+        for (what, raw) in [("manifest", &manifest_raw), ("config", &config_raw)] {
+            if raw.len() as u64 > MAX_JSON_SIZE {
+                return Err(OciError::TooLarge {
+                    what: format!("{name}: {what}"),
+                    size: raw.len() as u64,
+                    limit: MAX_JSON_SIZE,
+                });
+            }
+        }
+        let manifest = parse_manifest(&manifest_raw)?;
+        let mut r = DigestReader::new(&config_raw[..]);
+        io::copy(&mut r, &mut io::sink()).map_err(io_err(name))?;
+        r.verify(
+            &format!("{name}: config"),
+            manifest.config().digest().as_ref(),
+            Some(manifest.config().size()),
+        )?;
+        Image::new(manifest_digest, manifest_raw, manifest, config_raw)
     }
 }
 

@@ -44,6 +44,12 @@ pub struct DeployArgs {
     #[command(flatten)]
     /// The sysroot and the output format.
     pub common: SysrootArgs,
+    #[command(flatten)]
+    /// How the image is fetched.
+    pub fetch: crate::host::cli::FetchArgs,
+    #[command(flatten)]
+    /// How progress is shown.
+    pub progress: crate::host::cli::ProgressArgs,
     /// The stateroot (libostree's osname) to deploy into; it must exist (`ostree admin os-init`).
     /// Default: the booted or default deployment's, else the only one.
     #[arg(long, value_name = "NAME")]
@@ -68,6 +74,12 @@ pub struct SwitchArgs {
     #[command(flatten)]
     /// The sysroot and the output format.
     pub common: SysrootArgs,
+    #[command(flatten)]
+    /// How the image is fetched.
+    pub fetch: crate::host::cli::FetchArgs,
+    #[command(flatten)]
+    /// How progress is shown.
+    pub progress: crate::host::cli::ProgressArgs,
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
@@ -81,6 +93,12 @@ pub struct UpgradeArgs {
     #[command(flatten)]
     /// The sysroot and the output format.
     pub common: SysrootArgs,
+    #[command(flatten)]
+    /// How the image is fetched.
+    pub fetch: crate::host::cli::FetchArgs,
+    #[command(flatten)]
+    /// How progress is shown.
+    pub progress: crate::host::cli::ProgressArgs,
     /// Only say whether there is a new version and how much it would download.
     #[arg(long)]
     pub check: bool,

@@ -36,6 +36,8 @@ pub struct DeployRequest {
     pub kargs: Option<Vec<String>>,
     /// No progress bars.
     pub quiet: bool,
+    /// Registry options, and where progress events go.
+    pub pull: PullOptions,
 }
 
 /// What was deployed.
@@ -104,6 +106,7 @@ pub fn deploy(m: &Machine, req: &DeployRequest) -> Result<Deployed> {
         &PullOptions {
             quiet: req.quiet,
             write_ref: None,
+            ..req.pull.clone()
         },
     )
     .with_context(|| format!("pulling {imgref} into {}/ostree/repo", m.path.display()))?;

@@ -24,7 +24,23 @@ use deploy::DeployRequest;
 use sysroot::Machine;
 
 fn parse_imgref(s: &str) -> Result<crate::host::imgref::OstreeImageReference> {
-    s.parse().with_context(|| format!("image reference {s:?}"))
+    crate::host::imgref::OstreeImageReference::parse_any(s)
+        .with_context(|| format!("image reference {s:?}"))
+}
+
+/// Registry options and progress events for a pull, from the command line.
+fn pull_options(
+    fetch: &crate::host::cli::FetchArgs,
+    progress: &crate::host::cli::ProgressArgs,
+) -> Result<crate::host::import::PullOptions> {
+    Ok(crate::host::import::PullOptions {
+        fetch: fetch.options(),
+        events: progress
+            .progress_fd
+            .map(crate::host::progress::event_sink)
+            .transpose()?,
+        ..Default::default()
+    })
 }
 
 fn print(json: bool, value: &impl Serialize, text: impl FnOnce() -> String) {
@@ -72,6 +88,7 @@ pub fn run(cmd: MachineCommand) -> Result<u8> {
                 stateroot: a.stateroot,
                 kargs: (!a.karg.is_empty()).then_some(a.karg),
                 quiet: a.quiet || a.common.json,
+                pull: pull_options(&a.fetch, &a.progress)?,
             };
             run_deploy(&a.common, req)
         }
@@ -92,13 +109,15 @@ pub fn run(cmd: MachineCommand) -> Result<u8> {
                 stateroot: Some(current.osname().to_string()),
                 kargs: None,
                 quiet: a.quiet || a.common.json,
+                pull: pull_options(&a.fetch, &a.progress)?,
             };
             drop(m);
             run_deploy(&a.common, req)
         }
         MachineCommand::Upgrade(a) => {
             let m = Machine::open(&a.common.sysroot)?;
-            let check = upgrade::check(&m)?;
+            let pull = pull_options(&a.fetch, &a.progress)?;
+            let check = upgrade::check(&m, &pull.fetch)?;
             let deployed = if a.check || !check.update_available {
                 None
             } else {
@@ -111,6 +130,7 @@ pub fn run(cmd: MachineCommand) -> Result<u8> {
                         stateroot: Some(check.stateroot.clone()),
                         kargs: None,
                         quiet: a.quiet || a.common.json,
+                        pull,
                     },
                 )?)
             };

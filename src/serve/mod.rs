@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::host::imgref::{ImageReference, OstreeImageReference, SignatureSource};
+use crate::host::imgref::OstreeImageReference;
 use crate::host::import;
 
 /// The repository served when neither `--repo` nor `--image` is given.
@@ -45,16 +45,7 @@ pub fn run(cmd: cli::ServeCommand) -> Result<u8> {
 }
 
 fn parse_imgref(s: &str) -> Result<OstreeImageReference> {
-    match s.parse::<OstreeImageReference>() {
-        Ok(r) => Ok(r),
-        Err(e) => match s.parse::<ImageReference>() {
-            Ok(imgref) => Ok(OstreeImageReference {
-                sigverify: SignatureSource::ContainerPolicyAllowInsecure,
-                imgref,
-            }),
-            Err(_) => Err(anyhow!(e)),
-        },
-    }
+    Ok(OstreeImageReference::parse_any(s)?)
 }
 
 /// Import `imgref` into the archive repository `repo_path` (created if missing); returns the
@@ -76,6 +67,7 @@ fn import_image(
     let opts = import::PullOptions {
         quiet: true,
         write_ref: write_ref.map(str::to_string),
+        ..Default::default()
     };
     let res = import::pull(&repo, &r, &opts).with_context(|| format!("importing {imgref}"))?;
     eprintln!("imported {imgref}: {}", res.summary());
