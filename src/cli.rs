@@ -11,32 +11,49 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-use crate::build;
+use crate::commit;
 
 /// Build ostree-based OS images with container tools, and turn them into ostree commits.
 #[derive(Debug, Parser)]
 #[command(name = "ostree-container", version, propagate_version = true)]
 pub struct Cli {
+    /// The verb.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The verbs; the host-side ones come from their modules' `cli.rs`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make the container's root filesystem right for ostree (run at the end of each RUN).
     Commit(CommitArgs),
     /// Check the root filesystem's layout without changing anything.
     Lint(LintArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or with DIR write every command's page there (ostree-container*.1).
+    Man {
+        /// Directory to write all the pages to.
+        dir: Option<PathBuf>,
+    },
     #[cfg(feature = "host")]
+    /// `image …` and the other exporter verbs.
     #[command(flatten)]
     Host(crate::host::cli::HostCommand),
     #[cfg(feature = "host")]
+    /// `encapsulate`, `diff`.
     #[command(flatten)]
     Encapsulate(crate::encapsulate::cli::EncapsulateCommand),
     #[cfg(feature = "host")]
+    /// `serve`.
     #[command(flatten)]
     Serve(crate::serve::cli::ServeCommand),
     #[cfg(feature = "host")]
+    /// `deploy`, `switch`, `upgrade`, `status`.
     #[command(flatten)]
     Machine(crate::machine::cli::MachineCommand),
 }
@@ -56,8 +73,10 @@ pub struct RootArgs {
     pub no_truncate: bool,
 }
 
+/// Arguments of `commit`.
 #[derive(Debug, Args)]
 pub struct CommitArgs {
+    /// Where the root is and how to report.
     #[command(flatten)]
     pub root: RootArgs,
     /// Print what would be done, with the exact tmpfiles.d and sysusers.d lines; change nothing.
@@ -69,8 +88,10 @@ pub struct CommitArgs {
     pub allow_rewriting_root: bool,
 }
 
+/// Arguments of `lint`.
 #[derive(Debug, Args)]
 pub struct LintArgs {
+    /// Where the root is and how to report.
     #[command(flatten)]
     pub root: RootArgs,
     /// Exit non-zero on warnings too.
@@ -79,7 +100,7 @@ pub struct LintArgs {
     /// Skip the named checks (repeatable, or a comma-separated list); see `--list`.
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub skip: Vec<String>,
-    /// List the checks and exit.
+    /// List the checks and exit (with `--json`, as a JSON document).
     #[arg(long)]
     pub list: bool,
 }
@@ -113,6 +134,8 @@ pub fn normalize_args(mut args: Vec<OsString>) -> std::result::Result<Vec<OsStri
     Ok(args)
 }
 
+/// Log to stderr, filtered by `OSTREE_CONTAINER_LOG` (tracing's `EnvFilter` syntax; default:
+/// warnings).
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter =
@@ -142,8 +165,21 @@ pub fn run(args: Vec<OsString>) -> Result<u8> {
         }
     };
     match cli.command {
-        Command::Commit(a) => build::run_commit(&a),
-        Command::Lint(a) => build::run_lint(&a),
+        Command::Commit(a) => commit::run_commit(&a),
+        Command::Lint(a) => commit::run_lint(&a),
+        Command::Completions { shell } => {
+            crate::manual::completions(shell, &mut std::io::stdout().lock())?;
+            Ok(0)
+        }
+        Command::Man { dir: None } => {
+            crate::manual::man_page(&mut std::io::stdout().lock())?;
+            Ok(0)
+        }
+        Command::Man { dir: Some(dir) } => {
+            let pages = crate::manual::man_pages(&dir)?;
+            println!("{} man pages in {}", pages.len(), dir.display());
+            Ok(0)
+        }
         #[cfg(feature = "host")]
         Command::Host(c) => crate::host::run(c),
         #[cfg(feature = "host")]

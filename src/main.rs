@@ -4,6 +4,8 @@
 //! `ostree-container <verb> …`, libostree's dispatch (`/usr/libexec/libostree/ext/ostree-container
 //! container <verb> …` for `ostree container <verb>`), and installed or bind-mounted as `ostree`.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -138,7 +138,15 @@ fn build_and_upgrade(driver: Driver) {
             .args(["lint", "--json", "--root"])
             .arg(newp),
     );
+    let lint_code = lint.status.code();
     let lint: serde_json::Value = serde_json::from_slice(&lint.stdout).unwrap();
+    // The exit code says what the findings say: 1 with an error finding, else 0 (2: could not run).
+    let has_error = lint["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["severity"] == "error");
+    assert_eq!(lint_code, Some(i32::from(has_error)), "{lint:#}");
     let leftover: Vec<&str> = lint["findings"]
         .as_array()
         .unwrap()
@@ -188,6 +196,20 @@ fn build_and_upgrade(driver: Driver) {
     );
     // Every line this tool wrote did what it says (whatever tmpfiles printed about other lines).
     let tmpfiles_err = String::from_utf8_lossy(&tmpfiles.stderr);
+    // The image's other tmpfiles.d files may fail outside a booted machine; ours alone must not.
+    let ours = run_output(
+        Command::new("systemd-tmpfiles")
+            .arg("--create")
+            .arg(format!("--root={}", m.display()))
+            .arg("ostree-container-var.conf"),
+    );
+    assert!(
+        ours.status.success(),
+        "systemd-tmpfiles on ostree-container-var.conf: {}\n{}\n(all files: {}\n{tmpfiles_err})",
+        ours.status,
+        String::from_utf8_lossy(&ours.stderr),
+        tmpfiles.status,
+    );
     let conf = common::read(m.join("usr/lib/tmpfiles.d/ostree-container-var.conf"));
     assert_lines_applied(&m, &conf, &tmpfiles_err);
 
@@ -338,6 +360,7 @@ fn buildah_run_on_an_ordinary_container_refuses_and_changes_nothing() {
         String::from_utf8_lossy(&out.stdout).contains("error[sysroot-layout]"),
         "{out:?}"
     );
+    assert_eq!(out.status.code(), Some(1), "an error finding: {out:?}");
     let after = tree_listing(&root);
     let changed: Vec<(&str, &str)> = before
         .lines()

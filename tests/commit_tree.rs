@@ -134,14 +134,21 @@ impl Fixture {
     }
 
     /// Run the real `systemd-tmpfiles --create --root=ROOT`, as a machine's boot does; returns
-    /// its stderr.
+    /// its stderr. The fixture has no tmpfiles.d file but ours, so any failure (a line it
+    /// rejects, exit 65; a path it could not create, exit 73) is ours: it fails the test.
     fn systemd_tmpfiles_create(&self) -> String {
         let out = Command::new("systemd-tmpfiles")
             .arg("--create")
             .arg(format!("--root={}", self.root.display()))
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "systemd-tmpfiles: {}\n{err}",
+            out.status
+        );
+        err
     }
 
     /// Replace the image's /etc/passwd and /etc/group.
@@ -1044,6 +1051,11 @@ fn commit_on_slash_refuses_a_container_without_an_ostree_layout_and_changes_noth
     );
     // --dry-run and lint are read-only and run anywhere.
     let out = in_chroot(&f, &["commit", "--dry-run"], Some("podman"));
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "--dry-run could not run: {out:?}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("would remove /tmp/someone-elses-work"),
@@ -1052,6 +1064,7 @@ fn commit_on_slash_refuses_a_container_without_an_ostree_layout_and_changes_noth
     let out = in_chroot(&f, &["lint"], Some("podman"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("error[sysroot-layout]"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "an error finding: {out:?}");
     assert_eq!(
         snapshot(&f.root),
         before,
@@ -1250,31 +1263,37 @@ fn called_as_ostree_only_container_verbs_are_ours() {
 
 #[test]
 fn lint_list_and_unknown_skip() {
+    // `--list` prints the table the checks run from, in text and in JSON.
+    use ostree_container::commit::lints::LINTS;
     let out = Command::new(bin())
         .args(["lint", "--list"])
         .output()
         .unwrap();
+    assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
-    for name in [
-        "api-dirs",
-        "var-run-link",
-        "one-kernel",
-        "boot-empty",
-        "sysroot-layout",
-        "utf8-names",
-        "special-files",
-        "var-content",
-        "undeclared-accounts",
-        "orphan-shadow",
-        "tmp-run-content",
-        "empty-build-files",
-        "etc-and-usr-etc",
-    ] {
+    assert_eq!(text.lines().count(), LINTS.len(), "{text}");
+    for (l, line) in LINTS.iter().zip(text.lines()) {
         assert!(
-            text.lines().any(|l| l.starts_with(name)),
-            "{name} missing from --list:\n{text}"
+            line.starts_with(l.name) && line.ends_with(l.description),
+            "{line:?} is not {:?}",
+            l.name
         );
     }
+    let out = Command::new(bin())
+        .args(["lint", "--list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["schema_version"], 1);
+    let names: Vec<&str> = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, LINTS.iter().map(|l| l.name).collect::<Vec<_>>());
+    assert!(names.contains(&"var-content") && names.contains(&"etc-and-usr-etc"));
     let out = Command::new(bin())
         .args(["lint", "--skip", "nope", "--root", "/nonexistent"])
         .output()
@@ -1574,10 +1593,12 @@ fn lint_speaks_bootcs_dialect() {
         )
     };
     let root = f.root.to_str().unwrap();
-    let (_, text, _) = lint(&["--rootfs", root]);
+    let (code, text, _) = lint(&["--rootfs", root]);
     assert!(text.contains("warning[tmp-run-content]"), "{text}");
+    assert_eq!(code, Some(0), "warnings only: {text}");
     assert!(text.contains("… and 2 more"), "{text}");
-    let (_, text, _) = lint(&["--rootfs", root, "--no-truncate"]);
+    let (code, text, _) = lint(&["--rootfs", root, "--no-truncate"]);
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("\"/tmp/junk11\""), "{text}");
     assert!(!text.contains("more"), "{text}");
     let (code, text, _) = lint(&[
@@ -1591,9 +1612,12 @@ fn lint_speaks_bootcs_dialect() {
     let (code, _, err) = lint(&["--root", root, "--skip", "var-contnet"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("did you mean \"var-content\"?"), "{err}");
-    let (_, json, _) = lint(&["--root", root, "--json"]);
+    let (code, json, _) = lint(&["--root", root, "--json"]);
     let j: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(j["schema_version"], 1);
+    assert_eq!(code, Some(0), "{j:#}");
+    let (code, _, _) = lint(&["--root", root, "--fatal-warnings"]);
+    assert_eq!(code, Some(1), "--fatal-warnings with warnings left");
 }
 
 #[test]

@@ -229,18 +229,46 @@ impl Deployed {
 /// /opt, one more user with a /var directory) deployed on top, first boot again, and `check`
 /// once more plus the upgrade's own assertions.
 fn example(name: &str, flags: &[&str], prepare: impl FnOnce(&Path), check: impl Fn(&Deployed)) {
+    example_built_with(Tool::Buildah, name, flags, prepare, check)
+}
+
+/// What builds the first version of an example (the upgrade is always `buildah bud`).
+#[derive(Clone, Copy, Debug)]
+enum Tool {
+    /// `buildah bud --isolation chroot`.
+    Buildah,
+    /// `podman build --isolation chroot`, into the same storage ([`Buildah::podman_build`]).
+    Podman,
+}
+
+/// [`example`], with the first version built by `tool`.
+fn example_built_with(
+    tool: Tool,
+    name: &str,
+    flags: &[&str],
+    prepare: impl FnOnce(&Path),
+    check: impl Fn(&Deployed),
+) {
     let b = Buildah::shared(Driver::Overlay);
     let base = base_image(&b, Variant::Minbase);
     let mut images = Images {
         b: &b,
         names: vec![],
     };
-    let tag = format!("localhost/example-{name}-{}:v1", std::process::id());
     let ctx = context(name, prepare);
+    // Tags and refs of their own, so the same example built by two tools can run at once.
+    let name = &match tool {
+        Tool::Buildah => name.to_string(),
+        Tool::Podman => format!("{name}-podman"),
+    };
+    let tag = format!("localhost/example-{name}-{}:v1", std::process::id());
     let start = std::time::Instant::now();
-    b.bud_with(ctx.path(), None, &tag, &[("BASE", &base)], flags);
+    match tool {
+        Tool::Buildah => b.bud_with(ctx.path(), None, &tag, &[("BASE", &base)], flags),
+        Tool::Podman => b.podman_build(ctx.path(), &tag, &[("BASE", &base)], flags),
+    };
     images.names.push(tag.clone());
-    eprintln!("build {name}: {:.1?}", start.elapsed());
+    eprintln!("build {name} with {tool:?}: {:.1?}", start.elapsed());
     let (image_passwd, image_group) = image_db(&b, &tag);
 
     let ref1 = format!("examples/{name}/v1");
@@ -443,51 +471,65 @@ fn etc_config() {
 
 #[test]
 fn users() {
-    example(
-        "users",
-        &[],
-        |_| {},
-        |d| {
-            let (svc_uid, _) = d.assert_user_as_built("appsvc");
-            let (alice_uid, alice_gid) = d.assert_user_as_built("alice");
-            assert_eq!((alice_uid, alice_gid), (2001, 2000));
-            for g in ["appgroup", "developers", "adm"] {
-                d.assert_group_as_built(g);
-            }
-            let (_, members) = group_entry(&d.group(), "appgroup").unwrap();
-            assert!(members.contains(&"alice".to_string()), "alice in appgroup");
-            let key = std::fs::metadata(d.path("/usr/lib/appsvc/app.key")).unwrap();
-            assert_eq!(key.uid(), svc_uid, "app.key still belongs to appsvc");
-            let (appgroup_gid, _) = group_entry(&d.group(), "appgroup").unwrap();
-            assert_eq!(key.gid(), appgroup_gid);
-            d.assert_dir_owned("/var/lib/appsvc", "appsvc");
-            d.assert_dir_owned("/home/alice", "alice");
-            // The tools on the machine agree.
-            let id = d.sh("id alice");
-            assert!(
-                id.contains("uid=2001(alice)") && id.contains("appgroup"),
-                "{id}"
-            );
-        },
+    example("users", &[], |_| {}, check_users);
+}
+
+/// docs/usage.md tells podman users to `podman build`: the same example, built by podman.
+#[test]
+fn users_built_with_podman() {
+    example_built_with(Tool::Podman, "users", &[], |_| {}, check_users);
+}
+
+/// examples/users on the machine: accounts with the build's ids, ownership, memberships.
+fn check_users(d: &Deployed) {
+    let (svc_uid, _) = d.assert_user_as_built("appsvc");
+    let (alice_uid, alice_gid) = d.assert_user_as_built("alice");
+    assert_eq!((alice_uid, alice_gid), (2001, 2000));
+    for g in ["appgroup", "developers", "adm"] {
+        d.assert_group_as_built(g);
+    }
+    let (_, members) = group_entry(&d.group(), "appgroup").unwrap();
+    assert!(members.contains(&"alice".to_string()), "alice in appgroup");
+    let key = std::fs::metadata(d.path("/usr/lib/appsvc/app.key")).unwrap();
+    assert_eq!(key.uid(), svc_uid, "app.key still belongs to appsvc");
+    let (appgroup_gid, _) = group_entry(&d.group(), "appgroup").unwrap();
+    assert_eq!(key.gid(), appgroup_gid);
+    d.assert_dir_owned("/var/lib/appsvc", "appsvc");
+    d.assert_dir_owned("/home/alice", "alice");
+    // The tools on the machine agree.
+    let id = d.sh("id alice");
+    assert!(
+        id.contains("uid=2001(alice)") && id.contains("appgroup"),
+        "{id}"
     );
 }
 
 #[test]
 fn multi_run() {
-    example(
+    example("multi-run", &["--layers"], |_| {}, check_multi_run);
+}
+
+/// A Containerfile of several RUN steps built by podman (which caches layers by default).
+#[test]
+fn multi_run_built_with_podman() {
+    example_built_with(
+        Tool::Podman,
         "multi-run",
         &["--layers"],
         |_| {},
-        |d| {
-            d.assert_user_as_built("reporter");
-            d.assert_group_as_built("reporter");
-            d.assert_dir_owned("/var/lib/reporter", "reporter");
-            d.assert_dir_owned("/var/log/reporter", "reporter");
-            d.assert_package("logrotate");
-            assert!(read(d.path("/etc/logrotate.d/reporter")).contains("rotate 4"));
-            assert_eq!(d.sh("reporter").trim(), "reporter: 0 reports");
-        },
+        check_multi_run,
     );
+}
+
+/// examples/multi-run on the machine: what each of its RUN steps added.
+fn check_multi_run(d: &Deployed) {
+    d.assert_user_as_built("reporter");
+    d.assert_group_as_built("reporter");
+    d.assert_dir_owned("/var/lib/reporter", "reporter");
+    d.assert_dir_owned("/var/log/reporter", "reporter");
+    d.assert_package("logrotate");
+    assert!(read(d.path("/etc/logrotate.d/reporter")).contains("rotate 4"));
+    assert_eq!(d.sh("reporter").trim(), "reporter: 0 reports");
 }
 
 /// The bootable base (real kernel and dracut initramfs): what `scripts/demo` builds. Slow on a

@@ -313,32 +313,40 @@ fn hostile_requests() {
     ];
     for p in &hostile {
         let mut c = Conn::open(srv.port);
-        let _ = c.send_raw(format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
-        if let Some(r) = c.read_response(false) {
-            assert!((400..500).contains(&r.status), "{p}: {}", r.status);
-            assert!(
-                !String::from_utf8_lossy(&r.body).contains("TOP-SECRET"),
-                "{p}"
-            );
-            assert!(!String::from_utf8_lossy(&r.body).contains("root:"), "{p}");
-        }
+        c.send_raw(format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        // An answer, not just a closed connection (which a crash would give too).
+        let r = c
+            .read_response(false)
+            .unwrap_or_else(|| panic!("{p}: connection closed without an answer"));
+        assert!((400..500).contains(&r.status), "{p}: {}", r.status);
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("TOP-SECRET"),
+            "{p}"
+        );
+        assert!(!String::from_utf8_lossy(&r.body).contains("root:"), "{p}");
     }
 
-    // Huge headers: 431 (or a close), never a crash.
-    let mut c = Conn::open(srv.port);
-    let big = format!(
-        "GET /repo/config HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(64 * 1024)
-    );
-    let _ = c.send_raw(big.as_bytes());
-    if let Some(r) = c.read_response(false) {
-        assert!((400..500).contains(&r.status), "huge header: {}", r.status);
-    }
-    let mut c = Conn::open(srv.port);
-    let many: String = (0..500).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let _ = c.send_raw(format!("GET /repo/config HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes());
-    if let Some(r) = c.read_response(false) {
-        assert!((400..500).contains(&r.status), "many headers: {}", r.status);
+    // Request heads over the limits (16 KiB, 64 headers): 431, and the server goes on. The head
+    // sent is whole and unanswered data is not left behind, so the answer is read, not reset.
+    let over_limits = [
+        (
+            "a 17 KiB header",
+            format!("X-Big: {}\r\n", "a".repeat(17 * 1024)),
+        ),
+        (
+            "100 headers",
+            (0..100).map(|i| format!("X-H{i}: v\r\n")).collect(),
+        ),
+    ];
+    for (what, headers) in &over_limits {
+        let mut c = Conn::open(srv.port);
+        c.send_raw(format!("GET /repo/config HTTP/1.1\r\nHost: x\r\n{headers}\r\n").as_bytes())
+            .unwrap();
+        let r = c
+            .read_response(false)
+            .unwrap_or_else(|| panic!("{what}: connection closed without an answer"));
+        assert_eq!(r.status, 431, "{what}");
     }
 
     // Slow clients that never finish their request head: as many as the connection bound.
@@ -353,14 +361,11 @@ fn hostile_requests() {
     // Another client is still served (once the header timeout frees a slot).
     let r = get(srv.port, "/repo/refs/heads/main");
     assert_eq!((r.status, r.body), (200, format!("{c1}\n").into_bytes()));
-    // Each slow connection is closed by the server (possibly after a 408), not kept forever.
+    // Each slow connection is closed by the server once the header timeout passes (hyper sends
+    // no 408 for it), not kept until the client gives up: read_to_close fails on its timeout.
     for s in slow.iter_mut() {
         let rest = s.read_to_close();
-        let text = String::from_utf8_lossy(&rest);
-        assert!(
-            text.is_empty() || text.starts_with("HTTP/1.1 408"),
-            "{text}"
-        );
+        assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     }
     let r = get(srv.port, "/repo/config");
     assert_eq!(r.status, 200);
@@ -396,8 +401,14 @@ fn serve_from_inside_a_container() {
     let log = srv.log();
     assert!(log.contains("bare-user mode"), "{log}");
     // buildah run (chroot isolation) answers SIGTERM by killing its child rather than
-    // forwarding the signal; the graceful path is tested outside a container. Here: it stops.
-    srv.terminate();
+    // forwarding the signal; the graceful path is tested outside a container. Here: it stops,
+    // and nothing listens on its port any more.
+    let port = srv.port;
+    let code = srv.terminate();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still listening after the server exited ({code:?})"
+    );
     b.rm(&ctr);
 }
 

@@ -36,6 +36,7 @@ use super::commit::{self, CommitError, Walk};
 
 /// Layer annotation listing the components a layer holds (as ostree-rs-ext).
 pub const COMPONENTS_ANNOTATION: &str = "ostree.components";
+/// Separates component names in the `ostree.components` annotation.
 pub const COMPONENT_SEPARATOR: char = ',';
 
 const DPKG_INFO_DIRS: &[&str] = &["usr/lib/sysimage/dpkg/info", "var/lib/dpkg/info"];
@@ -52,17 +53,24 @@ const PACKAGE_DB_DIRS: &[&str] = &[
 const MERGED_USR: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// A package (or directory group) and the content objects it owns.
 pub struct Component {
+    /// Its name (the package's, or a directory's).
     pub name: String,
+    /// Checksums of its content objects.
     pub objects: BTreeSet<String>,
+    /// Their total size in bytes.
     pub size: u64,
 }
 
 /// One planned content layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerPlan {
+    /// The components in the layer.
     pub components: Vec<String>,
+    /// Their content objects.
     pub objects: BTreeSet<String>,
+    /// Their total size in bytes.
     pub size: u64,
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
+/// The verbs that write commits as images and tar streams, and compare commits.
 pub enum EncapsulateCommand {
     /// Write an ostree commit as a container image (ostree-rs-ext's format, chunked).
     Encapsulate(EncapsulateArgs),
@@ -27,6 +28,7 @@ pub enum EncapsulateCommand {
 }
 
 #[derive(Debug, Args)]
+/// Arguments of `encapsulate`.
 pub struct EncapsulateArgs {
     /// Path to the ostree repository.
     #[arg(long, value_name = "REPO")]
@@ -61,10 +63,12 @@ pub struct EncapsulateArgs {
 }
 
 #[derive(Debug, Subcommand)]
+/// `tar export` and `tar import`.
 pub enum TarCommand {
     /// Write the tar stream of a commit (to stdout, or --file).
     Export {
         #[arg(long, value_name = "REPO")]
+        /// The repository.
         repo: PathBuf,
         /// Write here instead of stdout.
         #[arg(long, value_name = "FILE")]
@@ -75,6 +79,7 @@ pub enum TarCommand {
     /// Import a tar stream (from stdin, or --file) and print the commit checksum.
     Import {
         #[arg(long, value_name = "REPO")]
+        /// The repository.
         repo: PathBuf,
         /// Read this file instead of stdin.
         #[arg(long, value_name = "FILE")]
@@ -89,8 +94,10 @@ pub enum TarCommand {
 }
 
 #[derive(Debug, Args)]
+/// Arguments of `diff`.
 pub struct DiffArgs {
     #[arg(long, value_name = "REPO")]
+    /// The repository.
     pub repo: PathBuf,
     /// Only compare below this directory (e.g. /usr).
     #[arg(long, value_name = "PATH")]

@@ -10,17 +10,29 @@ use ostree::glib::{self, Variant};
 use crate::host::repo::RepoError;
 
 #[derive(Debug, thiserror::Error)]
+/// Why a commit or one of its objects could not be read.
 pub enum CommitError {
     #[error("ostree: {context}: {source}")]
+    /// libostree failed.
     Ostree {
+        /// What was being done.
         context: String,
+        /// libostree's error.
         source: glib::Error,
     },
     #[error("no such commit or ref {0:?}")]
+    /// No commit or ref of that name.
     NoRev(String),
     #[error("malformed {what} object {csum}")]
-    Malformed { what: &'static str, csum: String },
+    /// An object does not parse.
+    Malformed {
+        /// The object's type.
+        what: &'static str,
+        /// Its checksum.
+        csum: String,
+    },
     #[error(transparent)]
+    /// The repository could not be read.
     Repo(#[from] RepoError),
 }
 
@@ -31,18 +43,25 @@ pub(crate) fn ctx(context: impl Into<String>) -> impl FnOnce(glib::Error) -> Com
 
 /// A commit object and what hangs off it.
 pub struct Commit {
+    /// The commit's checksum.
     pub checksum: String,
     /// The serialized commit object.
     pub variant: Variant,
     /// The serialized detached metadata (`a{sv}`: signatures), if any.
     pub detached: Option<Variant>,
+    /// The commit's metadata.
     pub metadata: glib::VariantDict,
+    /// Its subject line.
     pub subject: String,
+    /// Its timestamp (seconds since 1970).
     pub timestamp: u64,
+    /// The root dirtree's checksum.
     pub root_tree: String,
+    /// The root dirmeta's checksum.
     pub root_meta: String,
 }
 
+/// Open the ostree repository at `path`.
 pub fn open_repo(path: &std::path::Path) -> anyhow::Result<ostree::Repo> {
     crate::host::import::open_repo(path)
 }
@@ -70,6 +89,7 @@ fn csum_hex(b: &[u8], what: &'static str, of: &str) -> Result<String, CommitErro
 }
 
 impl Commit {
+    /// Load the commit `rev` (a checksum or a ref) and its detached metadata.
     pub fn load(repo: &ostree::Repo, rev: &str) -> Result<Self, CommitError> {
         let checksum = resolve(repo, rev)?;
         let variant = repo
@@ -95,6 +115,7 @@ impl Commit {
         })
     }
 
+    /// A string value of the commit's metadata.
     pub fn meta_string(&self, key: &str) -> Option<String> {
         self.metadata.lookup::<String>(key).ok().flatten()
     }
@@ -105,7 +126,9 @@ impl Commit {
 pub struct WalkDir {
     /// Path in the commit, without leading `/` (`""` for the root).
     pub path: String,
+    /// Its dirtree checksum.
     pub tree: String,
+    /// Its dirmeta checksum.
     pub meta: String,
 }
 
@@ -118,11 +141,13 @@ pub struct Walk {
     pub content: BTreeMap<String, Vec<String>>,
     /// Distinct metadata objects.
     pub dirtrees: BTreeSet<String>,
+    /// Distinct dirmeta objects.
     pub dirmetas: BTreeSet<String>,
 }
 
 type TreeVariant = (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>, Vec<u8>)>);
 
+/// Load a dirtree object: the raw variant and its (files, directories).
 pub fn load_dirtree(
     repo: &ostree::Repo,
     csum: &str,
@@ -187,17 +212,23 @@ fn walk_dir(
 
 /// A content object as stored: owner, mode, xattrs, and either bytes or a symlink target.
 pub struct ContentObject {
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
     /// Full st_mode (type bits included).
     pub mode: u32,
+    /// Size in bytes (0 for a symlink).
     pub size: u64,
+    /// The target, for a symlink.
     pub symlink_target: Option<String>,
     /// Serialized `a(ayay)`.
     pub xattrs: Variant,
+    /// The bytes, for a regular file.
     pub stream: Option<gio::InputStream>,
 }
 
+/// Load the content object `csum`.
 pub fn load_content(repo: &ostree::Repo, csum: &str) -> Result<ContentObject, CommitError> {
     let (stream, info, xattrs) = repo
         .load_file(csum, gio::Cancellable::NONE)

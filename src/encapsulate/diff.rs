@@ -13,23 +13,39 @@ use super::cli::DiffArgs;
 use super::commit;
 
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
+/// What differs between two commits (paths without leading `/`, sorted).
 pub struct Diff {
+    /// Files only in the second.
     pub added_files: Vec<String>,
+    /// Files only in the first.
     pub removed_files: Vec<String>,
+    /// Files in both with different content or metadata.
     pub modified_files: Vec<String>,
+    /// Directories only in the second.
     pub added_dirs: Vec<String>,
+    /// Directories only in the first.
     pub removed_dirs: Vec<String>,
+    /// Directories in both with different metadata.
     pub modified_dirs: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why two commits could not be compared.
 pub enum DiffError {
     #[error(transparent)]
+    /// The repository could not be read.
     Repo(#[from] RepoError),
     #[error(transparent)]
+    /// A commit could not be read.
     Commit(#[from] commit::CommitError),
     #[error("{path:?} is not a directory in commit {commit}")]
-    NoSubdir { path: String, commit: String },
+    /// The directory given is not in a commit.
+    NoSubdir {
+        /// The directory.
+        path: String,
+        /// The commit.
+        commit: String,
+    },
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -128,6 +144,7 @@ pub fn diff_commits(
 }
 
 impl Diff {
+    /// Whether nothing differs.
     pub fn is_empty(&self) -> bool {
         *self == Diff::default()
     }
@@ -156,12 +173,13 @@ impl Diff {
     }
 }
 
+/// `diff`: print the differences; returns the exit code.
 pub fn run(a: &DiffArgs) -> anyhow::Result<u8> {
     let repo = commit::open_repo(&a.repo)?;
     let d = diff_commits(&repo, &a.from, &a.to, a.subdir.as_deref())?;
     if a.json {
         let mut v = serde_json::to_value(&d)?;
-        v["schema_version"] = crate::build::report::SCHEMA_VERSION.into();
+        v["schema_version"] = crate::commit::report::SCHEMA_VERSION.into();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", d.to_text());

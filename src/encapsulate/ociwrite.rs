@@ -11,17 +11,30 @@ use sha2::{Digest, Sha256};
 
 use crate::host::oci::REF_NAME_ANNOTATION;
 
+/// OCI image manifest media type.
 pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image config media type.
 pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// OCI gzip-compressed layer media type.
 pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 #[derive(Debug, thiserror::Error)]
+/// Why an OCI layout could not be written.
 pub enum OciWriteError {
     #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
-    #[error("{path}: invalid JSON: {source}")]
-    Json {
+    /// Writing failed.
+    Io {
+        /// The file.
         path: String,
+        /// The error.
+        source: io::Error,
+    },
+    #[error("{path}: invalid JSON: {source}")]
+    /// A JSON document could not be written.
+    Json {
+        /// The file.
+        path: String,
+        /// The error.
         source: serde_json::Error,
     },
 }
@@ -36,14 +49,18 @@ fn io_ctx(path: &Path) -> impl FnOnce(io::Error) -> OciWriteError + '_ {
 /// A blob written: `sha256:<hex>` and its size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
+    /// `sha256:<hex>`.
     pub digest: String,
+    /// Size in bytes.
     pub size: u64,
 }
 
 /// A layer written: the compressed blob and the diff_id of its uncompressed tar.
 #[derive(Debug, Clone)]
 pub struct LayerBlob {
+    /// The compressed blob.
     pub blob: Blob,
+    /// `sha256:` of the uncompressed tar.
     pub diff_id: String,
 }
 
@@ -55,6 +72,7 @@ pub struct HashWriter<W> {
 }
 
 impl<W: Write> HashWriter<W> {
+    /// Hash what is written to `inner`.
     pub fn new(inner: W) -> Self {
         HashWriter {
             inner,
@@ -63,6 +81,7 @@ impl<W: Write> HashWriter<W> {
         }
     }
 
+    /// The writer back, the `sha256:` digest and the byte count.
     pub fn finish(self) -> (W, String, u64) {
         (
             self.inner,
@@ -87,6 +106,7 @@ impl<W: Write> Write for HashWriter<W> {
 
 /// An OCI layout directory being written.
 pub struct OciDir {
+    /// The layout's directory.
     pub path: PathBuf,
 }
 
@@ -129,6 +149,7 @@ impl OciDir {
         Ok(())
     }
 
+    /// Write `data` as a blob.
     pub fn write_blob(&self, data: &[u8]) -> Result<Blob, OciWriteError> {
         let mut tmp = self.blob_tmp()?;
         tmp.write_all(data).map_err(io_ctx(&self.path))?;

@@ -51,7 +51,7 @@
 //! 4095 (which also bounds the walk's recursion).
 
 use std::collections::HashMap;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 use ostree::gio;
@@ -73,40 +73,74 @@ const MAX_XATTRS_SIZE: u64 = 1 << 20;
 const IN_MEMORY_MAX: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
+/// Why a tar stream could not be imported.
 pub enum ImportError {
     #[error("reading the tar stream: {0}")]
+    /// Reading the stream failed.
     Io(#[from] io::Error),
     #[error("ostree: {context}: {source}")]
+    /// libostree failed.
     Ostree {
+        /// What was being done.
         context: String,
+        /// libostree's error.
         source: glib::Error,
     },
     #[error(transparent)]
+    /// The repository could not be read.
     Repo(#[from] RepoError),
     #[error(transparent)]
+    /// A commit could not be read.
     Commit(#[from] CommitError),
     #[error("{path}: {why}")]
-    Format { path: String, why: String },
+    /// An entry is not what the format allows.
+    Format {
+        /// The entry's path.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
     #[error(
         "{path}: checksum mismatch: the stream calls it {expected}, its content hashes to {actual}"
     )]
+    /// An object does not hash to its name.
     Checksum {
+        /// The entry's path.
         path: String,
+        /// The checksum its name says.
         expected: String,
+        /// What its content hashes to.
         actual: String,
     },
     #[error("no commit object in the stream")]
+    /// The stream holds no commit.
     NoCommit,
     #[error("commit {commit} has no detached signature, and remote {remote:?} requires one; nothing was imported")]
-    MissingSignature { commit: String, remote: String },
-    #[error("commit {commit}: signature verification against remote {remote:?} failed: {reason}; nothing was imported")]
-    BadSignature {
+    /// `--remote` was given and the commit is not signed.
+    MissingSignature {
+        /// The commit.
         commit: String,
+        /// The remote whose keys were to verify it.
         remote: String,
+    },
+    #[error("commit {commit}: signature verification against remote {remote:?} failed: {reason}; nothing was imported")]
+    /// The commit's signature does not verify.
+    BadSignature {
+        /// The commit.
+        commit: String,
+        /// The remote whose keys were used.
+        remote: String,
+        /// Why it fails.
         reason: String,
     },
     #[error("commit {commit} is incomplete: {what} is missing from every layer")]
-    Incomplete { commit: String, what: String },
+    /// The commit's tree references objects the stream lacks.
+    Incomplete {
+        /// The commit.
+        commit: String,
+        /// What is missing.
+        what: String,
+    },
 }
 
 fn format_err(path: &str, why: impl Into<String>) -> ImportError {
@@ -127,8 +161,11 @@ pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 /// Counts of what was read.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ImportStats {
+    /// Content objects written.
     pub content: u64,
+    /// Their bytes.
     pub content_bytes: u64,
+    /// Metadata objects written.
     pub metadata: u64,
 }
 
@@ -145,6 +182,7 @@ pub struct Importer<'r> {
     /// The commit read but not yet written: waiting to see whether detached metadata follows.
     pending: Option<(String, Vec<u8>)>,
     commit: Option<String>,
+    /// Counts so far.
     pub stats: ImportStats,
 }
 
@@ -576,19 +614,8 @@ impl<'r> Importer<'r> {
                     self.w
                         .write_content_stream(&expected, &header, io::Cursor::new(buf), len)?;
                 } else {
-                    let mut f = tempfile::tempfile_in(&self.spill_dir)?;
-                    let mut hasher = repo::content_hasher(&header);
-                    let mut buf = vec![0u8; 1 << 20];
-                    loop {
-                        let n = e.read(&mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        sha2::Digest::update(&mut hasher, &buf[..n]);
-                        f.write_all(&buf[..n])?;
-                    }
-                    check(sha2::Digest::finalize(hasher).into())?;
-                    f.rewind()?;
+                    let (csum, f, _) = crate::host::layer::spill(e, &header, &self.spill_dir)?;
+                    check(csum)?;
                     self.w.write_content_stream(&expected, &header, f, size)?;
                 }
                 self.stats.content_bytes += size;
@@ -912,5 +939,73 @@ mod tests {
         assert_eq!(x[0].0, b"security.capability");
         assert_eq!(x[1].0, b"user.b");
         assert!(parse_xattrs(&[]).unwrap().is_empty());
+    }
+
+    /// A content object over 64 MiB goes through the spill path (a temporary file): it arrives
+    /// whole, and a byte changed on the way is caught by its checksum there too.
+    #[test]
+    fn objects_over_64_mib_are_spilled_and_checked() {
+        use crate::host::import::Txn;
+        let d = tempfile::tempdir().unwrap();
+        let ostree = |args: &[&str]| {
+            let out = std::process::Command::new("ostree")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ostree {args:?}: {out:?}");
+            out.stdout
+        };
+        let (src, dst, tree) = (
+            d.path().join("src"),
+            d.path().join("dst"),
+            d.path().join("t"),
+        );
+        std::fs::create_dir_all(tree.join("usr")).unwrap();
+        let big: Vec<u8> = (0..IN_MEMORY_MAX + 1).map(|i| (i % 251) as u8).collect();
+        std::fs::write(tree.join("usr/big"), &big).unwrap();
+        for r in [&src, &dst] {
+            ostree(&["init", &format!("--repo={}", r.display()), "--mode=archive"]);
+        }
+        ostree(&[
+            "commit",
+            &format!("--repo={}", src.display()),
+            &format!("--tree=dir={}", tree.display()),
+            "--branch=main",
+            "--owner-uid=0",
+            "--owner-gid=0",
+        ]);
+        let src_repo = commit::open_repo(&src).unwrap();
+        let stream = super::super::tarwrite::export_commit(&src_repo, "main", Vec::new()).unwrap();
+        let want = commit::resolve(&src_repo, "main").unwrap();
+
+        let dst_repo = commit::open_repo(&dst).unwrap();
+        let import = |stream: &[u8]| -> Result<(String, ImportStats), ImportError> {
+            let txn = Txn::begin(&dst_repo).unwrap();
+            let mut imp = Importer::new(&dst_repo, None)?;
+            imp.import_layer(stream)?;
+            let stats = imp.stats;
+            let c = imp.finish()?;
+            txn.commit().unwrap();
+            Ok((c, stats))
+        };
+
+        // One byte changed in the middle of the big file: refused by its checksum.
+        let at = stream
+            .windows(4096)
+            .position(|w| w == &big[..4096])
+            .expect("the file's bytes are in the stream");
+        let mut bad = stream.clone();
+        bad[at + (32 << 20)] ^= 1;
+        match import(&bad) {
+            Err(ImportError::Checksum { .. }) => {}
+            other => panic!("a changed byte was not caught: {other:?}"),
+        }
+
+        let (c, stats) = import(&stream).unwrap();
+        assert_eq!(c, want);
+        assert!(stats.content_bytes > IN_MEMORY_MAX, "{stats:?}");
+        let cat = ostree(&["cat", &format!("--repo={}", dst.display()), &c, "/usr/big"]);
+        assert!(cat == big, "the file differs after the import");
+        ostree(&["fsck", &format!("--repo={}", dst.display())]);
     }
 }

@@ -29,12 +29,21 @@ const REPO_SUBDIRS: &[&str] = &[
 ];
 
 #[derive(Debug, thiserror::Error)]
+/// Why a commit could not be written as a tar stream.
 pub enum ExportError {
     #[error("writing {what}: {source}")]
-    Io { what: String, source: io::Error },
+    /// Writing failed.
+    Io {
+        /// What was being written.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
     #[error(transparent)]
+    /// The commit could not be read.
     Commit(#[from] CommitError),
     #[error("dirmeta object {0} is malformed")]
+    /// A dirmeta object is malformed (its checksum).
     Dirmeta(String),
 }
 
@@ -65,6 +74,7 @@ fn under_sysroot(p: &str) -> bool {
     p == "sysroot" || p.starts_with("sysroot/")
 }
 
+/// Lowercase hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -91,6 +101,7 @@ fn header(kind: tar::EntryType, uid: u32, gid: u32, mode: u32, size: u64) -> tar
 }
 
 impl<'r, W: Write> LayerWriter<'r, W> {
+    /// A writer of tar entries for `repo`'s objects into `out`.
     pub fn new(repo: &'r ostree::Repo, out: W) -> Self {
         let mut out = tar::Builder::new(out);
         out.mode(tar::HeaderMode::Deterministic);
@@ -103,6 +114,7 @@ impl<'r, W: Write> LayerWriter<'r, W> {
         }
     }
 
+    /// End the tar stream; the writer back.
     pub fn finish(self) -> Result<W, ExportError> {
         self.out
             .into_inner()

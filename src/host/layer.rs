@@ -57,7 +57,21 @@ pub const MEMORY_BUDGET: u64 = 64 << 20;
 /// content is on its way to the writer, so memory does not grow with layer size even when a
 /// layer is full of multi-megabyte files.
 #[derive(Clone, Default)]
-pub struct Budget(Arc<(Mutex<u64>, Condvar)>);
+pub struct Budget(Arc<(Mutex<BudgetState>, Condvar)>);
+
+#[derive(Default)]
+struct BudgetState {
+    /// Bytes taken.
+    used: u64,
+    /// Readers waiting in [`Budget::acquire`] (for tests to see that one waits).
+    waiting: usize,
+}
+
+/// Whether `n` more bytes may be taken when `used` are: they fit, or nothing is taken (a single
+/// item larger than the budget goes through alone).
+fn fits(used: u64, n: u64) -> bool {
+    used == 0 || used + n <= MEMORY_BUDGET
+}
 
 /// Bytes taken from a [`Budget`]; given back when dropped (after the writer is done).
 pub struct Permit {
@@ -69,22 +83,41 @@ impl Budget {
     /// Wait until `n` bytes fit (a single item larger than the budget waits for an empty one).
     pub fn acquire(&self, n: u64) -> Permit {
         let (lock, cv) = &*self.0;
-        let mut used = lock.lock().expect("budget lock");
-        while *used > 0 && *used + n > MEMORY_BUDGET {
-            used = cv.wait(used).expect("budget lock");
+        let mut st = lock.lock().expect("budget lock");
+        st.waiting += 1;
+        while !fits(st.used, n) {
+            st = cv.wait(st).expect("budget lock");
         }
-        *used += n;
+        st.waiting -= 1;
+        st.used += n;
         Permit {
             budget: self.clone(),
             n,
         }
+    }
+
+    /// Take `n` bytes if they fit now, without waiting.
+    pub fn try_acquire(&self, n: u64) -> Option<Permit> {
+        let mut st = self.0 .0.lock().expect("budget lock");
+        fits(st.used, n).then(|| {
+            st.used += n;
+            Permit {
+                budget: self.clone(),
+                n,
+            }
+        })
+    }
+
+    /// Readers waiting for bytes to be given back.
+    pub fn waiting(&self) -> usize {
+        self.0 .0.lock().expect("budget lock").waiting
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let (lock, cv) = &*self.budget.0;
-        *lock.lock().expect("budget lock") -= self.n;
+        lock.lock().expect("budget lock").used -= self.n;
         cv.notify_all();
     }
 }
@@ -569,7 +602,8 @@ fn read_content(
         r.read_to_end(&mut buf)?;
         Ok((content_checksum(header, &buf), Data::Mem(buf, Some(permit))))
     } else {
-        spill(r, header, spill_dir)
+        let (csum, f, len) = spill(r, header, spill_dir)?;
+        Ok((csum, Data::Spilled(f, len)))
     }
 }
 
@@ -588,7 +622,14 @@ fn send_marker(path: Vec<String>, mut meta: Meta, tx: &SyncSender<Item>) -> Resu
     .map_err(|_| LayerError::Stopped)
 }
 
-fn spill(r: &mut (impl Read + ?Sized), header: &[u8], dir: &Path) -> io::Result<(Csum, Data)> {
+/// Copy a file's content to an unlinked temporary file in `dir` while hashing it with its ostree
+/// `header`: the checksum, the file (rewound) and its length. Also used by the format-0 reader
+/// (src/encapsulate/tarread.rs) for objects too large to hold in memory.
+pub fn spill(
+    r: &mut (impl Read + ?Sized),
+    header: &[u8],
+    dir: &Path,
+) -> io::Result<(Csum, std::fs::File, u64)> {
     let mut f = tempfile::tempfile_in(dir)?;
     let mut h = content_hasher(header);
     let mut buf = vec![0u8; 1 << 20];
@@ -603,7 +644,7 @@ fn spill(r: &mut (impl Read + ?Sized), header: &[u8], dir: &Path) -> io::Result<
         len += n as u64;
     }
     f.rewind()?;
-    Ok((sha2::Digest::finalize(h).into(), Data::Spilled(f, len)))
+    Ok((sha2::Digest::finalize(h).into(), f, len))
 }
 
 #[cfg(test)]
@@ -611,21 +652,74 @@ mod tests {
     use super::*;
 
     #[test]
+    fn budget_fits() {
+        assert!(fits(0, MEMORY_BUDGET * 2), "alone, anything goes through");
+        assert!(fits(MEMORY_BUDGET - 20, 20));
+        assert!(!fits(MEMORY_BUDGET - 10, 20));
+        assert!(!fits(1, MEMORY_BUDGET));
+    }
+
+    #[test]
     fn budget_blocks_until_released() {
         let b = Budget::default();
         let p1 = b.acquire(MEMORY_BUDGET - 10);
+        assert!(b.try_acquire(20).is_none(), "64 MiB are taken");
+        let small = b.try_acquire(10).expect("10 bytes still fit");
+        drop(small);
         let b2 = b.clone();
-        let waiter = std::thread::spawn(move || {
-            let _p = b2.acquire(20);
-        });
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(
-            !waiter.is_finished(),
-            "must wait while the budget is used up"
-        );
+        let waiter = std::thread::spawn(move || b2.acquire(20).n);
+        // Deterministic: the waiter registers under the lock before it waits, and cannot get
+        // through while p1 holds the budget; so once it is counted it is blocked.
+        while b.waiting() == 0 {
+            assert!(
+                !waiter.is_finished(),
+                "got 20 bytes while the budget was used up"
+            );
+            std::thread::yield_now();
+        }
+        assert!(!waiter.is_finished());
         drop(p1);
-        waiter.join().unwrap();
+        assert_eq!(waiter.join().unwrap(), 20);
+        assert_eq!(b.waiting(), 0);
         // An item larger than the whole budget still gets through alone.
         let _big = b.acquire(MEMORY_BUDGET * 2);
+        assert!(b.try_acquire(1).is_none());
+    }
+
+    /// Files up to 8 MiB stay in memory and count against the budget; larger ones are spilled
+    /// to a temporary file. Both give the checksum of the same bytes.
+    #[test]
+    fn large_files_spill_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = b"header".to_vec();
+        let budget = Budget::default();
+        for size in [SPILL_THRESHOLD, SPILL_THRESHOLD + 1] {
+            let content: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let (csum, data) =
+                read_content(&mut &content[..], size, &header, &budget, dir.path()).unwrap();
+            assert_eq!(csum, content_checksum(&header, &content), "{size}");
+            match data {
+                Data::Mem(buf, Some(_permit)) => {
+                    assert_eq!(size, SPILL_THRESHOLD, "{size} bytes held in memory");
+                    assert_eq!(buf, content);
+                    assert!(
+                        budget.try_acquire(MEMORY_BUDGET).is_none(),
+                        "held bytes count"
+                    );
+                }
+                Data::Spilled(mut f, len) => {
+                    assert_eq!(size, SPILL_THRESHOLD + 1, "{size} bytes spilled");
+                    assert_eq!(len, size);
+                    let mut back = Vec::new();
+                    f.read_to_end(&mut back).unwrap();
+                    assert_eq!(back, content);
+                    assert!(
+                        budget.try_acquire(MEMORY_BUDGET).is_some(),
+                        "spilled bytes do not count"
+                    );
+                }
+                Data::Mem(_, None) => panic!("in memory without a permit"),
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
+/// The machine verbs: `deploy`, `switch`, `upgrade`, `status`.
 pub enum MachineCommand {
     /// Pull an image into a sysroot's repository and deploy it, recording the image in the origin.
     ///
@@ -38,12 +39,16 @@ pub struct SysrootArgs {
 }
 
 #[derive(Debug, Args)]
+/// Arguments of `deploy`.
 pub struct DeployArgs {
     #[command(flatten)]
+    /// The sysroot and the output format.
     pub common: SysrootArgs,
     #[command(flatten)]
+    /// How the image is fetched.
     pub fetch: crate::host::cli::FetchArgs,
     #[command(flatten)]
+    /// How progress is shown.
     pub progress: crate::host::cli::ProgressArgs,
     /// The stateroot (libostree's osname) to deploy into; it must exist (`ostree admin os-init`).
     /// Default: the booted or default deployment's, else the only one.
@@ -64,12 +69,16 @@ pub struct DeployArgs {
 }
 
 #[derive(Debug, Args)]
+/// Arguments of `switch`.
 pub struct SwitchArgs {
     #[command(flatten)]
+    /// The sysroot and the output format.
     pub common: SysrootArgs,
     #[command(flatten)]
+    /// How the image is fetched.
     pub fetch: crate::host::cli::FetchArgs,
     #[command(flatten)]
+    /// How progress is shown.
     pub progress: crate::host::cli::ProgressArgs,
     /// No progress bars.
     #[arg(long, short)]
@@ -79,12 +88,16 @@ pub struct SwitchArgs {
 }
 
 #[derive(Debug, Args)]
+/// Arguments of `upgrade`.
 pub struct UpgradeArgs {
     #[command(flatten)]
+    /// The sysroot and the output format.
     pub common: SysrootArgs,
     #[command(flatten)]
+    /// How the image is fetched.
     pub fetch: crate::host::cli::FetchArgs,
     #[command(flatten)]
+    /// How progress is shown.
     pub progress: crate::host::cli::ProgressArgs,
     /// Only say whether there is a new version and how much it would download.
     #[arg(long)]

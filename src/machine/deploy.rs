@@ -26,12 +26,15 @@ use crate::host::import::{self, PullOptions};
 /// What to deploy.
 #[derive(Debug, Clone)]
 pub struct DeployRequest {
+    /// The image to pull and deploy.
     pub imgref: OstreeImageReference,
     /// Written to the origin instead of `imgref` (what upgrades will follow).
     pub target_imgref: Option<OstreeImageReference>,
+    /// The stateroot (default: the booted or default deployment's, else the only one).
     pub stateroot: Option<String>,
     /// Replace the kernel arguments (else the merge deployment's are kept).
     pub kargs: Option<Vec<String>>,
+    /// No progress bars.
     pub quiet: bool,
     /// Registry options, and where progress events go.
     pub pull: PullOptions,
@@ -44,9 +47,13 @@ pub struct Deployed {
     pub image: String,
     /// The image that was pulled (differs with `--target-imgref`).
     pub pulled: String,
+    /// The merged commit deployed.
     pub commit: String,
+    /// The image's manifest digest.
     pub manifest_digest: String,
+    /// The image's version label, if any.
     pub version: Option<String>,
+    /// The stateroot deployed into.
     pub stateroot: String,
     /// Staged for the next boot (booted machine) rather than written at once.
     pub staged: bool,
@@ -177,6 +184,7 @@ pub fn deploy(m: &Machine, req: &DeployRequest) -> Result<Deployed> {
 }
 
 impl Deployed {
+    /// The human-readable report.
     pub fn to_text(&self) -> String {
         let when = if self.staged {
             "staged for the next boot"

@@ -78,6 +78,7 @@ struct UpgradeOutput {
     deployed: Option<deploy::Deployed>,
 }
 
+/// Run a machine verb; returns the exit code.
 pub fn run(cmd: MachineCommand) -> Result<u8> {
     match cmd {
         MachineCommand::Deploy(a) => {

@@ -27,6 +27,7 @@ pub const REFSPEC_KEY: &str = "refspec";
 /// What a deployment follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// An image (`container-image-reference=`).
     Image(OstreeImageReference),
     /// An ostree ref (`ostree admin deploy`, `rpm-ostree rebase <ref>`): not an image.
     Refspec(String),
@@ -35,8 +36,10 @@ pub enum Origin {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why an origin file could not be understood.
 pub enum OriginError {
     #[error("the origin's {IMAGE_KEY} is not an image reference: {0}")]
+    /// `container-image-reference=` is not an image reference.
     BadImage(#[from] ParseError),
 }
 

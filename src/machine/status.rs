@@ -25,26 +25,44 @@ use super::sysroot::Machine;
 use crate::host::{metadata, repo};
 
 #[derive(Debug, Clone, Serialize)]
+/// One deployment, as `status` shows it.
 pub struct DeploymentStatus {
+    /// Its stateroot.
     pub stateroot: String,
+    /// The commit deployed.
     pub checksum: String,
+    /// libostree's deploy serial (several deployments of one commit).
     pub serial: i32,
+    /// The deployment's directory.
     pub path: String,
+    /// The running system is this deployment.
     pub booted: bool,
+    /// Staged for the next boot.
     pub staged: bool,
+    /// Pinned (kept by cleanups).
     pub pinned: bool,
+    /// The one the next boot starts.
     pub default: bool,
+    /// The image its origin follows.
     pub image: Option<String>,
+    /// The ostree ref its origin follows, when not an image.
     pub refspec: Option<String>,
+    /// The image's manifest digest, from the commit.
     pub manifest_digest: Option<String>,
+    /// The image's version label.
     pub version: Option<String>,
+    /// The commit's timestamp (seconds since 1970).
     pub timestamp: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// What `status` prints: the sysroot and its deployments.
 pub struct Status {
+    /// The sysroot's path.
     pub sysroot: String,
+    /// Whether the sysroot is the running system's.
     pub booted: bool,
+    /// Deployments, in boot order.
     pub deployments: Vec<DeploymentStatus>,
 }
 
@@ -91,6 +109,7 @@ pub fn deployment_status(
     })
 }
 
+/// The status of the sysroot `m`.
 pub fn status(m: &Machine) -> Result<Status> {
     let deployments = m
         .sysroot

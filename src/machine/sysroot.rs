@@ -12,7 +12,9 @@ use ostree::gio;
 
 /// A loaded sysroot.
 pub struct Machine {
+    /// libostree's handle, loaded.
     pub sysroot: ostree::Sysroot,
+    /// Its path.
     pub path: PathBuf,
 }
 
@@ -23,22 +25,36 @@ pub enum SysrootError {
         "{path} is not an ostree sysroot (no {missing}); make one with \
          `ostree admin init-fs --modern {path}` and `ostree admin os-init --sysroot={path} NAME`"
     )]
-    NotASysroot { path: String, missing: String },
+    /// The directory lacks what `ostree admin init-fs` makes.
+    NotASysroot {
+        /// The directory.
+        path: String,
+        /// What it lacks.
+        missing: String,
+    },
     #[error(
         "unknown stateroot {name:?} in {path} (it has: {known}); make it with \
          `ostree admin os-init --sysroot={path} {name}`"
     )]
+    /// `--stateroot NAME` names none of the sysroot's.
     UnknownStateroot {
+        /// The name given.
         name: String,
+        /// The sysroot.
         path: String,
+        /// The stateroots it has.
         known: String,
     },
     #[error(
         "{path} has no deployment and {count} stateroots ({known}); name one with --stateroot"
     )]
+    /// No deployment to take the stateroot from, and not exactly one stateroot.
     NoDefaultStateroot {
+        /// The sysroot.
         path: String,
+        /// How many stateroots it has.
         count: usize,
+        /// Their names.
         known: String,
     },
 }
@@ -124,6 +140,7 @@ impl Machine {
             .with_context(|| format!("locking the sysroot {}", self.path.display()))
     }
 
+    /// Release the sysroot lock.
     pub fn unlock(&self) {
         self.sysroot.unlock();
     }
@@ -135,6 +152,7 @@ impl Machine {
         crate::host::import::open_repo(&self.path.join("ostree/repo"))
     }
 
+    /// Whether this sysroot is the running system's.
     pub fn is_booted(&self) -> bool {
         self.sysroot.booted_deployment().is_some()
     }

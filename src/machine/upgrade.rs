@@ -24,17 +24,27 @@ use crate::host::import;
 /// What `upgrade --check` finds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// The image followed.
     pub image: String,
+    /// The stateroot.
     pub stateroot: String,
     /// The commit compared against (staged, booted or default deployment).
     pub deployed_commit: String,
+    /// The deployed image's manifest digest.
     pub deployed_digest: Option<String>,
+    /// The deployed image's version label.
     pub deployed_version: Option<String>,
+    /// The image's manifest digest now.
     pub latest_digest: String,
+    /// Its version label now.
     pub latest_version: Option<String>,
+    /// The digests differ.
     pub update_available: bool,
+    /// Layers of the new image.
     pub layers: usize,
+    /// Of those, layers not stored yet.
     pub layers_to_download: usize,
+    /// Their compressed size.
     pub download_bytes: u64,
 }
 
@@ -94,6 +104,7 @@ pub fn check(m: &Machine, fetch: &FetchOptions) -> Result<Check> {
 }
 
 impl Check {
+    /// The human-readable report.
     pub fn to_text(&self) -> String {
         let v = |v: &Option<String>| {
             v.as_deref()

@@ -1,10 +1,13 @@
 //! The `serve` subcommand, flattened into the top-level CLI.
 
+#![warn(missing_docs)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 
+/// The `serve` verb.
 #[derive(Debug, clap::Subcommand)]
 pub enum ServeCommand {
     /// Serve an ostree repository (or the commit inside an image) as an ostree HTTP remote.
@@ -15,6 +18,7 @@ pub enum ServeCommand {
     Serve(ServeArgs),
 }
 
+/// Arguments of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The repository to serve (any mode: archive, bare, bare-user, bare-user-only,

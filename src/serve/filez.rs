@@ -35,6 +35,8 @@
 //! place, so concurrent requests for one object at worst both compress it, and a reader never
 //! sees a partial file. Objects are immutable, so the cache is never invalidated.
 
+#![warn(missing_docs)]
+
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -51,22 +53,39 @@ use crate::host::repo::content_hasher;
 /// Names keep their trailing NUL, as in the header.
 pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// Why a `.filez` object could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum FilezError {
+    /// The repository has no such content object (its checksum).
     #[error("no content object {0} in the repository")]
     NotFound(String),
+    /// Reading or writing failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done.
         context: String,
+        /// The error.
         #[source]
         source: io::Error,
     },
     #[error("object {checksum}: {what}")]
-    BadObject { checksum: String, what: String },
+    /// The object is malformed.
+    BadObject {
+        /// Its checksum.
+        checksum: String,
+        /// What is wrong.
+        what: String,
+    },
     #[error(
         "object {checksum} does not match its checksum (content hashes to {got}); not serving it"
     )]
-    Mismatch { checksum: String, got: String },
+    /// The object's content does not hash to its name.
+    Mismatch {
+        /// Its name.
+        checksum: String,
+        /// What its content hashes to.
+        got: String,
+    },
 }
 
 fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> FilezError {
@@ -77,15 +96,21 @@ fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> FilezError {
 /// A content object read from a non-archive repository.
 #[derive(Debug)]
 pub struct FileObject {
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// `st_mode`, file type included.
     pub mode: u32,
+    /// The target, for a symlink (empty otherwise).
     pub symlink_target: String,
     /// The xattr orders to try: sorted by name first, then `listxattr` order if different.
     pub xattr_orders: Vec<Xattrs>,
+    /// Its bytes.
     pub content: Content,
 }
 
+/// A content object's bytes, where they are.
 #[derive(Debug)]
 pub enum Content {
     /// A symlink: no bytes.
@@ -493,6 +518,7 @@ impl Cache {
         })
     }
 
+    /// The cache directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -23,6 +23,8 @@
 //! - Access log on stderr, one line per request:
 //!   `<peer> "<METHOD> <path> <version>" <status> <body bytes> <milliseconds>ms[ <note>]`.
 
+#![warn(missing_docs)]
+
 use std::convert::Infallible;
 use std::fs::File;
 use std::future::Future;
@@ -52,17 +54,23 @@ use super::summary;
 /// Limits and timeouts.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Connections served at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// Time for a request head to arrive.
     pub header_timeout: Duration,
+    /// A connection with no I/O for this long is closed.
     pub idle_timeout: Duration,
+    /// After SIGTERM, time given to the open connections.
     pub shutdown_timeout: Duration,
 }
 
 /// What every request handler shares.
 pub struct State {
+    /// The repository served.
     pub repo: RepoDir,
     /// For non-archive repositories: where `.filez` objects are made.
     pub cache: Option<Cache>,
+    /// The URL path the repository is served under (`/repo`).
     pub prefix: String,
     /// Refs served in addition to `refs/heads/` (e.g. the commit of an image without refs).
     pub extra_refs: Vec<(String, String)>,
@@ -76,6 +84,7 @@ struct CachedSummary {
 }
 
 impl State {
+    /// The shared state of a server.
     pub fn new(
         repo: RepoDir,
         cache: Option<Cache>,
@@ -354,11 +363,17 @@ pub fn none_match(value: &str, etag: &str) -> bool {
 
 /// The response body: nothing, bytes in memory, or a slice of a file read in chunks.
 pub enum Body {
+    /// No body (HEAD, 304).
     Empty,
+    /// Bytes in memory, sent once.
     Bytes(Option<Bytes>),
+    /// A file read in chunks.
     File {
+        /// The file, positioned at the start of the range.
         file: tokio::fs::File,
+        /// Bytes still to send.
         remaining: u64,
+        /// The read buffer.
         buf: Vec<u8>,
     },
 }

@@ -23,18 +23,25 @@
 //! path, even outside the prefix. A path that does not start with the prefix is 404. The
 //! repository access below ([`super::repo`]) additionally refuses symlinks on the way.
 
+#![warn(missing_docs)]
+
 /// A metadata or content object's extension in an archive-mode repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
+    /// `.commit`.
     Commit,
+    /// `.commitmeta` (detached metadata).
     CommitMeta,
+    /// `.dirtree`.
     DirTree,
+    /// `.dirmeta`.
     DirMeta,
     /// A compressed content object (`.filez`).
     FileZ,
 }
 
 impl ObjectKind {
+    /// The file extension.
     pub fn ext(self) -> &'static str {
         match self {
             ObjectKind::Commit => "commit",
@@ -60,14 +67,19 @@ impl ObjectKind {
 /// What a request path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `config`.
     Config,
+    /// `summary`.
     Summary,
+    /// `summary.sig`.
     SummarySig,
     /// A ref under `refs/heads/` (the name without that prefix).
     Ref(String),
     /// An object: 64 lowercase hex digits and its kind.
     Object {
+        /// The object's checksum.
         checksum: String,
+        /// Its kind.
         kind: ObjectKind,
     },
     /// A static-delta file, by its path relative to the repository.

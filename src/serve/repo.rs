@@ -19,6 +19,8 @@
 //! the repository. Only regular files are opened for reading. Paths come from
 //! [`super::path::classify`], which has already refused `..` and empty components.
 
+#![warn(missing_docs)]
+
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
@@ -45,6 +47,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode named by `[core] mode=` in a repository's config.
     pub fn parse(s: &str) -> Option<Mode> {
         Some(match s {
             "archive" | "archive-z2" => Mode::Archive,
@@ -56,6 +59,7 @@ impl Mode {
         })
     }
 
+    /// The name written in a config.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Archive => "archive-z2",
@@ -67,14 +71,31 @@ impl Mode {
     }
 }
 
+/// Why a repository could not be opened for serving.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
+    /// It could not be opened or its config read.
     #[error("opening repository {path}: {source}")]
-    Open { path: PathBuf, source: io::Error },
+    Open {
+        /// The repository.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Its config has no mode.
     #[error("{path}: no [core] mode= in the repository's config")]
-    NoMode { path: PathBuf },
+    NoMode {
+        /// The repository.
+        path: PathBuf,
+    },
+    /// Its mode is not one this server reads.
     #[error("{path}: repository mode {mode:?} is not supported")]
-    UnsupportedMode { path: PathBuf, mode: String },
+    UnsupportedMode {
+        /// The repository.
+        path: PathBuf,
+        /// The mode named.
+        mode: String,
+    },
 }
 
 /// An opened repository directory.
@@ -104,6 +125,7 @@ pub fn object_path(checksum: &str, ext: &str) -> String {
 }
 
 impl RepoDir {
+    /// Open the repository at `path` and read its mode.
     pub fn open(path: &Path) -> Result<Self, RepoError> {
         let err = |source| RepoError::Open {
             path: path.to_path_buf(),
@@ -134,10 +156,12 @@ impl RepoDir {
         Ok(r)
     }
 
+    /// Its mode.
     pub fn mode(&self) -> Mode {
         self.mode
     }
 
+    /// Its path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -304,6 +328,7 @@ pub fn open_regular_at(dir: &OwnedFd, name: &str) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// Whether `s` is an object checksum: 64 lowercase hex digits.
 pub fn is_checksum(s: &str) -> bool {
     s.len() == 64
         && s.bytes()

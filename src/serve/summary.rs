@@ -23,31 +23,49 @@
 //! served as stored instead, since a regenerated one would not match the signature; see
 //! [`super::http`].
 
+#![warn(missing_docs)]
+
 use std::io::Read;
 
 use ostree::glib::{self, prelude::*, Variant, VariantDict};
 
 use super::repo::{self, is_not_found, RepoDir};
 
+/// Why the summary could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum SummaryError {
+    /// A ref's commit could not be read.
     #[error("reading commit {checksum} of ref {name}: {source}")]
     Commit {
+        /// The ref.
         name: String,
+        /// Its commit.
         checksum: String,
+        /// The error.
         source: std::io::Error,
     },
+    /// A ref's commit is malformed.
     #[error("commit {checksum} of ref {name} is not a valid commit object")]
-    BadCommit { name: String, checksum: String },
+    BadCommit {
+        /// The ref.
+        name: String,
+        /// Its commit.
+        checksum: String,
+    },
 }
 
 /// One ref as the summary describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefEntry {
+    /// The ref's name.
     pub name: String,
+    /// Its commit.
     pub checksum: String,
+    /// The commit object's size in bytes.
     pub commit_size: u64,
+    /// The commit's timestamp (seconds since 1970).
     pub timestamp: u64,
+    /// The commit's `version` metadata, if any.
     pub version: Option<String>,
 }
 

@@ -204,6 +204,30 @@ pub struct Buildah {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// The common part of `buildah bud` and `podman build` (`c` holds the program, its global
+/// options and the verb): chroot isolation, OCI format, `flags`, build arguments, tag and
+/// context. Returns the image id (the last line printed with `--quiet`).
+fn build(
+    mut c: Command,
+    context: &Path,
+    tag: &str,
+    build_args: &[(&str, &str)],
+    flags: &[&str],
+) -> String {
+    c.args(["--isolation", "chroot", "--quiet", "--format", "oci"]);
+    c.args(flags);
+    for (k, v) in build_args {
+        c.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    c.arg("-t").arg(tag).arg(context);
+    run(&mut c)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 impl Buildah {
     /// Private storage in a temporary directory, removed (after unmounting) on drop.
     pub fn new(driver: Driver) -> Self {
@@ -282,21 +306,39 @@ impl Buildah {
         flags: &[&str],
     ) -> String {
         let mut c = self.cmd();
-        c.args(["bud", "--isolation", "chroot", "--quiet", "--format", "oci"]);
-        c.args(flags);
+        c.arg("bud");
         if let Some(f) = containerfile {
             c.arg("-f").arg(f);
         }
-        for (k, v) in build_args {
-            c.arg("--build-arg").arg(format!("{k}={v}"));
-        }
-        c.arg("-t").arg(tag).arg(context);
-        run(&mut c)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+        build(c, context, tag, build_args, flags)
+    }
+
+    /// `podman build --isolation chroot` of `context/Containerfile`, tagged `tag`, into this
+    /// same storage (podman and buildah share containers/storage, so the base images built by
+    /// buildah are there and the result is seen by [`Buildah::storage_ref`]). libpod's own state
+    /// goes under the storage root, its temporary files beside it; no cgroup manager or event
+    /// log of the host is used. Returns the image id.
+    pub fn podman_build(
+        &self,
+        context: &Path,
+        tag: &str,
+        build_args: &[(&str, &str)],
+        flags: &[&str],
+    ) -> String {
+        let tmp = self.root.with_file_name("podman-tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .arg("--storage-driver")
+            .arg(self.driver.name())
+            .arg("--tmpdir")
+            .arg(&tmp)
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+        c.args(["build", "--pull=never"]);
+        build(c, context, tag, build_args, flags)
     }
 
     /// `buildah from IMAGE`: a working container; returns its name.

@@ -75,7 +75,9 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap()
     }
 
-    /// SIGTERM, then wait (bounded) for the exit; returns the exit code.
+    /// SIGTERM, then wait (bounded) for the exit; returns the exit code (`None`: killed by a
+    /// signal). Must be used: a test checks how the server stopped.
+    #[must_use]
     pub fn terminate(mut self) -> Option<i32> {
         rustix::process::kill_process(
             rustix::process::Pid::from_child(&self.child),
@@ -184,10 +186,16 @@ impl Conn {
         Some(resp)
     }
 
-    /// Read until the server closes the connection (bounded by the read timeout).
+    /// Read until the server closes the connection; panics if it is still open when the read
+    /// timeout (60 s) passes, so a server that keeps the connection fails the test.
     pub fn read_to_close(&mut self) -> Vec<u8> {
         let mut v = Vec::new();
-        let _ = self.r.read_to_end(&mut v);
+        if let Err(e) = self.r.read_to_end(&mut v) {
+            panic!(
+                "the server did not close the connection ({e}); read so far: {:?}",
+                String::from_utf8_lossy(&v)
+            );
+        }
         v
     }
 }

@@ -23,28 +23,44 @@ use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// Regular file.
     File,
+    /// Directory.
     Dir,
+    /// Symbolic link.
     Symlink,
+    /// Named pipe.
     Fifo,
+    /// Unix socket.
     Socket,
+    /// Character device.
     CharDevice,
+    /// Block device.
     BlockDevice,
 }
 
 /// The metadata the tool uses, from one `statx` call that does not follow symlinks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meta {
+    /// File type.
     pub kind: Kind,
     /// Permission bits including setuid/setgid/sticky (`mode & 0o7777`).
     pub perm: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Size in bytes.
     pub size: u64,
+    /// Number of hard links.
     pub nlink: u32,
+    /// Inode number.
     pub ino: u64,
+    /// Device the file is on.
     pub dev: u64,
+    /// Mount id, where the kernel reports it.
     pub mnt_id: Option<u64>,
+    /// Whether the path is the root of a mount.
     pub mount_root: bool,
 }
 
@@ -296,9 +312,13 @@ pub const PATH_MAX: usize = 4096;
 /// One entry seen by [`walk`]: the open directory holding it, its name there, its path relative
 /// to the root and its metadata (from `statx` without following it).
 pub struct Entry<'a> {
+    /// The directory holding the entry.
     pub parent: &'a Dir,
+    /// Its name in `parent`.
     pub name: &'a OsStr,
+    /// Its path relative to the root.
     pub rel: &'a Path,
+    /// Its metadata (not following links).
     pub meta: Meta,
 }
 
@@ -307,9 +327,13 @@ pub struct Entry<'a> {
 /// `leave` after its contents, with `parent` open again. `error` names a path that could not
 /// be read; the walk goes on with the rest.
 pub trait Visitor {
+    /// Called for each entry; return true to descend into a directory.
     fn enter(&mut self, e: &Entry) -> bool;
+    /// Called once a directory is open, before its entries.
     fn entered(&mut self, _dir: &Dir, _rel: &Path) {}
+    /// Called after a directory's entries.
     fn leave(&mut self, _e: &Entry) {}
+    /// Called for what could not be read; the walk goes on.
     fn error(&mut self, rel: &Path, e: io::Error);
 }
 
@@ -425,12 +449,16 @@ pub fn walk(start: Dir, rel: &Path, v: &mut dyn Visitor) {
 
 /// The root of the image being worked on.
 pub struct Root {
+    /// The root directory, opened once.
     pub dir: Dir,
     meta: Meta,
 }
 
 impl Root {
+    /// Open the directory `path` as the root, once; everything else goes through [`Root::dir`].
     pub fn open(path: &Path) -> io::Result<Root> {
+        // The one place src/commit opens a path of the process's filesystem (clippy.toml).
+        #[allow(clippy::disallowed_methods)]
         let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
         let meta = stat(&dir, ".")?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         Ok(Root { dir, meta })
@@ -536,6 +564,38 @@ pub fn lexical_target(link: &Path, target: &Path) -> Option<PathBuf> {
         }
     }
     Some(out.iter().collect())
+}
+
+/// Facts about the process's own `/` (not the image's root) that [`guard`](super::guard) needs
+/// to tell an image being built from a running system: the only paths src/commit reads outside
+/// the opened root (clippy.toml keeps it so).
+pub mod process {
+    use super::{stat_path, Root};
+    use std::path::Path;
+
+    /// Whether `root` is the process's own `/` (true when it cannot tell: the safe side).
+    #[allow(clippy::disallowed_methods)]
+    pub fn is_own_root(root: &Root) -> bool {
+        match (stat_path(&root.dir, Path::new("")), std::fs::metadata("/")) {
+            (Ok(Some(r)), Ok(m)) => {
+                use std::os::unix::fs::MetadataExt;
+                m.ino() == r.ino && m.dev() == r.dev
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether `path` (absolute, in the process's filesystem) exists.
+    #[allow(clippy::disallowed_methods)]
+    pub fn exists(path: &str) -> bool {
+        Path::new(path).exists()
+    }
+
+    /// The contents of `path` (absolute, in the process's filesystem), if it can be read.
+    #[allow(clippy::disallowed_methods)]
+    pub fn read(path: &str) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
 }
 
 #[cfg(test)]

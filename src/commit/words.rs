@@ -11,10 +11,13 @@
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
+/// Why a line could not be split into words.
 pub enum WordError {
     #[error("unterminated quote")]
+    /// A quote was opened and not closed.
     UnterminatedQuote,
     #[error("bad escape sequence {0:?}")]
+    /// A backslash escape that is not understood.
     BadEscape(String),
 }
 

@@ -1,4 +1,4 @@
-//! Build side: what runs inside a Containerfile (`ostree container commit`, `lint`).
+//! Build side, the verbs that run inside a Containerfile (`ostree container commit`, `lint`).
 //!
 //! - [`rootfs`]: symlink-safe access to the image's root;
 //! - [`passwd`], [`sysusers`], [`tmpfiles`], [`words`]: the formats read and written;
@@ -42,6 +42,7 @@ fn emit(report: &Report, json: bool) {
     }
 }
 
+/// `ostree container commit`: plan, apply (or with `--dry-run` only show), then lint; returns the exit code.
 pub fn run_commit(args: &CommitArgs) -> Result<u8> {
     let (path, root) = open_root(&args.root)?;
     if !args.dry_run && !args.allow_rewriting_root {
@@ -83,9 +84,14 @@ pub fn run_commit(args: &CommitArgs) -> Result<u8> {
     Ok(if report.counts.errors > 0 { 1 } else { 0 })
 }
 
+/// `ostree container lint`: run the checks (or list them); returns the exit code.
 pub fn run_lint(args: &LintArgs) -> Result<u8> {
     if args.list {
-        print!("{}", lints::list_text());
+        if args.root.json {
+            println!("{}", lints::list_json());
+        } else {
+            print!("{}", lints::list_text());
+        }
         return Ok(0);
     }
     for s in &args.skip {

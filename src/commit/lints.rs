@@ -20,28 +20,40 @@ use super::rootfs::{
 /// One problem a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
+    /// The image paths concerned, absolute (`/var/x`).
     pub paths: Vec<String>,
+    /// What is wrong, in one sentence.
     pub message: String,
 }
 
+/// One check: a row of [`LINTS`].
 pub struct Lint {
+    /// Kebab-case name, used by `--skip` and in findings.
     pub name: &'static str,
+    /// Severity of what it finds.
     pub severity: Severity,
+    /// What a passing tree looks like (shown by `--list`).
     pub description: &'static str,
+    /// How to fix what it finds.
     pub fix: &'static str,
     /// `commit` fixes what this check finds (so `commit --dry-run` shows it as actions instead).
     pub fixed_by_commit: bool,
+    /// The check itself; an `Err` means it could not check.
     pub check: fn(&Context) -> io::Result<Vec<Hit>>,
 }
 
 /// What the checks look at: the root, one walk of the whole tree, and the commit plan.
 pub struct Context<'a> {
+    /// The image's root.
     pub root: &'a Root,
+    /// One walk of the whole tree.
     pub scan: Scan,
+    /// What `commit` would change.
     pub plan: Plan,
 }
 
 impl<'a> Context<'a> {
+    /// Walk the root and work out the plan.
     pub fn new(root: &'a Root) -> Self {
         Context {
             root,
@@ -54,7 +66,9 @@ impl<'a> Context<'a> {
 /// Facts gathered in one walk of the whole tree (image content only: mounts are skipped).
 #[derive(Debug, Default)]
 pub struct Scan {
+    /// Paths whose name is not UTF-8.
     pub non_utf8_names: Vec<String>,
+    /// Symlinks whose target is not UTF-8.
     pub non_utf8_targets: Vec<String>,
     /// (path, kind) of device nodes, FIFOs and sockets outside /dev and /run.
     pub special: Vec<(String, Kind)>,
@@ -63,6 +77,7 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// Walk the root once (mount points skipped).
     pub fn run(root: &Root) -> Scan {
         let mut v = ScanVisitor {
             root,
@@ -416,6 +431,23 @@ fn from_plan(_: &Context) -> io::Result<Vec<Hit>> {
     Ok(vec![]) // findings come from the plan under this check's name
 }
 
+/// Names of the checks whose findings [`plan`](super::plan) makes while working out the changes.
+/// plan.rs refers to these constants, never to a string literal, and the table below uses the
+/// same constants, so a check the plan reports under always exists (tests below keep it so).
+pub mod name {
+    /// The `var-content` check.
+    pub const VAR_CONTENT: &str = "var-content";
+    /// The `undeclared-accounts` check.
+    pub const UNDECLARED_ACCOUNTS: &str = "undeclared-accounts";
+    /// The `tmp-run-content` check.
+    pub const TMP_RUN_CONTENT: &str = "tmp-run-content";
+    /// The `var-link-escapes-root` check.
+    pub const VAR_LINK_ESCAPES_ROOT: &str = "var-link-escapes-root";
+    /// The `orphan-shadow` check.
+    pub const ORPHAN_SHADOW: &str = "orphan-shadow";
+}
+
+/// Every check, in the order they run and are listed.
 pub static LINTS: &[Lint] = &[
     Lint { name: "api-dirs", severity: Severity::Error, description: "/dev, /proc, /sys, /run, /tmp and /var are real directories", fix: "create them as directories (mkdir -p /dev /proc /sys /run /tmp /var); replace any symlink", fixed_by_commit: false, check: check_api_dirs },
     Lint { name: "var-run-link", severity: Severity::Error, description: "/var/run is a link to /run", fix: "rm -rf /var/run && ln -s ../run /var/run", fixed_by_commit: false, check: check_var_run },
@@ -426,11 +458,11 @@ pub static LINTS: &[Lint] = &[
     Lint { name: "utf8-names", severity: Severity::Error, description: "file names and symlink targets are UTF-8", fix: "rename the files (or fix the links) to UTF-8 names", fixed_by_commit: false, check: check_utf8 },
     Lint { name: "special-files", severity: Severity::Error, description: "no device nodes, FIFOs or sockets outside /dev and /run", fix: "remove them; create them at boot with a tmpfiles.d line (p, c, b) or let the service create its socket", fixed_by_commit: false, check: check_special },
     Lint { name: "unreadable", severity: Severity::Error, description: "every directory of the image can be read", fix: "fix the permissions or remove the paths named", fixed_by_commit: false, check: check_scan_errors },
-    Lint { name: "var-content", severity: Severity::Warning, description: "/var content is declared in tmpfiles.d (and /opt, /usr/local, package databases live in /usr)", fix: "end the RUN step with `ostree container commit`", fixed_by_commit: true, check: check_var_content },
-    Lint { name: "var-link-escapes-root", severity: Severity::Warning, description: "relative symlinks in /var do not climb above the root", fix: "make the targets absolute or relative to where the link is", fixed_by_commit: false, check: from_plan },
-    Lint { name: "undeclared-accounts", severity: Severity::Warning, description: "every user, group and membership is declared in sysusers.d", fix: "end the RUN step with `ostree container commit`", fixed_by_commit: true, check: check_accounts },
-    Lint { name: "orphan-shadow", severity: Severity::Error, description: "every /etc/shadow and /etc/gshadow entry has an account", fix: "run `ostree container commit`, which drops them, or remove the lines by hand", fixed_by_commit: true, check: check_orphan_shadow },
-    Lint { name: "tmp-run-content", severity: Severity::Warning, description: "/tmp and /run are empty", fix: "end the RUN step with `ostree container commit`", fixed_by_commit: true, check: check_tmp_run },
+    Lint { name: name::VAR_CONTENT, severity: Severity::Warning, description: "/var content is declared in tmpfiles.d (and /opt, /usr/local, package databases live in /usr)", fix: "end the RUN step with `ostree container commit`", fixed_by_commit: true, check: check_var_content },
+    Lint { name: name::VAR_LINK_ESCAPES_ROOT, severity: Severity::Warning, description: "relative symlinks in /var do not climb above the root", fix: "make the targets absolute or relative to where the link is", fixed_by_commit: false, check: from_plan },
+    Lint { name: name::UNDECLARED_ACCOUNTS, severity: Severity::Warning, description: "every user, group and membership is declared in sysusers.d", fix: "end the RUN step with `ostree container commit`", fixed_by_commit: true, check: check_accounts },
+    Lint { name: name::ORPHAN_SHADOW, severity: Severity::Error, description: "every /etc/shadow and /etc/gshadow entry has an account", fix: "run `ostree container commit`, which drops them, or remove the lines by hand", fixed_by_commit: true, check: check_orphan_shadow },
+    Lint { name: name::TMP_RUN_CONTENT, severity: Severity::Warning, description: "/tmp and /run are empty", fix: "end the RUN step with `ostree container commit`", fixed_by_commit: true, check: check_tmp_run },
     Lint { name: "empty-build-files", severity: Severity::Warning, description: "no empty /etc/hostname or /etc/resolv.conf left by the build tool", fix: "remove them after the build (e.g. `buildah run` is not enough: use `buildah mount` and rm, or a final `RUN rm -f` in a tool that does not bind them)", fixed_by_commit: false, check: check_empty_build_files },
 ];
 
@@ -498,7 +530,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// `lint --list`: the table of checks.
+/// `lint --list`: the table of checks, one line each (name, severity, description).
 pub fn list_text() -> String {
     let mut s = String::new();
     for l in LINTS {
@@ -512,6 +544,25 @@ pub fn list_text() -> String {
     s
 }
 
+/// `lint --list --json`: the same table as a JSON document,
+/// `{"schema_version": 1, "checks": [{"name", "severity", "description", "fix",
+/// "fixed_by_commit"}, …]}`, in the order the checks run.
+pub fn list_json() -> serde_json::Value {
+    let checks: Vec<serde_json::Value> = LINTS
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "name": l.name,
+                "severity": l.severity.as_str(),
+                "description": l.description,
+                "fix": l.fix,
+                "fixed_by_commit": l.fixed_by_commit,
+            })
+        })
+        .collect();
+    serde_json::json!({ "schema_version": super::report::SCHEMA_VERSION, "checks": checks })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,5 +574,83 @@ mod tests {
         assert_eq!(closest("one-kernels"), Some("one-kernel"));
         assert_eq!(closest("something-else-entirely"), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    fn is_kebab_case(s: &str) -> bool {
+        !s.is_empty()
+            && s.split('-').all(|w| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+    }
+
+    #[test]
+    fn check_names_are_unique_and_kebab_case() {
+        let mut seen = std::collections::BTreeSet::new();
+        for l in LINTS {
+            assert!(is_kebab_case(l.name), "{:?} is not kebab-case", l.name);
+            assert!(seen.insert(l.name), "{:?} is in LINTS twice", l.name);
+            assert!(!l.description.is_empty() && !l.fix.is_empty(), "{}", l.name);
+        }
+        assert!(!is_kebab_case("Var-content") && !is_kebab_case("var--content"));
+    }
+
+    #[test]
+    fn every_check_is_documented_in_commit_md() {
+        // The table "The checks, what they mean, and the fix" in docs/commit.md has one row
+        // per check, starting with the name in backquotes.
+        let doc = include_str!("../../docs/commit.md");
+        let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with("| `")).collect();
+        for l in LINTS {
+            let row = format!("| `{}` | {}", l.name, l.severity.as_str());
+            assert!(
+                rows.iter().any(|r| r.starts_with(&row)),
+                "docs/commit.md has no row starting {row:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_name_the_plan_reports_under_is_a_check() {
+        for n in [
+            name::VAR_CONTENT,
+            name::UNDECLARED_ACCOUNTS,
+            name::TMP_RUN_CONTENT,
+            name::VAR_LINK_ESCAPES_ROOT,
+            name::ORPHAN_SHADOW,
+        ] {
+            assert!(LINTS.iter().any(|l| l.name == n), "{n} is not in LINTS");
+        }
+        // And plan.rs never retypes a check's name as a literal (it uses `name::…`).
+        let plan = include_str!("plan.rs");
+        for l in LINTS {
+            let literal = format!("\"{}\"", l.name);
+            assert!(
+                !plan.contains(&literal),
+                "plan.rs spells {literal}; use lints::name"
+            );
+        }
+    }
+
+    #[test]
+    fn list_is_the_table() {
+        let text = list_text();
+        assert_eq!(text.lines().count(), LINTS.len());
+        let json = list_json();
+        assert_eq!(json["schema_version"], super::super::report::SCHEMA_VERSION);
+        let checks = json["checks"].as_array().unwrap();
+        assert_eq!(checks.len(), LINTS.len());
+        for ((l, line), j) in LINTS.iter().zip(text.lines()).zip(checks) {
+            assert_eq!(
+                line.split_whitespace().take(2).collect::<Vec<_>>(),
+                [l.name, l.severity.as_str()]
+            );
+            assert!(line.ends_with(l.description), "{line}");
+            assert_eq!(j["name"], l.name);
+            assert_eq!(j["severity"], l.severity.as_str());
+            assert_eq!(j["fix"], l.fix);
+            assert_eq!(j["fixed_by_commit"], l.fixed_by_commit);
+        }
     }
 }

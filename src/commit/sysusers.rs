@@ -32,7 +32,9 @@ pub use super::parse_error::ParseError;
 /// What a set of sysusers.d files declares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Declared {
+    /// User names declared.
     pub users: BTreeSet<String>,
+    /// Group names declared.
     pub groups: BTreeSet<String>,
     /// (user, group) pairs from `m` lines.
     pub members: BTreeSet<(String, String)>,
@@ -109,19 +111,38 @@ pub fn valid_name(name: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// The user's primary gid has no group entry: the machine cannot reproduce it.
-    MissingPrimaryGroup { user: String, gid: u32 },
+    MissingPrimaryGroup {
+        /// The user.
+        user: String,
+        /// Its primary gid.
+        gid: u32,
+    },
     /// Not a name systemd-sysusers accepts: not written.
-    InvalidName { kind: &'static str, name: String },
+    InvalidName {
+        /// `user` or `group`.
+        kind: &'static str,
+        /// The name refused.
+        name: String,
+    },
     /// The id is already another account's: systemd-sysusers would allocate another one, so
     /// it is not written.
     SharedId {
+        /// `user` or `group`.
         kind: &'static str,
+        /// The account not written.
         name: String,
+        /// The id both claim.
         id: u32,
+        /// The account that has it already.
         other: String,
     },
     /// The user's primary group is one that cannot be declared: not written.
-    PrimaryGroupNotDeclared { user: String, group: String },
+    PrimaryGroupNotDeclared {
+        /// The user.
+        user: String,
+        /// Its primary group.
+        group: String,
+    },
 }
 
 impl Problem {
@@ -245,7 +266,7 @@ pub fn lines_for(accounts: &Accounts, declared: &Declared) -> (Vec<String>, Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::passwd::{parse_group, parse_passwd};
+    use crate::commit::passwd::{parse_group, parse_passwd};
 
     fn accounts(passwd: &str, group: &str) -> Accounts {
         Accounts::merge(

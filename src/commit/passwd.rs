@@ -21,23 +21,34 @@ use std::collections::BTreeMap;
 pub use super::parse_error::ParseError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of /etc/passwd.
 pub struct User {
     /// Where the entry is: (file, line).
     pub at: (String, usize),
+    /// Login name (first field).
     pub name: String,
+    /// User id.
     pub uid: u32,
+    /// Primary group id.
     pub gid: u32,
+    /// Comment field.
     pub gecos: String,
+    /// Home directory.
     pub home: String,
+    /// Login shell.
     pub shell: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of /etc/group.
 pub struct Group {
     /// Where the entry is: (file, line).
     pub at: (String, usize),
+    /// Group name (first field).
     pub name: String,
+    /// Group id.
     pub gid: u32,
+    /// Supplementary members (fourth field, comma-separated).
     pub members: Vec<String>,
 }
 
@@ -170,8 +181,11 @@ pub fn drop_shadow_entries(text: &str, keep: &dyn Fn(&str) -> bool) -> (String, 
 /// `duplicates` as an error naming both lines.
 #[derive(Debug, Clone, Default)]
 pub struct Accounts {
+    /// /etc/passwd entries, first of each name kept.
     pub users: Vec<User>,
+    /// /etc/group entries, first of each name kept.
     pub groups: Vec<Group>,
+    /// Later lines repeating a name (ignored, as glibc ignores them).
     pub duplicates: Vec<ParseError>,
 }
 
@@ -259,10 +273,12 @@ impl Accounts {
             .map(|g| g.name.as_str())
     }
 
+    /// Whether /etc/passwd has this user.
     pub fn has_user(&self, name: &str) -> bool {
         self.users.iter().any(|u| u.name == name)
     }
 
+    /// Whether /etc/group has this group.
     pub fn has_group(&self, name: &str) -> bool {
         self.groups.iter().any(|g| g.name == name)
     }

@@ -40,11 +40,17 @@ pub use super::parse_error::ParseError;
 pub struct Line {
     /// The type with its modifiers, e.g. `d`, `L+`, `C`.
     pub kind: String,
+    /// Path field (raw bytes, unescaped).
     pub path: Vec<u8>,
+    /// Mode field, octal or `-`.
     pub mode: String,
+    /// User field, name or number.
     pub user: String,
+    /// Group field, name or number.
     pub group: String,
+    /// Age field, `-` here.
     pub age: String,
+    /// Argument field (link target or factory path; raw bytes, unescaped).
     pub argument: Vec<u8>,
 }
 
@@ -208,14 +214,17 @@ pub fn parse(file: &str, text: &[u8]) -> Result<Vec<Line>, ParseError> {
 /// parent directory's line comes before its children's, and the output is stable.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LineSet {
+    /// Lines by path.
     pub lines: BTreeMap<Vec<u8>, Line>,
 }
 
 impl LineSet {
+    /// Add a line, replacing one for the same path.
     pub fn insert(&mut self, line: Line) {
         self.lines.insert(line.path.clone(), line);
     }
 
+    /// The file's contents: `header`, then one line per path, sorted.
     pub fn render(&self, header: &str) -> Vec<u8> {
         let mut s = header.as_bytes().to_vec();
         for l in self.lines.values() {

@@ -39,6 +39,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::lints::name;
 use super::passwd::{self, Accounts};
 use super::report::{Finding, Severity};
 use super::rootfs::{
@@ -48,8 +49,11 @@ use super::rootfs::{
 use super::sysusers::{self, Declared, Problem};
 use super::tmpfiles::{self, Line, LineSet};
 
+/// The tmpfiles.d file `commit` writes for /var content (relative to the root).
 pub const TMPFILES_CONF: &str = "usr/lib/tmpfiles.d/ostree-container-var.conf";
+/// The sysusers.d file `commit` writes for accounts (relative to the root).
 pub const SYSUSERS_CONF: &str = "usr/lib/sysusers.d/ostree-container-users.conf";
+/// Where `commit` keeps a copy of /var files, for tmpfiles.d `C` lines.
 pub const FACTORY: &str = "usr/share/factory";
 
 const TMPFILES_HEADER: &str = "# Written by `ostree container commit` (ostree-container): the image's /var content, so that\n\
@@ -66,26 +70,45 @@ const SYSUSERS_HEADER: &str =
 pub const CLEAN_DIRS: &[&str] = &["tmp", "var/tmp", "var/cache", "var/lib/apt/lists", "run"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// One change `commit` makes; [`apply`](super::apply) carries it out.
 pub enum Change {
     /// Remove this entry and everything below it (mount points excepted).
-    Remove { path: PathBuf },
+    Remove {
+        /// Relative to the root.
+        path: PathBuf,
+    },
     /// Move `from` to `to` (replacing an older `to`), and leave a symlink `from -> link`.
     Relocate {
+        /// What is moved, relative to the root.
         from: PathBuf,
+        /// Where it goes, relative to the root.
         to: PathBuf,
+        /// The symlink target left at `from`.
         link: PathBuf,
+        /// Whether an existing `to` is replaced.
         replace: bool,
     },
     /// Hard-link (or copy) the /var file `path` to the same path under /usr/share/factory.
-    Factory { path: PathBuf },
+    Factory {
+        /// The /var file, relative to the root.
+        path: PathBuf,
+    },
     /// Write a generated file.
     Write {
+        /// The file, relative to the root.
         path: PathBuf,
+        /// Its new contents.
         contents: Vec<u8>,
+        /// What the report says about it.
         detail: String,
     },
     /// Drop entries without an account from /etc/shadow or /etc/gshadow.
-    DropShadow { path: PathBuf, names: Vec<String> },
+    DropShadow {
+        /// /etc/shadow or /etc/gshadow, relative to the root.
+        path: PathBuf,
+        /// The entries dropped.
+        names: Vec<String>,
+    },
 }
 
 impl Change {
@@ -102,8 +125,11 @@ impl Change {
 }
 
 #[derive(Debug, Default)]
+/// What `commit` would do: the changes, and what it found while working them out.
 pub struct Plan {
+    /// The changes, in the order they are applied.
     pub changes: Vec<Change>,
+    /// Problems found while planning, under the names in [`name`].
     pub findings: Vec<Finding>,
     /// /var paths whose tmpfiles.d line is missing or differs from the one written last time.
     pub var_lines_pending: Vec<PathBuf>,
@@ -209,7 +235,7 @@ fn read_conf_dirs(
 pub fn read_accounts(root: &Root, p: &mut Plan) -> Result<Accounts, Finding> {
     let fail = |msg: String| {
         finding(
-            "undeclared-accounts",
+            name::UNDECLARED_ACCOUNTS,
             Severity::Error,
             vec![],
             format!("could not check: {msg}"),
@@ -237,7 +263,7 @@ pub fn read_accounts(root: &Root, p: &mut Plan) -> Result<Accounts, Finding> {
     let accounts = Accounts::merge(etc_users, lib_users, etc_groups, lib_groups);
     for e in &bad {
         p.findings.push(finding(
-            "undeclared-accounts",
+            name::UNDECLARED_ACCOUNTS,
             Severity::Error,
             vec![e.file.clone()],
             format!("{e}; the line is ignored, so no sysusers.d line declares what it meant to and machines that already run the OS will not have it"),
@@ -246,7 +272,7 @@ pub fn read_accounts(root: &Root, p: &mut Plan) -> Result<Accounts, Finding> {
     }
     for e in &accounts.duplicates {
         p.findings.push(finding(
-            "undeclared-accounts",
+            name::UNDECLARED_ACCOUNTS,
             Severity::Warning,
             vec![e.file.clone()],
             e.to_string(),
@@ -267,19 +293,20 @@ pub fn plan(root: &Root) -> Plan {
         }
     };
     if let Err(e) = plan_clean(root, &mut p) {
-        p.findings.push(could_not_check("tmp-run-content", e));
+        p.findings.push(could_not_check(name::TMP_RUN_CONTENT, e));
     }
     match plan_relocations(root, &mut p) {
         Ok(relocated) => {
             if let Err(e) = plan_var(root, &relocated, accounts.as_ref(), &mut p) {
-                p.findings.push(could_not_check("var-content", e));
+                p.findings.push(could_not_check(name::VAR_CONTENT, e));
             }
         }
-        Err(e) => p.findings.push(could_not_check("var-content", e)),
+        Err(e) => p.findings.push(could_not_check(name::VAR_CONTENT, e)),
     }
     if let Some(a) = &accounts {
         if let Err(e) = plan_accounts(root, a, &mut p) {
-            p.findings.push(could_not_check("undeclared-accounts", e));
+            p.findings
+                .push(could_not_check(name::UNDECLARED_ACCOUNTS, e));
         }
     }
     p
@@ -313,7 +340,7 @@ fn plan_clean(root: &Root, p: &mut Plan) -> std::io::Result<()> {
         p.changes.extend(removes);
         for (rel, e) in errors {
             p.findings
-                .push(unreadable_path("tmp-run-content", &rel, &e));
+                .push(unreadable_path(name::TMP_RUN_CONTENT, &rel, &e));
         }
     }
     Ok(())
@@ -374,7 +401,7 @@ fn resolves_to(root: &Root, link: &str, target: &str, p: &mut Plan) -> bool {
         Ok(r) => r == Path::new(target),
         Err(e) => {
             p.findings.push(finding(
-                "var-content",
+                name::VAR_CONTENT,
                 Severity::Warning,
                 vec![format!("/{link}")],
                 format!("/{link} cannot be resolved ({e}); its content is left where it is, not moved into /usr"),
@@ -411,7 +438,7 @@ fn plan_relocations(root: &Root, p: &mut Plan) -> std::io::Result<BTreeMap<PathB
         if kind_at(&to)?.is_some() {
             if always {
                 p.findings.push(finding(
-                    "var-content",
+                    name::VAR_CONTENT,
                     Severity::Error,
                     vec![display(&from), display(&to)],
                     format!("both {} and {} exist: a step replaced the link to the package database with a directory", display(&from), display(&to)),
@@ -442,7 +469,7 @@ fn plan_relocations(root: &Root, p: &mut Plan) -> std::io::Result<BTreeMap<PathB
                         != relative_link(&from, &Path::new("usr/lib/opt").join(&name))
                     {
                         p.findings.push(finding(
-                            "var-content",
+                            name::VAR_CONTENT,
                             Severity::Warning,
                             vec![display(&from)],
                             format!("{} is a symlink to {:?}: kept as a link (an L line), not moved into /usr", display(&from), target),
@@ -467,7 +494,8 @@ fn plan_relocations(root: &Root, p: &mut Plan) -> std::io::Result<BTreeMap<PathB
                 }
             })?;
             for (rel, e) in errors {
-                p.findings.push(unreadable_path("var-content", &rel, &e));
+                p.findings
+                    .push(unreadable_path(name::VAR_CONTENT, &rel, &e));
             }
             // A file whose link could not be declared stays where it is (plan_var reports it).
             files.retain(|f| tmpfiles::check_path(&slash(f)).is_ok());
@@ -487,7 +515,7 @@ fn plan_relocations(root: &Root, p: &mut Plan) -> std::io::Result<BTreeMap<PathB
 /// Paths declared by the image's tmpfiles.d files other than ours, as the image sees them.
 fn declared_tmpfiles(root: &Root, p: &mut Plan) -> std::io::Result<BTreeSet<PathBuf>> {
     let mut declared = BTreeSet::new();
-    for (file, text) in read_conf_dirs(root, "tmpfiles.d", TMPFILES_CONF, "var-content", p)? {
+    for (file, text) in read_conf_dirs(root, "tmpfiles.d", TMPFILES_CONF, name::VAR_CONTENT, p)? {
         match tmpfiles::parse(&display(&file), &text) {
             Ok(lines) => {
                 for l in lines {
@@ -500,7 +528,7 @@ fn declared_tmpfiles(root: &Root, p: &mut Plan) -> std::io::Result<BTreeSet<Path
                             declared.insert(r);
                         }
                         Err(e) => p.findings.push(finding(
-                            "var-content",
+                            name::VAR_CONTENT,
                             Severity::Warning,
                             vec![display(&path)],
                             format!(
@@ -513,7 +541,9 @@ fn declared_tmpfiles(root: &Root, p: &mut Plan) -> std::io::Result<BTreeSet<Path
                     }
                 }
             }
-            Err(e) => p.findings.push(unreadable_conf("var-content", &file, e)),
+            Err(e) => p
+                .findings
+                .push(unreadable_conf(name::VAR_CONTENT, &file, e)),
         }
     }
     Ok(declared)
@@ -602,7 +632,7 @@ impl VarWalk<'_> {
 
     fn unwritable(&mut self, rel: &Path, what: &str, why: &str) {
         self.findings.push(finding(
-            "var-content",
+            name::VAR_CONTENT,
             Severity::Error,
             vec![display(rel)],
             format!(
@@ -656,7 +686,8 @@ impl Visitor for VarWalk<'_> {
     }
 
     fn error(&mut self, rel: &Path, e: std::io::Error) {
-        self.findings.push(unreadable_path("var-content", rel, &e));
+        self.findings
+            .push(unreadable_path(name::VAR_CONTENT, rel, &e));
     }
 }
 
@@ -708,7 +739,7 @@ fn plan_var(
     if !escaping.is_empty() {
         escaping.sort();
         p.findings.push(finding(
-            "var-link-escapes-root",
+            name::VAR_LINK_ESCAPES_ROOT,
             Severity::Warning,
             escaping,
             "symlinks in /var whose relative target climbs above the root; inside the image `..` stops at /, so they point somewhere else than intended".into(),
@@ -746,11 +777,16 @@ fn plan_var(
 
 fn plan_accounts(root: &Root, accounts: &Accounts, p: &mut Plan) -> std::io::Result<()> {
     let mut declared = Declared::default();
-    for (file, text) in read_conf_dirs(root, "sysusers.d", SYSUSERS_CONF, "undeclared-accounts", p)?
-    {
+    for (file, text) in read_conf_dirs(
+        root,
+        "sysusers.d",
+        SYSUSERS_CONF,
+        name::UNDECLARED_ACCOUNTS,
+        p,
+    )? {
         if let Err(e) = declared.add_file(&display(&file), &text) {
             p.findings
-                .push(unreadable_conf("undeclared-accounts", &file, e));
+                .push(unreadable_conf(name::UNDECLARED_ACCOUNTS, &file, e));
         }
     }
     let (lines, problems) = sysusers::lines_for(accounts, &declared);
@@ -762,7 +798,7 @@ fn plan_accounts(root: &Root, accounts: &Accounts, p: &mut Plan) -> std::io::Res
             Problem::PrimaryGroupNotDeclared { .. } => (Severity::Error, "/etc/passwd", "fix the primary group named in the message"),
         };
         p.findings.push(finding(
-            "undeclared-accounts",
+            name::UNDECLARED_ACCOUNTS,
             severity,
             vec![file.into()],
             problem.message(),
@@ -816,7 +852,7 @@ fn plan_accounts(root: &Root, accounts: &Accounts, p: &mut Plan) -> std::io::Res
             Ok(None) => continue,
             Err(e) => {
                 p.findings.push(finding(
-                    "orphan-shadow",
+                    name::ORPHAN_SHADOW,
                     Severity::Error,
                     vec![format!("/{file}")],
                     format!("could not check: {e}"),

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// How bad a finding is: errors fail `commit` and `lint`.
 pub enum Severity {
     /// Fatal: the image will not work correctly on an ostree machine.
     Error,
@@ -17,6 +18,7 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// `"error"` or `"warning"`, as printed and in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Error => "error",
@@ -26,22 +28,28 @@ impl Severity {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A problem found: by a check, by the plan, or a change that failed.
 pub struct Finding {
     /// The check's name (kebab-case), as listed by `lint --list`.
     pub check: &'static str,
+    /// Severity.
     pub severity: Severity,
     /// Every path concerned, absolute in the image, sorted.
     pub paths: Vec<String>,
+    /// What is wrong.
     pub message: String,
     /// One line saying how to fix it.
     pub fix: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A change made (or, with `--dry-run`, planned).
 pub struct Action {
     /// What was done: `remove`, `move`, `factory-copy`, `write`, `drop-shadow-entry`, ...
     pub action: &'static str,
+    /// The image path changed.
     pub path: String,
+    /// What was done, with the lines written.
     pub detail: String,
     /// For `write` with `--dry-run`: the lines the file would have (comments left out).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -49,9 +57,13 @@ pub struct Action {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Totals printed on the last line and in JSON.
 pub struct Counts {
+    /// Number of actions.
     pub actions: usize,
+    /// Number of error findings.
     pub errors: usize,
+    /// Number of warning findings.
     pub warnings: usize,
 }
 
@@ -60,15 +72,25 @@ pub struct Counts {
 pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize)]
+/// The output of `commit` and `lint`, as text or as the JSON document described in docs/commit.md.
 pub struct Report {
+    /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// Always `ostree-container`.
     pub tool: &'static str,
+    /// The tool's version.
     pub version: &'static str,
+    /// `commit` or `lint`.
     pub command: &'static str,
+    /// The root looked at, as given.
     pub root: String,
+    /// Whether nothing was changed on purpose.
     pub dry_run: bool,
+    /// Changes made or planned.
     pub actions: Vec<Action>,
+    /// Problems found, sorted.
     pub findings: Vec<Finding>,
+    /// Totals.
     pub counts: Counts,
     /// Show every path of a finding in text output (`--no-truncate`).
     #[serde(skip)]
@@ -79,6 +101,7 @@ pub struct Report {
 const TEXT_PATHS: usize = 10;
 
 impl Report {
+    /// An empty report for `command` on `root`.
     pub fn new(command: &'static str, root: String, dry_run: bool) -> Self {
         Report {
             schema_version: SCHEMA_VERSION,
@@ -121,10 +144,12 @@ impl Report {
         };
     }
 
+    /// The JSON document.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report serializes")
     }
 
+    /// The text output (long path lists truncated unless `no_truncate`).
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let verb_prefix = if self.dry_run { "would " } else { "" };

@@ -24,7 +24,7 @@
 
 use std::path::Path;
 
-use super::rootfs::{stat_path, Kind, Root};
+use super::rootfs::{process, stat_path, Kind, Root};
 
 /// What the rule looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,18 +40,12 @@ pub struct RootFacts {
 }
 
 impl RootFacts {
+    /// Look at the root for the facts [`refusal`] decides on.
     pub fn gather(root: &Root) -> RootFacts {
-        let is_process_root = match (std::fs::metadata("/"), stat_path(&root.dir, Path::new(""))) {
-            (Ok(m), Ok(Some(r))) => {
-                use std::os::unix::fs::MetadataExt;
-                m.ino() == r.ino && m.dev() == r.dev
-            }
-            _ => true, // cannot tell: treat it as `/`, the safe side
-        };
         RootFacts {
-            is_process_root,
+            is_process_root: process::is_own_root(root),
             container: container_marker(),
-            ostree_booted: Path::new("/run/ostree-booted").exists(),
+            ostree_booted: process::exists("/run/ostree-booted"),
             layout: ostree_layout(root),
         }
     }
@@ -59,7 +53,7 @@ impl RootFacts {
 
 /// The container marker of the running process, if any.
 fn container_marker() -> Option<String> {
-    if let Ok(text) = std::fs::read_to_string("/run/.containerenv") {
+    if let Some(text) = process::read("/run/.containerenv") {
         let engine = text
             .lines()
             .find_map(|l| l.strip_prefix("engine="))
@@ -69,7 +63,7 @@ fn container_marker() -> Option<String> {
             None => "/run/.containerenv".into(),
         });
     }
-    if Path::new("/.dockerenv").exists() {
+    if process::exists("/.dockerenv") {
         return Some("/.dockerenv".into());
     }
     match std::env::var("container") {
