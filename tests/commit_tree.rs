@@ -997,10 +997,13 @@ fn in_chroot(f: &Fixture, args: &[&str], container: Option<&str>) -> std::proces
 }
 
 #[test]
-fn commit_refuses_without_a_container_marker_and_touches_nothing() {
+fn commit_on_a_host_refuses_and_a_step_without_marker_over_an_ostree_base_proceeds() {
+    // A host: no container marker and no ostree layout.
     let f = Fixture::new();
     write(&f.p("tmp/keep-me"), "x");
     install_tool(&f);
+    fs::remove_file(f.p("ostree")).unwrap();
+    fs::remove_dir(f.p("sysroot")).unwrap();
     let before = snapshot(&f.root);
     let out = in_chroot(&f, &["commit"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1011,8 +1014,10 @@ fn commit_refuses_without_a_container_marker_and_touches_nothing() {
     );
     assert!(stderr.contains("--root"), "{stderr}");
     assert_eq!(snapshot(&f.root), before);
-    // With the marker variable podman and buildah set, in a root with the ostree layout, it runs.
-    let out = in_chroot(&f, &["commit"], Some("oci"));
+    // A Docker BuildKit RUN step has no marker at all; over an ostree-ready base it runs.
+    fs::create_dir(f.p("sysroot")).unwrap();
+    std::os::unix::fs::symlink("sysroot/ostree", f.p("ostree")).unwrap();
+    let out = in_chroot(&f, &["commit"], None);
     assert!(
         out.status.success(),
         "{}",

@@ -12,11 +12,14 @@
 //! CoreOS and bootc images ship it too). The rule, for the root being the process's own `/`:
 //!
 //! 1. `/run/ostree-booted` exists: a booted ostree machine, not an image: refuse.
-//! 2. No container marker: a host: refuse.
-//! 3. No ostree layout in the root (`/sysroot` a directory and `/ostree` a link to
-//!    `sysroot/ostree`, or `/usr/lib/bootc`, or `/usr/lib/ostree-boot`): refuse. A kernel in
+//! 2. No ostree layout in the root (`/sysroot` a directory and `/ostree` a link to
+//!    `sysroot/ostree`, or `/usr/lib/bootc`, or `/usr/lib/ostree-boot`): refuse, saying which
+//!    container marker was found (a dev container) or that none was (a host). A kernel in
 //!    /usr/lib/modules does not count: Fedora's kernel package puts it there in any container.
-//! 4. Otherwise proceed.
+//! 3. Otherwise proceed, with or without a container marker: Docker BuildKit's `RUN` steps
+//!    (the default `docker build` since Docker 23) have neither `/.dockerenv` nor `$container`,
+//!    so a marker cannot be required. ostree-rs-ext's `container commit` decides the same way
+//!    (`/sysroot/ostree` present and not booted).
 //!
 //! `--allow-rewriting-root` skips the rule (an image under construction that has no layout yet);
 //! `--root DIR` naming another directory than `/` is not subject to it (the user named the tree);
@@ -105,17 +108,16 @@ pub fn refusal(f: &RootFacts) -> Option<String> {
             "refusing to rewrite /: /run/ostree-booted exists, so this is a booted ostree machine, not an image being built".into(),
         );
     }
-    let Some(marker) = &f.container else {
-        return Some(
-            "refusing to run on what looks like a host: no container marker (/run/.containerenv, /.dockerenv or the `container` variable) was found".into(),
-        );
-    };
-    if f.layout.is_none() {
-        return Some(format!(
-            "refusing to rewrite /: this is a container ({marker}), but its root does not look like an OS image under construction: it has no ostree layout (/sysroot with /ostree -> sysroot/ostree, /usr/lib/bootc or /usr/lib/ostree-boot), which an ostree-ready base image has. Dev containers, toolbox and CI job containers have none, and `commit` would empty their /tmp, /run and /var/cache"
-        ));
+    if f.layout.is_some() {
+        // The layout decides, with or without a marker: Docker BuildKit's RUN steps have none.
+        return None;
     }
-    None
+    Some(match &f.container {
+        Some(marker) => format!(
+            "refusing to rewrite /: this is a container ({marker}), but its root does not look like an OS image under construction: it has no ostree layout (/sysroot with /ostree -> sysroot/ostree, /usr/lib/bootc or /usr/lib/ostree-boot), which an ostree-ready base image has. Dev containers, toolbox and CI job containers have none, and `commit` would empty their /tmp, /run and /var/cache"
+        ),
+        None => "refusing to run on what looks like a host: no ostree layout in / (/sysroot with /ostree -> sysroot/ostree, /usr/lib/bootc or /usr/lib/ostree-boot) and no container marker (/run/.containerenv, /.dockerenv or the `container` variable)".into(),
+    })
 }
 
 /// The whole message for a refusal: the reason, what to do instead, and the opt-in.
@@ -148,7 +150,9 @@ mod tests {
             (facts(false, false, false, false), None),
             (facts(true, true, false, true), None),
             (facts(true, true, true, true), Some("booted ostree machine")),
-            (facts(true, false, false, true), Some("looks like a host")),
+            // A Docker BuildKit RUN step: no marker, an ostree-ready base.
+            (facts(true, false, false, true), None),
+            (facts(true, false, false, false), Some("looks like a host")),
             (facts(true, true, false, false), Some("no ostree layout")),
         ];
         for (f, want) in cases {
