@@ -305,7 +305,7 @@ pub fn run_download_size(old: &str, new: &str, json_out: bool) -> Result<u8> {
     let d = download_size(&old, &new);
     if json_out {
         let mut v = serde_json::to_value(&d)?;
-        v["schema_version"] = crate::build::report::SCHEMA_VERSION.into();
+        v["schema_version"] = crate::commit::report::SCHEMA_VERSION.into();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("{d}");
@@ -383,7 +383,7 @@ pub fn run(a: &EncapsulateArgs) -> Result<u8> {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
-                "schema_version": crate::build::report::SCHEMA_VERSION,
+                "schema_version": crate::commit::report::SCHEMA_VERSION,
                 "commit": built.commit,
                 "manifest_digest": built.manifest_digest,
                 "layers": built.layers,

@@ -81,6 +81,7 @@ pub struct Fetched {
 /// The skopeo command line: global options first (`--insecure-policy` unless the image is to
 /// be checked against a policy that exists), then what the crate adds (`experimental-image-proxy`
 /// and its options).
+#[allow(unsafe_code)] // `pre_exec`; see the SAFETY comment
 fn skopeo_command(insecure_policy: bool) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut c = std::process::Command::new("skopeo");
