@@ -94,9 +94,9 @@ pub struct PullResult {
     pub filtered: u64,
     /// Objects (content and metadata) written to the repository.
     pub objects_written: u64,
-    /// SELinux: paths looked up, and paths whose labelled object came from the image's
-    /// previous commit.
+    /// SELinux: paths whose label was looked up in the policy.
     pub labels_looked_up: u64,
+    /// SELinux: paths whose labelled object came from the image's previous commit.
     pub labels_reused: u64,
     /// Wall-clock time of the pull.
     pub elapsed: Duration,
