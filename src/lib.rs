@@ -21,7 +21,6 @@ pub mod commit;
 #[cfg(feature = "host")]
 pub mod encapsulate;
 #[cfg(feature = "host")]
-#[allow(missing_docs)] // WIP
 pub mod host;
 #[cfg(feature = "host")]
 pub mod machine;

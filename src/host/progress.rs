@@ -63,6 +63,7 @@ impl Progress {
         }
     }
 
+    /// No bars and no events.
     pub fn hidden() -> Self {
         Progress {
             bars: None,

@@ -73,8 +73,11 @@ pub struct ProxyImage {
 /// What [`ProxyImage::open`] read: the manifest digest (of the manifest as stored, before any
 /// conversion), the manifest converted to OCI, and the config.
 pub struct Fetched {
+    /// Digest of the manifest as stored.
     pub manifest_digest: String,
+    /// The manifest, converted to OCI.
     pub manifest_raw: Vec<u8>,
+    /// The config's bytes.
     pub config_raw: Vec<u8>,
 }
 
