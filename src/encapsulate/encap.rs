@@ -17,21 +17,33 @@ use super::commit::{self, Commit, Walk};
 use super::ociwrite::{self, OciDir, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST};
 use super::tarwrite::{ExportError, LayerWriter};
 
+/// Label: the checksum of the encapsulated commit.
 pub const LABEL_COMMIT: &str = "ostree.commit";
+/// Label: diff_id of the last ostree layer; layers after it were added by a derived build.
 pub const LABEL_DIFFID: &str = "ostree.final-diffid";
+/// Label: `true` when the commit is bootable (says so, or has a kernel).
 pub const LABEL_BOOTABLE: &str = "ostree.bootable";
+/// Label: `1` on bootable images, as bootc expects.
 pub const LABEL_BOOTC: &str = "containers.bootc";
+/// Label: the kernel version found at `usr/lib/modules/<kver>/vmlinuz`.
 pub const LABEL_LINUX: &str = "ostree.linux";
+/// Label: the commit's `version` metadata.
 pub const LABEL_VERSION: &str = "org.opencontainers.image.version";
 /// Commit metadata holding the default CMD (`as`), as libostree names it.
 pub const META_CMD: &str = "ostree.container-cmd";
 
+/// How to encapsulate: what `encapsulate`'s options ask for besides the commit itself.
 #[derive(Debug, Default, Clone)]
 pub struct EncapOptions {
+    /// Extra labels (`--label KEY=VALUE`), set after the computed ones.
     pub labels: BTreeMap<String, String>,
+    /// Commit metadata keys copied to labels (`--copymeta`); a missing key is an error.
     pub copy_meta: Vec<String>,
+    /// Commit metadata keys copied to labels when present (`--copymeta-opt`).
     pub copy_meta_opt: Vec<String>,
+    /// The image's `Cmd`; `None` takes the commit's [`META_CMD`], if any.
     pub cmd: Option<Vec<String>>,
+    /// At most this many content layers after the commit layer (`--max-layers`).
     pub max_layers: u32,
     /// The previous build's content layers (component lists), to keep the layout.
     pub prior: Option<Vec<Vec<String>>>,
@@ -40,18 +52,29 @@ pub struct EncapOptions {
 /// One layer of the written image.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerInfo {
+    /// Digest of the compressed blob.
     pub digest: String,
+    /// Size of the compressed blob in bytes.
     pub size: u64,
+    /// Digest of the uncompressed tar (the config's `rootfs.diff_ids` entry).
     pub diff_id: String,
+    /// The history entry's `created_by`: the commit subject for the commit layer, else what the
+    /// layer holds.
     pub description: String,
+    /// The components (packages or directories) in the layer; empty for the commit layer.
     pub components: Vec<String>,
 }
 
+/// What [`build_oci`] wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct Built {
+    /// The checksum of the commit written.
     pub commit: String,
+    /// Digest of the image manifest.
     pub manifest_digest: String,
+    /// Size of the image manifest in bytes.
     pub manifest_size: u64,
+    /// The layers in order: the commit layer first, then the content layers.
     pub layers: Vec<LayerInfo>,
 }
 
@@ -255,12 +278,17 @@ pub fn open_image(imgref: &str) -> Result<crate::host::oci::Image> {
 /// new config and manifest.
 #[derive(Debug, Clone, Serialize)]
 pub struct DownloadSize {
+    /// Layers in `new`.
     pub layers_total: usize,
+    /// Layers of `new` that `old` lacks.
     pub layers_new: usize,
+    /// Bytes of `new`: all its layers, config and manifest.
     pub bytes_total: u64,
+    /// Bytes to download: the missing layers, config and manifest.
     pub bytes_new: u64,
 }
 
+/// What a client holding `old` downloads to get `new` (layers compared by digest).
 pub fn download_size(old: &crate::host::oci::Image, new: &crate::host::oci::Image) -> DownloadSize {
     let have: HashSet<String> = old
         .manifest
@@ -299,13 +327,15 @@ impl std::fmt::Display for DownloadSize {
     }
 }
 
+/// `encapsulate download-size OLD NEW`: print [`DownloadSize`] as text or JSON; returns the exit
+/// code.
 pub fn run_download_size(old: &str, new: &str, json_out: bool) -> Result<u8> {
     let old = open_image(old)?;
     let new = open_image(new)?;
     let d = download_size(&old, &new);
     if json_out {
         let mut v = serde_json::to_value(&d)?;
-        v["schema_version"] = crate::build::report::SCHEMA_VERSION.into();
+        v["schema_version"] = crate::commit::report::SCHEMA_VERSION.into();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("{d}");
@@ -323,6 +353,7 @@ fn parse_labels(v: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
+/// `encapsulate`: write the commit as an image to the destination; returns the exit code.
 pub fn run(a: &EncapsulateArgs) -> Result<u8> {
     if a.max_layers == 0 {
         bail!("--max-layers must be at least 1");
@@ -383,7 +414,7 @@ pub fn run(a: &EncapsulateArgs) -> Result<u8> {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
-                "schema_version": crate::build::report::SCHEMA_VERSION,
+                "schema_version": crate::commit::report::SCHEMA_VERSION,
                 "commit": built.commit,
                 "manifest_digest": built.manifest_digest,
                 "layers": built.layers,

@@ -59,14 +59,10 @@ pub mod chunking;
 pub mod cli;
 pub mod commit;
 pub mod diff;
-// documented when the pull pipeline lands (issue 11)
-#[allow(missing_docs)]
 pub mod encap;
 pub mod ociwrite;
 pub mod tarread;
 pub mod tarwrite;
-// documented when the pull pipeline lands (issue 11)
-#[allow(missing_docs)]
 pub mod unencap;
 
 use std::io::Write;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+/// The host-side verbs: `unencapsulate` and `image …`.
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
     /// Import an image into an ostree repository and print the merged commit.
@@ -40,6 +41,7 @@ pub struct ProgressArgs {
 }
 
 impl FetchArgs {
+    /// The fetch options these arguments give (temporary directory left to the importer).
     pub fn options(&self) -> crate::host::fetch::FetchOptions {
         crate::host::fetch::FetchOptions {
             authfile: self.authfile.clone(),
@@ -50,6 +52,7 @@ impl FetchArgs {
     }
 }
 
+/// Arguments of `unencapsulate`.
 #[derive(Debug, Args)]
 pub struct UnencapsulateArgs {
     /// Path to the ostree repository.
@@ -61,14 +64,17 @@ pub struct UnencapsulateArgs {
     /// No progress bars and no summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// How to reach registries.
     #[command(flatten)]
     pub fetch: FetchArgs,
+    /// Machine-readable progress.
     #[command(flatten)]
     pub progress: ProgressArgs,
     /// Image reference, e.g. ostree-unverified-image:oci:/srv/os:latest.
     pub imgref: String,
 }
 
+/// `image …`: images stored in an ostree repository.
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Import (or update) an image and print the merged commit.
@@ -80,8 +86,10 @@ pub enum ImageCommand {
         /// No progress bars and no summary.
         #[arg(long, short)]
         quiet: bool,
+        /// How to reach registries.
         #[command(flatten)]
         fetch: FetchArgs,
+        /// Machine-readable progress.
         #[command(flatten)]
         progress: ProgressArgs,
     },
@@ -95,16 +103,19 @@ pub enum ImageCommand {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// How to reach registries.
         #[command(flatten)]
         fetch: FetchArgs,
     },
     /// List stored images.
     List {
+        /// Path to the ostree repository.
         #[arg(long, value_name = "REPO")]
         repo: PathBuf,
     },
     /// Remove stored images' refs (objects are freed by `image prune`).
     Remove {
+        /// Path to the ostree repository.
         #[arg(long, value_name = "REPO")]
         repo: PathBuf,
         /// Images, as listed by `image list` or as ostree-… references.
@@ -113,22 +124,27 @@ pub enum ImageCommand {
     },
     /// Drop layers no stored image uses and delete unreachable objects.
     Prune {
+        /// Path to the ostree repository.
         #[arg(long, value_name = "REPO")]
         repo: PathBuf,
     },
     /// Show a stored image's build history.
     History {
+        /// Path to the ostree repository.
         #[arg(long, value_name = "REPO")]
         repo: PathBuf,
+        /// The image, as listed by `image list` or as an ostree-… reference.
         imgref: String,
     },
     /// Print a stored image's manifest (or config) JSON.
     Metadata {
+        /// Path to the ostree repository.
         #[arg(long, value_name = "REPO")]
         repo: PathBuf,
         /// Print the config instead of the manifest.
         #[arg(long)]
         config: bool,
+        /// The image, as listed by `image list` or as an ostree-… reference.
         imgref: String,
     },
 }

@@ -40,6 +40,7 @@ use super::proxy::ProxyImage;
 
 /// An opened image: manifest and config read and checked, blobs on demand.
 pub struct Source {
+    /// The image's manifest and config.
     pub image: Image,
     blobs: Blobs,
     /// The temporary layout of a copied image, removed when the source is dropped.
@@ -74,12 +75,18 @@ pub enum Route {
     /// `oci:` / `oci-archive:` read here.
     Native,
     /// Through the proxy; `insecure_policy` adds skopeo's `--insecure-policy`.
-    Proxy { insecure_policy: bool },
+    Proxy {
+        /// Pass skopeo `--insecure-policy`.
+        insecure_policy: bool,
+    },
     /// `containers-storage:`: through the proxy when every layer is listed uncompressed (an
     /// image built here: the storage's diffs are exactly those blobs), else
     /// `skopeo copy --dest-oci-accept-uncompressed-layers` into a temporary layout, read in
     /// place (see the module docs).
-    CopyDecompressed { insecure_policy: bool },
+    CopyDecompressed {
+        /// Pass skopeo `--insecure-policy`.
+        insecure_policy: bool,
+    },
 }
 
 /// Which [`Route`] reads `r`, given whether `/etc/containers/policy.json` exists.

@@ -223,6 +223,8 @@ pub fn parse_dirmeta(data: &[u8]) -> Option<(u32, u32, u32, Xattrs)> {
     Some((u(0)?, u(1)?, u(2)?, parse_xattrs(data.get(12..)?)?))
 }
 
+/// A dirtree's entries: files (name, content checksum), then directories (name, dirtree
+/// checksum, dirmeta checksum), each sorted by name.
 pub type ParsedTree = (Vec<(String, Csum)>, Vec<(String, Csum, Csum)>);
 
 /// Parse a dirtree; None when malformed.

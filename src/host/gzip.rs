@@ -28,6 +28,7 @@ enum State<R> {
     Poisoned,
 }
 
+/// Decompresses a gzip stream of one or more members (see the module docs).
 pub struct GzipReader<R: BufRead> {
     state: State<R>,
 }
@@ -77,12 +78,14 @@ fn read_header(r: &mut impl BufRead) -> io::Result<()> {
 }
 
 impl<R: BufRead> GzipReader<R> {
+    /// Read a gzip stream from `r`, starting with a member header.
     pub fn new(r: R) -> Self {
         GzipReader {
             state: State::Header(r, true),
         }
     }
 
+    /// Give back the underlying reader, positioned after what was read so far.
     pub fn into_inner(self) -> R {
         match self.state {
             State::Header(r, _) | State::Done(r) => r,

@@ -23,11 +23,17 @@ use std::str::FromStr;
 /// How the image is reached (a containers/image transport).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
+    /// `registry:` / `docker://`: a registry.
     Registry,
+    /// `oci:`: an OCI layout directory.
     OciDir,
+    /// `oci-archive:`: a tar archive of an OCI layout.
     OciArchive,
+    /// `docker-archive:`: a `docker save` archive.
     DockerArchive,
+    /// `containers-storage:`: local podman/buildah storage.
     ContainerStorage,
+    /// `dir:`: skopeo's directory format.
     Dir,
 }
 
@@ -60,7 +66,9 @@ impl Transport {
 /// A transport plus the transport-specific name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageReference {
+    /// How the image is reached.
     pub transport: Transport,
+    /// The transport's name for it (`quay.io/org/os:latest`, `/srv/os:latest`, …).
     pub name: String,
 }
 
@@ -78,37 +86,48 @@ pub enum SignatureSource {
 /// A full `ostree-…:` reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OstreeImageReference {
+    /// How signatures are checked (the scheme).
     pub sigverify: SignatureSource,
+    /// The image.
     pub imgref: ImageReference,
 }
 
+/// Why a string is not an image reference; each message lists what is accepted. The first
+/// field is always the whole reference as given.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
+    /// No known `ostree-…:` scheme prefix.
     #[error(
         "invalid image reference {0:?}: expected <scheme>:…, one of ostree-unverified-image:<transport>:<name>, \
          ostree-unverified-registry:<name>, ostree-remote-image:<remote>:<transport>:<name>, \
          ostree-remote-registry:<remote>:<name>, ostree-image-signed:<transport>:<name>"
     )]
     NoScheme(String),
+    /// A scheme that is not one of the five (the second field).
     #[error(
         "invalid image reference {0:?}: unknown scheme {1:?}; expected ostree-unverified-image, \
          ostree-unverified-registry, ostree-remote-image, ostree-remote-registry or ostree-image-signed"
     )]
     UnknownScheme(String, String),
+    /// A `…-remote-…` scheme (the second field) with an empty remote name.
     #[error("invalid image reference {0:?}: expected {1}:<remote>:… with a non-empty remote name")]
     NoRemote(String, &'static str),
+    /// No `<transport>:` before the name.
     #[error(
         "invalid image reference {0:?}: expected <transport>:<name> where transport is one of \
          registry, docker://, oci, oci-archive, docker-archive, containers-storage, dir"
     )]
     NoTransport(String),
+    /// A transport that is not supported (the second field).
     #[error(
         "invalid image reference {0:?}: unknown transport {1:?}; expected one of registry, \
          docker://, oci, oci-archive, docker-archive, containers-storage, dir"
     )]
     UnknownTransport(String, String),
+    /// Nothing after the transport.
     #[error("invalid image reference {0:?}: empty image name after the transport")]
     EmptyName(String),
+    /// `docker:` without the `//`.
     #[error("invalid image reference {0:?}: expected docker://<name>")]
     DockerSlashes(String),
 }

@@ -58,8 +58,10 @@ use super::tree::{apply_layer, Dir, FileKind, LayerBuilder};
 use crate::encapsulate::tarread::Importer;
 use crate::encapsulate::unencap;
 
+/// How to pull an image.
 #[derive(Debug, Default, Clone)]
 pub struct PullOptions {
+    /// No progress bars.
     pub quiet: bool,
     /// Also point this ref at the merged commit.
     pub write_ref: Option<String>,
@@ -69,27 +71,39 @@ pub struct PullOptions {
     pub events: Option<super::progress::EventSink>,
 }
 
+/// What a pull did.
 #[derive(Debug, Default, Clone)]
 pub struct PullResult {
+    /// The merged commit the image ref now points at.
     pub commit: String,
+    /// Digest of the image's manifest.
     pub manifest_digest: String,
     /// The image ref already pointed at this manifest.
     pub unchanged: bool,
+    /// Layers whose commit the repository already held.
     pub layers_reused: usize,
+    /// Layers fetched and imported.
     pub layers_imported: usize,
+    /// Compressed bytes of the imported layers.
     pub blob_bytes: u64,
+    /// Uncompressed tar bytes of the imported layers.
     pub tar_bytes: u64,
+    /// Non-directory files in the merged commit.
     pub files: u64,
+    /// Tar entries the import policy filtered out.
     pub filtered: u64,
+    /// Objects (content and metadata) written to the repository.
     pub objects_written: u64,
-    /// SELinux: paths looked up, and paths whose labelled object came from the image's
-    /// previous commit.
+    /// SELinux: paths whose label was looked up in the policy.
     pub labels_looked_up: u64,
+    /// SELinux: paths whose labelled object came from the image's previous commit.
     pub labels_reused: u64,
+    /// Wall-clock time of the pull.
     pub elapsed: Duration,
 }
 
 impl PullResult {
+    /// One line for the user: what was imported or reused, sizes and time.
     pub fn summary(&self) -> String {
         if self.unchanged {
             return format!(
@@ -124,12 +138,14 @@ pub fn image_ref_name(imgref: &ImageReference) -> String {
         .expect("image reference is non-empty")
 }
 
+/// The local directory of `repo`.
 pub fn repo_path(repo: &ostree::Repo) -> Result<PathBuf> {
     repo.path()
         .path()
         .ok_or_else(|| anyhow!("repository has no local path"))
 }
 
+/// Open the existing repository at `path`; the error names it.
 pub fn open_repo(path: &Path) -> Result<ostree::Repo> {
     let repo = ostree::Repo::new_for_path(path);
     repo.open(gio::Cancellable::NONE)
@@ -145,12 +161,14 @@ pub struct Txn<'a> {
 }
 
 impl<'a> Txn<'a> {
+    /// Start a transaction on `repo`.
     pub fn begin(repo: &'a ostree::Repo) -> Result<Self> {
         repo.prepare_transaction(gio::Cancellable::NONE)
             .context("starting an ostree transaction")?;
         Ok(Txn { repo, done: false })
     }
 
+    /// Commit the transaction: the objects and refs written become visible.
     pub fn commit(mut self) -> Result<()> {
         self.done = true;
         self.repo
@@ -231,9 +249,15 @@ pub enum ImageKind {
     /// Layers of files only.
     Plain,
     /// An ostree commit and nothing else: every layer is an ostree layer.
-    Encapsulated { ostree_layers: usize },
+    Encapsulated {
+        /// Number of layers (all of them).
+        ostree_layers: usize,
+    },
     /// Layers of files over an encapsulated base (its first `ostree_layers` layers).
-    Derived { ostree_layers: usize },
+    Derived {
+        /// Number of leading ostree layers.
+        ostree_layers: usize,
+    },
 }
 
 /// Classify an image by its labels and diff_ids (see [`crate::encapsulate::unencap`]).
@@ -343,6 +367,7 @@ pub struct CheckResult {
     pub stored_manifest_digest: Option<String>,
     /// The repository's image differs (or is missing): a pull would import something.
     pub changed: bool,
+    /// Layers in the image.
     pub layers_total: usize,
     /// Layers whose blob the repository does not hold (a pull fetches them).
     pub layers_missing: usize,

@@ -38,14 +38,29 @@ use super::tree::{Csum, WH_OPAQUE, WH_PREFIX};
 /// Files larger than this are spilled to a temporary file instead of held in memory.
 pub const SPILL_THRESHOLD: u64 = 8 << 20;
 
+/// Why a layer could not be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
+    /// The blob or its decompressed stream failed a digest or size check.
     #[error(transparent)]
     Oci(#[from] OciError),
+    /// Reading the stream or a spill file failed.
     #[error("{what}")]
-    Io { what: String, source: io::Error },
+    Io {
+        /// What was being read (the entry's path, or the stream), for the message.
+        what: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The import policy refused a tar entry.
     #[error("{path:?}: {reason}")]
-    Rejected { path: String, reason: Rejected },
+    Rejected {
+        /// The entry's path as the tar gives it.
+        path: String,
+        /// Why ([`super::policy`]).
+        reason: Rejected,
+    },
+    /// The other end of the reader/writer pipeline went away (it failed first).
     #[error("the importer stopped")]
     Stopped,
 }
@@ -126,23 +141,37 @@ impl Drop for Permit {
 pub enum Data {
     /// In memory, counted against the layer's [`Budget`] until dropped.
     Mem(Vec<u8>, Option<Permit>),
+    /// Larger than [`SPILL_THRESHOLD`]: in an unlinked temporary file, with its length.
     Spilled(std::fs::File, u64),
 }
 
 /// One classified tar entry, ready to write.
 pub enum Item {
     /// Directory (empty path: the layer root).
-    Dir { path: Vec<String>, meta: Meta },
+    Dir {
+        /// Path components below the layer root.
+        path: Vec<String>,
+        /// Owner, mode and xattrs.
+        meta: Meta,
+    },
     /// Regular file, symlink or whiteout marker.
     File {
+        /// Path components below the layer root.
         path: Vec<String>,
+        /// The ostree file header (owner, mode, symlink target, xattrs) the checksum covers.
         header: Vec<u8>,
+        /// The content object's checksum (header and data).
         csum: Csum,
+        /// The file's bytes (empty for symlinks and markers).
         data: Data,
+        /// The entry is a symlink (its target is in `header`).
         symlink: bool,
     },
+    /// A hard link to an entry earlier in the same layer.
     Hardlink {
+        /// Path components of the link.
         path: Vec<String>,
+        /// Path components of the entry it links to.
         target: Vec<String>,
     },
 }
@@ -150,21 +179,31 @@ pub enum Item {
 /// What one layer held.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LayerCounts {
+    /// Tar entries read.
     pub entries: u64,
+    /// Regular files, symlinks and hard links imported.
     pub files: u64,
+    /// Whiteouts and opaque markers.
     pub whiteouts: u64,
+    /// Entries the import policy filtered out (see [`super::policy`]).
     pub filtered: u64,
     /// Compressed and uncompressed sizes.
     pub blob_bytes: u64,
+    /// Bytes of the decompressed tar stream.
     pub tar_bytes: u64,
 }
 
 /// Where the layer comes from and what it must hash to.
 pub struct LayerSource<'a> {
+    /// The blob as fetched, still compressed.
     pub blob: Box<dyn Read + Send>,
+    /// Its compression, from the descriptor's media type.
     pub compression: Compression,
+    /// The descriptor's digest of the blob.
     pub digest: &'a str,
+    /// The descriptor's size of the blob.
     pub size: u64,
+    /// The config's diff_id: the digest of the decompressed tar.
     pub diff_id: &'a str,
     /// For messages: "layer 2 (sha256:…)".
     pub name: &'a str,

@@ -45,8 +45,11 @@ pub fn remove(repo: &ostree::Repo, imgrefs: &[ImageReference]) -> Result<()> {
 /// What `prune` did.
 #[derive(Debug, Default)]
 pub struct PruneResult {
+    /// Layer refs removed because no stored image uses them.
     pub layers_removed: usize,
+    /// Objects deleted as unreachable from any ref.
     pub objects_pruned: i32,
+    /// Bytes those objects took.
     pub bytes_freed: u64,
 }
 

@@ -19,24 +19,37 @@ use ostree::glib::{prelude::*, Variant};
 
 use super::tree::{Dir, Node};
 
+/// Key: `sha256:…` of the image manifest.
 pub const MANIFEST_DIGEST: &str = "ostree.manifest-digest";
+/// Key: the manifest JSON, as stored in the image.
 pub const MANIFEST: &str = "ostree.manifest";
+/// Key: the config JSON, as stored in the image.
 pub const IMAGE_CONFIG: &str = "ostree.container.image-config";
+/// Key: the version of the program that imported the image.
 pub const IMPORTER_VERSION: &str = "ostree.importer.version";
+/// Key: the image's version, from its labels.
 pub const VERSION: &str = "version";
+/// Key: whether the image has a kernel.
 pub const BOOTABLE: &str = "ostree.bootable";
 
+/// The image label [`VERSION`] is taken from first.
 pub const LABEL_OCI_VERSION: &str = "org.opencontainers.image.version";
 
 /// What goes into the merged commit's metadata.
 pub struct ImageMeta<'a> {
+    /// Digest of the image manifest.
     pub manifest_digest: &'a str,
+    /// The manifest JSON, as stored.
     pub manifest_json: &'a str,
+    /// The config JSON, as stored.
     pub config_json: &'a str,
+    /// The config's labels (for the version).
     pub labels: &'a std::collections::HashMap<String, String>,
+    /// The merged tree has a kernel.
     pub bootable: bool,
 }
 
+/// The merged commit's metadata (keys in the module docs).
 pub fn commit_metadata(m: &ImageMeta<'_>) -> BTreeMap<String, Variant> {
     let mut md = BTreeMap::new();
     md.insert(MANIFEST_DIGEST.to_string(), m.manifest_digest.to_variant());

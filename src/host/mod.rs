@@ -39,6 +39,7 @@ use anyhow::Result;
 use cli::{HostCommand, ImageCommand, UnencapsulateArgs};
 use imgref::OstreeImageReference;
 
+/// Run a host-side verb (`unencapsulate`, `image …`); returns the exit code.
 pub fn run(cmd: HostCommand) -> Result<u8> {
     match cmd {
         HostCommand::Unencapsulate(UnencapsulateArgs {

@@ -31,49 +31,105 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use sha2::{Digest as _, Sha256};
 
+/// The `index.json` annotation holding an image's tag.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 /// The largest `index.json`, manifest, index or config read (see the module docs).
 pub const MAX_JSON_SIZE: u64 = 4 << 20;
 
+/// Why an OCI layout or one of its blobs could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
+    /// Reading a file of the layout failed.
     #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
+    Io {
+        /// The file (or archive member) read.
+        path: String,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// A JSON blob (index, manifest, config) did not parse.
     #[error("{what}: invalid JSON: {reason}")]
-    Json { what: String, reason: String },
+    Json {
+        /// The blob, named for the message.
+        what: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A digest that is not `sha256:` and 64 lower-case hex digits.
     #[error("unsupported digest {0:?} (expected sha256:<64 hex digits>)")]
     BadDigest(String),
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    /// A blob does not hash to the digest its descriptor gives.
     DigestMismatch {
+        /// The blob, named for the message.
         what: String,
+        /// The descriptor's digest.
         expected: String,
+        /// The digest of the bytes read.
         actual: String,
     },
     #[error("{what}: size mismatch: expected {expected} bytes, got {actual}")]
+    /// A blob's length differs from its descriptor's size.
     SizeMismatch {
+        /// The blob, named for the message.
         what: String,
+        /// The descriptor's size.
         expected: u64,
+        /// The bytes read.
         actual: u64,
     },
     #[error("{path}: no image tagged {tag:?} in index.json (tags: {available})")]
+    /// The image reference names a tag that `index.json` does not hold.
     NoSuchTag {
+        /// The layout.
         path: String,
+        /// The tag asked for.
         tag: String,
+        /// The tags present, comma-separated.
         available: String,
     },
+    /// No tag given, and `index.json` holds more than one image.
     #[error("{path}: index.json holds {n} images; name one with {path}:<tag>")]
-    Ambiguous { path: String, n: usize },
+    Ambiguous {
+        /// The layout.
+        path: String,
+        /// How many images it holds.
+        n: usize,
+    },
+    /// `index.json` lists no image.
     #[error("{path}: index.json holds no image")]
-    Empty { path: String },
+    Empty {
+        /// The layout.
+        path: String,
+    },
+    /// An image index has no entry for this machine's platform.
     #[error("no manifest for linux/{arch} in the image index")]
-    NoPlatform { arch: String },
+    NoPlatform {
+        /// The OCI name of this machine's architecture (`amd64`, `arm64`, …).
+        arch: String,
+    },
+    /// A layer media type that is not a (compressed) tar layer.
     #[error("unknown layer media type {0:?} (expected an OCI or Docker tar layer, uncompressed, gzip or zstd)")]
     UnknownMediaType(String),
+    /// A JSON blob larger than [`MAX_JSON_SIZE`], refused before it is read.
     #[error("{what} is {size} bytes, more than the {limit} bytes allowed for image metadata (containers/image's own limit); refusing to read it")]
-    TooLarge { what: String, size: u64, limit: u64 },
+    TooLarge {
+        /// The blob or file, named for the message.
+        what: String,
+        /// Its size, as the descriptor or the file gives it.
+        size: u64,
+        /// [`MAX_JSON_SIZE`].
+        limit: u64,
+    },
+    /// The manifest's layers and the config's diff_ids differ in number.
     #[error("image has {layers} layers but its config lists {diff_ids} diff_ids")]
-    LayerCount { layers: usize, diff_ids: usize },
+    LayerCount {
+        /// Layers in the manifest.
+        layers: usize,
+        /// diff_ids in the config.
+        diff_ids: usize,
+    },
 }
 
 fn io_err(path: impl Into<String>) -> impl FnOnce(io::Error) -> OciError {
@@ -84,11 +140,15 @@ fn io_err(path: impl Into<String>) -> impl FnOnce(io::Error) -> OciError {
 /// Compression of a layer blob, from its media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// Plain tar.
     None,
+    /// `+gzip` / `.tar.gzip`.
     Gzip,
+    /// `+zstd` / `.tar.zstd`.
     Zstd,
 }
 
+/// The compression of a layer from its media type (OCI or Docker); other types are refused.
 pub fn layer_compression(media_type: &str) -> Result<Compression, OciError> {
     Ok(match media_type {
         "application/vnd.oci.image.layer.v1.tar"
@@ -127,6 +187,7 @@ pub struct DigestReader<R> {
 }
 
 impl<R: Read> DigestReader<R> {
+    /// Start hashing and counting from the current position of `inner`.
     pub fn new(inner: R) -> Self {
         DigestReader {
             inner,
@@ -135,14 +196,17 @@ impl<R: Read> DigestReader<R> {
         }
     }
 
+    /// Bytes read so far.
     pub fn count(&self) -> u64 {
         self.count
     }
 
+    /// The wrapped reader (reading from it directly bypasses the hash).
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.inner
     }
 
+    /// Give back the wrapped reader.
     pub fn into_inner(self) -> R {
         self.inner
     }
@@ -189,19 +253,28 @@ impl<R: Read> Read for DigestReader<R> {
 
 /// An OCI layout, in a directory or in a tar archive.
 pub enum Layout {
+    /// A layout directory (`oci:`).
     Dir(PathBuf),
+    /// A tar archive of a layout (`oci-archive:`), read in place.
     Archive {
+        /// The archive file.
         path: PathBuf,
+        /// Each member's path in the layout, with the offset and size of its data in the file.
         entries: HashMap<String, (u64, u64)>,
     },
 }
 
 /// A resolved image: its manifest and config, both verified.
 pub struct Image {
+    /// Digest of the manifest, as the index (or the platform entry) names it.
     pub manifest_digest: String,
+    /// The manifest's bytes, exactly as stored (they hash to `manifest_digest`).
     pub manifest_raw: Vec<u8>,
+    /// The parsed manifest.
     pub manifest: ImageManifest,
+    /// The config's bytes, exactly as stored.
     pub config_raw: Vec<u8>,
+    /// The parsed config.
     pub config: ImageConfiguration,
 }
 
@@ -219,6 +292,7 @@ impl Image {
         Ok(layers.iter().zip(diff_ids.iter().cloned()).collect())
     }
 
+    /// The config's labels (empty when it has none).
     pub fn labels(&self) -> HashMap<String, String> {
         self.config
             .config()
@@ -239,6 +313,7 @@ fn current_arch() -> &'static str {
 }
 
 impl Layout {
+    /// Open a layout directory (it must hold `index.json`).
     pub fn open_dir(path: &Path) -> Result<Self, OciError> {
         let index = path.join("index.json");
         std::fs::metadata(&index).map_err(io_err(index.display().to_string()))?;

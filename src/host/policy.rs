@@ -44,12 +44,19 @@ use super::limits::{ID_MAX, NAME_MAX, PATH_MAX, SYMLINK_TARGET_MAX};
 /// Type of a tar entry, as far as the policy cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
+    /// Regular file (`0`, the old `\0`, or contiguous `7`).
     Regular,
+    /// Directory (`5`).
     Directory,
+    /// Symbolic link (`2`).
     Symlink,
+    /// Hard link to an earlier entry (`1`).
     Hardlink,
+    /// Character device (`3`).
     CharDevice,
+    /// Block device (`4`).
     BlockDevice,
+    /// Named pipe (`6`).
     Fifo,
     /// A PAX global header (`g`).
     PaxGlobalHeader,
@@ -111,9 +118,17 @@ pub enum Disposition {
     /// The layer's root directory: its metadata is the root's.
     Root,
     /// Remove `name` in `dir` ("" for the root) from the lower layers.
-    Whiteout { dir: String, name: String },
+    Whiteout {
+        /// The directory holding the whiteout.
+        dir: String,
+        /// The name it deletes.
+        name: String,
+    },
     /// Hide the lower layers' children of `dir`.
-    Opaque { dir: String },
+    Opaque {
+        /// The directory holding the opaque marker.
+        dir: String,
+    },
     /// Dropped without error.
     Filtered(Filtered),
     /// The whole layer is rejected.

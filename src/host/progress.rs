@@ -31,6 +31,7 @@ use super::layer::LayerCounts;
 pub type EventSink = Arc<Mutex<std::fs::File>>;
 
 /// Open `--progress-fd N`: the descriptor must be open (and is owned from here on).
+#[allow(unsafe_code)] // taking a raw descriptor; see the two SAFETY comments
 pub fn event_sink(fd: i32) -> anyhow::Result<EventSink> {
     use std::os::fd::FromRawFd;
     if fd < 0 {
@@ -62,6 +63,7 @@ impl Progress {
         }
     }
 
+    /// No bars and no events.
     pub fn hidden() -> Self {
         Progress {
             bars: None,

@@ -73,14 +73,18 @@ pub struct ProxyImage {
 /// What [`ProxyImage::open`] read: the manifest digest (of the manifest as stored, before any
 /// conversion), the manifest converted to OCI, and the config.
 pub struct Fetched {
+    /// Digest of the manifest as stored.
     pub manifest_digest: String,
+    /// The manifest, converted to OCI.
     pub manifest_raw: Vec<u8>,
+    /// The config's bytes.
     pub config_raw: Vec<u8>,
 }
 
 /// The skopeo command line: global options first (`--insecure-policy` unless the image is to
 /// be checked against a policy that exists), then what the crate adds (`experimental-image-proxy`
 /// and its options).
+#[allow(unsafe_code)] // `pre_exec`; see the SAFETY comment
 fn skopeo_command(insecure_policy: bool) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut c = std::process::Command::new("skopeo");

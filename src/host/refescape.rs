@@ -22,14 +22,19 @@ pub const BLOB_PREFIX: &str = "ostree/container/blob";
 /// Ref prefix for an imported image's merged commit.
 pub const IMAGE_PREFIX: &str = "ostree/container/image";
 
+/// Why a string cannot be escaped into a ref, or a ref unescaped back.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EscapeError {
+    /// Nothing to escape.
     #[error("cannot escape an empty string into an ostree ref")]
     Empty,
+    /// A NUL byte, which no ref can carry.
     #[error("cannot escape a string containing NUL into an ostree ref")]
     Nul,
+    /// Unescaping: the ref (first field) lacks the expected prefix (second).
     #[error("ref {0:?} does not start with {1:?}")]
     WrongPrefix(String, String),
+    /// Unescaping: a malformed escape in the string (first field), and why.
     #[error("invalid escaped ref component {0:?}: {1}")]
     Invalid(String, &'static str),
 }

@@ -29,15 +29,25 @@ use super::gvariant;
 pub use super::tree::Csum;
 use super::tree::{Dir, FileKind, Node};
 
+/// Why reading or writing repository objects failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
+    /// A libostree call failed.
     #[error("ostree: {context}: {source}")]
     Ostree {
+        /// What was being done (names the object).
         context: String,
+        /// libostree's error.
         source: glib::Error,
     },
+    /// An object in the repository does not have the shape its type requires.
     #[error("malformed {what} object {csum}")]
-    Malformed { what: &'static str, csum: String },
+    Malformed {
+        /// The object type ("commit", "dirtree", …).
+        what: &'static str,
+        /// Its checksum, hex.
+        csum: String,
+    },
 }
 
 fn ctx(context: impl Into<String>) -> impl FnOnce(glib::Error) -> RepoError {
@@ -48,7 +58,9 @@ fn ctx(context: impl Into<String>) -> impl FnOnce(glib::Error) -> RepoError {
 /// Owner, mode and xattrs of a file or directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
+    /// Owner's user id.
     pub uid: u32,
+    /// Owner's group id.
     pub gid: u32,
     /// Full st_mode: type bits and permission bits (incl. setuid/setgid/sticky).
     pub mode: u32,
@@ -56,8 +68,11 @@ pub struct Meta {
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// File type bits of `st_mode`: directory.
 pub const S_IFDIR: u32 = 0o040000;
+/// File type bits of `st_mode`: regular file.
 pub const S_IFREG: u32 = 0o100000;
+/// File type bits of `st_mode`: symbolic link.
 pub const S_IFLNK: u32 = 0o120000;
 
 /// The content-object header (see module docs), serialised.
@@ -65,12 +80,14 @@ pub fn file_header(meta: &Meta, symlink_target: &str) -> Vec<u8> {
     gvariant::file_header(meta.uid, meta.gid, meta.mode, symlink_target, &meta.xattrs)
 }
 
+/// The dirmeta object for a directory's owner, mode and xattrs, serialised.
 pub fn dirmeta(meta: &Meta) -> Vec<u8> {
     gvariant::dirmeta(meta.uid, meta.gid, meta.mode, &meta.xattrs)
 }
 
 /// A serialised content-object header: our own bytes, or a glib `Variant` built elsewhere.
 pub trait HeaderBytes {
+    /// The serialised header.
     fn header_bytes(&self) -> &[u8];
 }
 
@@ -92,6 +109,7 @@ impl HeaderBytes for Variant {
     }
 }
 
+/// SHA-256 of `data`: the checksum of a metadata object from its serialised bytes.
 pub fn sha256(data: &[u8]) -> Csum {
     Sha256::digest(data).into()
 }
@@ -122,16 +140,22 @@ fn stream_prefix(header: &[u8]) -> Vec<u8> {
 /// Counts of what was written.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WriteStats {
+    /// Content objects written.
     pub content_written: u64,
+    /// Bytes of file content in the content objects written.
     pub content_bytes_written: u64,
+    /// Content objects not written because the repository already had them.
     pub content_reused: u64,
+    /// Metadata objects (dirtree, dirmeta, commit) written.
     pub metadata_written: u64,
 }
 
 /// Writes objects into one repository, remembering what it already holds.
 pub struct ObjectWriter<'r> {
+    /// The repository written to.
     pub repo: &'r ostree::Repo,
     known: HashSet<(u8, Csum)>,
+    /// What was written so far.
     pub stats: WriteStats,
 }
 
@@ -141,6 +165,7 @@ const META: u8 = 2;
 const COMMIT: u8 = 3;
 
 impl<'r> ObjectWriter<'r> {
+    /// A writer that knows nothing yet of what `repo` holds.
     pub fn new(repo: &'r ostree::Repo) -> Self {
         ObjectWriter {
             repo,
@@ -248,6 +273,7 @@ impl<'r> ObjectWriter<'r> {
         Ok(csum)
     }
 
+    /// Write the dirmeta object for `meta` (unless already there); returns its checksum.
     pub fn write_dirmeta(&mut self, meta: &Meta) -> Result<Csum, RepoError> {
         self.write_meta(META, ostree::ObjectType::DirMeta, &dirmeta(meta))
     }
@@ -335,6 +361,7 @@ pub fn load_commit_tree(repo: &ostree::Repo, commit: &str) -> Result<Dir, RepoEr
     load_tree(repo, &tree, meta)
 }
 
+/// Load the dirtree `tree` and everything below it, the root having the dirmeta `meta`.
 pub fn load_tree(repo: &ostree::Repo, tree: &Csum, meta: Csum) -> Result<Dir, RepoError> {
     let hex = hex::encode(tree);
     let v = repo

@@ -179,7 +179,9 @@ struct ObjInfo {
 /// Relabels a merged tree in place, writing the new objects: (1) read every directory's and
 /// object's metadata, (2) look all labels up (in parallel), (3) write what changed.
 pub struct Relabeler<'a, 'r> {
+    /// Where relabelled objects are written.
     pub w: &'a mut ObjectWriter<'r>,
+    /// The policy labels are looked up in.
     pub policy: &'a mut Policy,
     dirmetas: HashMap<Csum, Meta>,
     objects: HashMap<Csum, ObjInfo>,
@@ -204,6 +206,7 @@ fn child_path(path: &str, name: &str) -> String {
 }
 
 impl<'a, 'r> Relabeler<'a, 'r> {
+    /// A relabeler with no previous version to reuse labels from.
     pub fn new(w: &'a mut ObjectWriter<'r>, policy: &'a mut Policy) -> Self {
         Relabeler {
             w,

@@ -21,30 +21,46 @@
 
 use std::collections::BTreeMap;
 
+/// A SHA-256 object checksum, raw.
 pub type Csum = [u8; 32];
 
+/// Name prefix of a whiteout: `.wh.NAME` deletes `NAME` from the layers below.
 pub const WH_PREFIX: &str = ".wh.";
+/// Name of the opaque marker: the directory holding it hides everything below it.
 pub const WH_OPAQUE: &str = ".wh..wh..opq";
 
 /// What kind of non-directory a file node is, when known (trees loaded back from a
 /// repository do not record it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
+    /// A regular file (or a whiteout marker).
     Regular,
+    /// A symbolic link.
     Symlink,
+    /// Loaded from a repository, where the kind is not recorded.
     Unknown,
 }
 
+/// An entry of a [`Dir`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    File { csum: Csum, kind: FileKind },
+    /// A non-directory: a content object.
+    File {
+        /// The content object's checksum.
+        csum: Csum,
+        /// Regular file or symlink, when known.
+        kind: FileKind,
+    },
+    /// A directory.
     Dir(Dir),
 }
 
+/// A directory of the tree being built: its metadata and entries, as a dirtree holds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dir {
     /// Checksum of the dirmeta object (owner, mode, xattrs).
     pub meta: Csum,
+    /// Entries by name, sorted (the order of a dirtree).
     pub children: BTreeMap<String, Node>,
     /// Checksum of this directory's dirtree object when it is in the repository and the
     /// directory has not changed since (set by loading and writing, cleared by merging), so
@@ -52,33 +68,47 @@ pub struct Dir {
     pub tree: Option<Csum>,
 }
 
+/// Why a layer's entry cannot be placed in the tree.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TreeError {
+    /// A parent of the entry is a symlink or file, in this layer or below.
     #[error("{path:?}: refusing to write through {what} {parent:?}")]
     ThroughNonDir {
+        /// The entry.
         path: String,
+        /// The parent that is not a directory.
         parent: String,
+        /// What the parent is ("symlink", "regular file", …).
         what: &'static str,
     },
+    /// A whiteout marker and a directory of the same path in one layer.
     #[error(
         "{path:?}: {parent:?} is a whiteout (it deletes {deleted:?} from the layers below) and a \
          directory in the same layer; umoci and podman would delete {deleted:?} and keep the \
          directory, which one ostree tree cannot hold: rebuild the layer without the entry {parent:?}"
     )]
     WhiteoutAsDirectory {
+        /// The entry placed below the whiteout.
         path: String,
+        /// The whiteout used as a directory.
         parent: String,
+        /// The path the whiteout deletes.
         deleted: String,
     },
+    /// A hard link whose target is missing or not a file.
     #[error("{path:?}: hard link target {target:?} {why}")]
     BadHardlink {
+        /// The link.
         path: String,
+        /// Its target.
         target: String,
+        /// What is wrong with the target.
         why: &'static str,
     },
 }
 
 impl Dir {
+    /// An empty directory with the dirmeta `meta`.
     pub fn new(meta: Csum) -> Self {
         Dir {
             meta,
@@ -113,6 +143,7 @@ impl Dir {
         }
     }
 
+    /// The directory at `path` (components; empty: this one), if it is one.
     pub fn lookup_dir(&self, path: &[&str]) -> Option<&Dir> {
         if path.is_empty() {
             return Some(self);
@@ -146,6 +177,7 @@ fn what(kind: FileKind) -> &'static str {
 /// Builds one layer's tree, consulting the merged tree of the layers below for parent
 /// directories the layer does not list and for hard links to lower files.
 pub struct LayerBuilder<'a> {
+    /// The layer's tree so far.
     pub root: Dir,
     lower: &'a Dir,
     default_dirmeta: Csum,

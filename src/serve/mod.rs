@@ -38,6 +38,7 @@ use crate::host::import;
 /// The repository served when neither `--repo` nor `--image` is given.
 pub const SELF_REPO: &str = "/sysroot/ostree/repo";
 
+/// `serve`: serve the chosen repository until SIGTERM or SIGINT; returns the exit code.
 pub fn run(cmd: cli::ServeCommand) -> Result<u8> {
     match cmd {
         cli::ServeCommand::Serve(args) => serve(args),
