@@ -47,7 +47,7 @@
 //! prove that an object is what its name says, not that ostree can check it out: owner ids
 //! out of range and symlink targets that are empty, too long or hold a NUL are refused
 //! ([`crate::host::policy::owner_id`], [`crate::host::policy::symlink_target`]), and before
-//! the commit's tree is walked, [`longest_path`] refuses names over 255 bytes and paths over
+//! the commit's tree is walked, `longest_path` refuses names over 255 bytes and paths over
 //! 4095 (which also bounds the walk's recursion).
 
 use std::collections::HashMap;

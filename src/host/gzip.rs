@@ -4,7 +4,7 @@
 //! in turn; anything after the last member that is not another member is an error.
 //!
 //! The header's file name and comment are bounded by
-//! [`GZIP_HEADER_STRING_MAX`](super::limits::GZIP_HEADER_STRING_MAX) (as Go's
+//! [`super::limits::GZIP_HEADER_STRING_MAX`] (as Go's
 //! `compress/gzip`, which podman and umoci use), so a header cannot make the reader hold an
 //! unbounded string.
 

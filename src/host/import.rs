@@ -19,7 +19,7 @@
 //!   files, with `etc` at `usr/etc` and its whiteouts kept as empty `.wh.*` files; parents the
 //!   layer does not list get the lower layers' metadata;
 //! - the merged image, ref `ostree/container/image/<escaped image reference>`, with the
-//!   metadata described in [`metadata`](super::metadata).
+//!   metadata described in [`super::metadata`].
 //!
 //! A layer whose ref already exists, with the same diff_id (`ostree.container.diff-id`), is
 //! not fetched again: its tree is loaded from the repository. The same blob listed with

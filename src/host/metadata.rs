@@ -86,7 +86,7 @@ pub fn image_commit_metadata(
     })
 }
 
-/// Does the tree hold a kernel at /usr/lib/modules/<kver>/vmlinuz?
+/// Does the tree hold a kernel at `/usr/lib/modules/<kver>/vmlinuz`?
 pub fn has_kernel(root: &Dir) -> bool {
     let Some(modules) = root.lookup_dir(&["usr", "lib", "modules"]) else {
         return false;

@@ -11,7 +11,7 @@
 //! and read that key back to find the next version (`rpm-ostree upgrade`, `bootc upgrade`). We
 //! write exactly that, so each of those tools can take over a machine deployed here, and the
 //! reverse. A deployment of a plain ostree ref has `refspec=<remote>:<ref>` instead; it follows no
-//! image, and [`image_reference`] says so with [`Origin::Refspec`].
+//! image, and [`read`] says so with [`Origin::Refspec`].
 
 use ostree::glib;
 
