@@ -194,7 +194,7 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
     let oci = t.path().join("oci");
     b.push_oci("layer3", &oci, "v1");
     let archive = t.path().join("image.ociarchive");
-    b.push_oci_archive("layer3", &archive, "v1");
+    b.push_oci_archive("localhost/layer3", &archive, "v1");
     let repo = Repo::init(t.path().join("repo"), "bare-user");
     let c1 = pull(
         &repo.path,
