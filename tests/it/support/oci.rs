@@ -1,6 +1,7 @@
-//! Helpers for the exporter's integration tests: running the real binary and tools, isolated
-//! buildah storage, hand-made OCI layouts (for what buildah cannot produce), and filesystem
-//! snapshots for comparing an ostree checkout with an independent unpack.
+//! OCI and ostree fixtures for the exporter and machine tests (host only): hand-made OCI layouts
+//! (for what buildah cannot produce), [`Repo`] (an ostree repository and its refs), [`Scratch`]
+//! (a directory that goes away even with mounts and immutable deployments), `image pull`, and
+//! filesystem snapshots for comparing an ostree checkout with an independent unpack.
 
 #![allow(dead_code)]
 
