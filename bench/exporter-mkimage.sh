@@ -18,7 +18,7 @@ B=(buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs)
 
 small=$(ls ~/.cache/ostree-container/debian-bookworm-minbase-amd64-*.tar 2>/dev/null | head -1 || true)
 if [ ! -s rootfs.tar ] && [ "${SIZE:-}" = small ]; then
-    [ -n "$small" ] || { echo "SIZE=small needs the test suite's cached rootfs: run cargo test --test exporter first" >&2; exit 1; }
+    [ -n "$small" ] || { echo "SIZE=small needs the test suite's cached rootfs: run cargo test --test it exporter:: first" >&2; exit 1; }
     cp "$small" rootfs.tar
 fi
 if [ ! -s rootfs.tar ]; then

@@ -23,7 +23,7 @@
 //! ends a line at either, so the rest of the name would be read as a line of its own: a name
 //! under /var could otherwise declare `L+ /etc/shadow …`), or longer than systemd takes
 //! (4095 bytes), is never written. Every other byte round-trips: checked byte by byte with the
-//! real `systemd-tmpfiles` 252 (tests/commit_tree.rs,
+//! real `systemd-tmpfiles` 252 (tests/it/commit_tree.rs,
 //! `hostile_names_never_reach_outside_var_through_systemd_tmpfiles`). The argument field
 //! (link target, copy source) is C-unescaped by systemd, so [`escape_argument`] can write any
 //! byte there.

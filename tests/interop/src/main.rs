@@ -1,4 +1,4 @@
-//! Test helper for `tests/encapsulate.rs`: the same operations done by ostree-rs-ext
+//! Test helper for `tests/it/encapsulate/`: the same operations done by ostree-rs-ext
 //! (crate `ostree-ext` 0.15), so each side's output can be read by the other.
 //!
 //! Usage (every command prints one line: a commit checksum or "ok"):

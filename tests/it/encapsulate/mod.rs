@@ -2,29 +2,23 @@
 //! interoperability with ostree-rs-ext. Real ostree, skopeo and gpg; fixtures built here.
 
 // The tests write format-0 streams with the ostree bindings, which only the `host` build has.
-#![cfg(feature = "host")]
 
-mod common;
-#[path = "encapsulate/fixture.rs"]
+use crate::support;
 mod fixture;
-#[path = "encapsulate/interop.rs"]
 mod interop;
-#[path = "encapsulate/registry.rs"]
 mod registry;
-#[path = "encapsulate/rpm_chunking.rs"]
 mod rpm_chunking;
-#[path = "encapsulate/stored.rs"]
 mod stored;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{bin, cmd, ostree, ostree_init, run, run_output};
+use crate::support::{cmd, ostree, ostree_init, run, run_output};
 use serde_json::Value;
 
 /// A scratch directory under the target dir (large files, real xattrs; not tmpfs).
 fn scratch(name: &str) -> tempfile::TempDir {
-    let base = common::target_tmp().join("encapsulate");
+    let base = support::target_tmp().join("encapsulate");
     fs::create_dir_all(&base).unwrap();
     tempfile::Builder::new()
         .prefix(&format!("{name}-"))
@@ -33,13 +27,13 @@ fn scratch(name: &str) -> tempfile::TempDir {
 }
 
 fn oc<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> String {
-    run(&mut cmd(bin().to_str().unwrap(), args))
+    run(&mut support::bin_cmd(args))
 }
 
 fn oc_fails<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> String {
-    let mut c = cmd(bin().to_str().unwrap(), args);
+    let mut c = support::bin_cmd(args);
     let out = run_output(&mut c);
-    assert!(!out.status.success(), "{}", common::report(&c, &out));
+    assert!(!out.status.success(), "{}", support::report(&c, &out));
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

@@ -10,9 +10,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ostree-container")
-}
+use crate::support::bin;
 
 fn run(args: &[&str]) -> Vec<u8> {
     let out = Command::new(bin())
@@ -121,7 +119,7 @@ fn man_pages_and_completions_come_from_the_binary() {
 }
 
 #[cfg(feature = "host")]
-const BEGIN: &str = "<!-- Generated from `ostree-container <command> --help` by tests/docs.rs; \
+const BEGIN: &str = "<!-- Generated from `ostree-container <command> --help` by tests/it/docs.rs; \
                      run scripts/gen-docs to update. -->";
 
 /// The reference section: each command's `--help`, as the binary prints it.

@@ -1,6 +1,7 @@
-//! Helpers for the exporter's integration tests: running the real binary and tools, isolated
-//! buildah storage, hand-made OCI layouts (for what buildah cannot produce), and filesystem
-//! snapshots for comparing an ostree checkout with an independent unpack.
+//! OCI and ostree fixtures for the exporter and machine tests (host only): hand-made OCI layouts
+//! (for what buildah cannot produce), [`Repo`] (an ostree repository and its refs), [`Scratch`]
+//! (a directory that goes away even with mounts and immutable deployments), `image pull`, and
+//! filesystem snapshots for comparing an ostree checkout with an independent unpack.
 
 #![allow(dead_code)]
 
@@ -10,7 +11,9 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use super::run;
 
 use sha2::{Digest, Sha256};
 
@@ -63,49 +66,13 @@ impl Drop for Scratch {
     }
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ostree-container")
-}
-
-pub fn describe(cmd: &Command, out: &Output) -> String {
-    format!(
-        "{:?} -> {}\nstdout:\n{}\nstderr:\n{}",
-        cmd,
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Run, require success, return stdout.
-pub fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{}", describe(cmd, &out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Run, require failure, return stderr.
-pub fn fails(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        !out.status.success(),
-        "expected failure: {}",
-        describe(cmd, &out)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-pub fn exporter<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
-    let mut c = Command::new(bin());
-    c.args(args);
-    c
-}
-
 /// `image pull` (quiet), returning the commit.
 pub fn pull(repo: &Path, imgref: &str) -> String {
-    ok(exporter(["image", "pull", "--quiet"]).arg(repo).arg(imgref))
-        .trim()
-        .to_string()
+    run(super::bin_cmd(["image", "pull", "--quiet"])
+        .arg(repo)
+        .arg(imgref))
+    .trim()
+    .to_string()
 }
 
 /// A fresh ostree repository.
@@ -115,7 +82,7 @@ pub struct Repo {
 
 impl Repo {
     pub fn init(path: PathBuf, mode: &str) -> Repo {
-        ok(Command::new("ostree")
+        run(Command::new("ostree")
             .arg(format!("--repo={}", path.display()))
             .args(["init", &format!("--mode={mode}")]));
         Repo { path }
@@ -129,121 +96,32 @@ impl Repo {
 
     /// All refs and what they point to.
     pub fn refs(&self) -> BTreeMap<String, String> {
-        let list = ok(&mut self.ostree(["refs"]));
+        let list = run(&mut self.ostree(["refs"]));
         list.lines()
             .filter(|l| !l.is_empty())
             .map(|r| {
                 (
                     r.to_string(),
-                    ok(&mut self.ostree(["rev-parse", r])).trim().to_string(),
+                    run(&mut self.ostree(["rev-parse", r])).trim().to_string(),
                 )
             })
             .collect()
     }
 
     pub fn fsck(&self) {
-        ok(&mut self.ostree(["fsck"]));
+        run(&mut self.ostree(["fsck"]));
     }
 
     /// `ostree checkout` (as root: owners, modes and xattrs are real).
     pub fn checkout(&self, rev: &str, dest: &Path) {
-        ok(self.ostree(["checkout", rev]).arg(dest));
+        run(self.ostree(["checkout", rev]).arg(dest));
     }
 
     pub fn metadata(&self, rev: &str, key: &str) -> String {
-        ok(&mut self.ostree(["show", "--print-metadata-key", key, rev]))
+        run(&mut self.ostree(["show", "--print-metadata-key", key, rev]))
             .trim()
             .to_string()
     }
-}
-
-/// buildah with its own storage.
-pub struct Buildah {
-    pub root: PathBuf,
-    pub runroot: PathBuf,
-    pub driver: &'static str,
-}
-
-impl Buildah {
-    pub fn new(dir: &Path, driver: &'static str) -> Buildah {
-        Buildah {
-            root: dir.join("storage"),
-            runroot: dir.join("run"),
-            driver,
-        }
-    }
-
-    pub fn cmd(&self) -> Command {
-        let mut c = Command::new("buildah");
-        c.arg("--root")
-            .arg(&self.root)
-            .arg("--runroot")
-            .arg(&self.runroot)
-            .arg("--storage-driver")
-            .arg(self.driver);
-        c
-    }
-
-    pub fn from(&self, image: &str) -> String {
-        ok(self.cmd().args(["from", "--pull-never", "-q", image]))
-            .trim()
-            .to_string()
-    }
-
-    pub fn mount(&self, ctr: &str) -> PathBuf {
-        PathBuf::from(ok(self.cmd().args(["mount", ctr])).trim())
-    }
-
-    pub fn commit(&self, ctr: &str, image: &str) {
-        ok(self.cmd().args(["commit", "-q", ctr, image]));
-        ok(self.cmd().args(["rm", ctr]));
-    }
-
-    /// containers-storage reference with this storage spelled out.
-    pub fn storage_ref(&self, image: &str) -> String {
-        format!(
-            "containers-storage:[{}@{}+{}]localhost/{image}",
-            self.driver,
-            self.root.display(),
-            self.runroot.display()
-        )
-    }
-
-    /// Copy to an OCI layout directory with skopeo.
-    pub fn push_oci(&self, image: &str, dir: &Path, tag: &str) {
-        ok(Command::new("skopeo")
-            .args(["copy", "--quiet"])
-            .arg(self.storage_ref(image))
-            .arg(format!("oci:{}:{tag}", dir.display())));
-    }
-
-    pub fn push_oci_archive(&self, image: &str, file: &Path, tag: &str) {
-        ok(Command::new("skopeo")
-            .args(["copy", "--quiet"])
-            .arg(self.storage_ref(image))
-            .arg(format!("oci-archive:{}:{tag}", file.display())));
-    }
-}
-
-pub fn set_xattr(path: &Path, name: &str, value: &[u8]) {
-    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = CString::new(name).unwrap();
-    let r = unsafe {
-        libc::lsetxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    assert_eq!(
-        r,
-        0,
-        "setxattr {name} on {}: {}",
-        path.display(),
-        std::io::Error::last_os_error()
-    );
 }
 
 fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
@@ -376,7 +254,7 @@ pub fn assert_same(a: &Snapshot, b: &Snapshot, what: &str) {
 }
 
 pub fn umoci_unpack(oci_dir: &Path, tag: &str, bundle: &Path) -> PathBuf {
-    ok(Command::new("umoci")
+    run(Command::new("umoci")
         .args(["unpack", "--image"])
         .arg(format!("{}:{tag}", oci_dir.display()))
         .arg(bundle));

@@ -4,7 +4,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
-use super::common;
+use crate::support;
 
 /// `security.capability` granting cap_net_raw (VFS_CAP_REVISION_2, effective).
 pub const CAP_NET_RAW: [u8; 20] = [
@@ -105,7 +105,7 @@ pub fn commit(repo: &Path, branch: &str, tree: &Path, extra: &[&str]) -> String 
         "--subject=fixture".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    common::ostree(repo, &args).trim().to_string()
+    support::ostree(repo, &args).trim().to_string()
 }
 
 /// `n` packages `pkg00`, `pkg01`, … with a program, a library and a copyright file each,
@@ -159,7 +159,7 @@ pub fn rpm_package(root: &Path, work: &Path, name: &str, version: &str, files: &
     )
     .unwrap();
     let top = work.join("rpmbuild");
-    common::run(&mut common::cmd(
+    support::run(&mut support::cmd(
         "rpmbuild",
         [
             "--quiet",
@@ -170,7 +170,7 @@ pub fn rpm_package(root: &Path, work: &Path, name: &str, version: &str, files: &
         ],
     ));
     let rpm = top.join(format!("RPMS/noarch/{name}-{version}-1.noarch.rpm"));
-    common::run(&mut common::cmd(
+    support::run(&mut support::cmd(
         "rpm",
         [
             "--root",
@@ -190,7 +190,7 @@ pub fn rpm_package(root: &Path, work: &Path, name: &str, version: &str, files: &
     let etc = root.join("etc");
     if etc.exists() {
         fs::create_dir_all(root.join("usr/etc")).unwrap();
-        common::run(&mut common::cmd(
+        support::run(&mut support::cmd(
             "cp",
             [
                 "-a",

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use super::common::{self, registry::Registry};
 use super::{fixture, layer_digests, repo, scratch};
+use crate::support::{self, registry::Registry};
 
 /// `encapsulate` pushes to `docker://` through skopeo; the next version pushed to the same tag
 /// keeps the layout of the image found there (its manifest only is fetched) and reports what a
@@ -30,10 +30,10 @@ fn encapsulate_to_registry_and_back() {
 
     let dest = reg.docker("os:latest");
     let oc = |args: &[&str]| -> std::process::Output {
-        let mut c = common::cmd(common::bin().to_str().unwrap(), args);
+        let mut c = support::bin_cmd(args);
         c.env(k, home);
-        let out = common::run_output(&mut c);
-        assert!(out.status.success(), "{}", common::report(&c, &out));
+        let out = support::run_output(&mut c);
+        assert!(out.status.success(), "{}", support::report(&c, &out));
         out
     };
     let enc = |c: &str| -> (Value, String) {
@@ -64,9 +64,9 @@ fn encapsulate_to_registry_and_back() {
     assert_eq!(dl["layers_new"].as_u64(), Some((l2.len() - shared) as u64));
 
     // What the registry holds is what encapsulate reported.
-    let mut inspect = common::cmd("skopeo", ["inspect", "--raw", dest.as_str()]);
+    let mut inspect = support::cmd("skopeo", ["inspect", "--raw", dest.as_str()]);
     inspect.env(k, home);
-    let manifest: Value = serde_json::from_str(&common::run(&mut inspect)).unwrap();
+    let manifest: Value = serde_json::from_str(&support::run(&mut inspect)).unwrap();
     let pushed: Vec<String> = manifest["layers"]
         .as_array()
         .unwrap()
@@ -83,5 +83,5 @@ fn encapsulate_to_registry_and_back() {
         &format!("ostree-unverified-registry:{}/os:latest", reg.host),
     ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), c2);
-    common::ostree(&dst, ["fsck"]);
+    support::ostree(&dst, ["fsck"]);
 }

@@ -49,7 +49,7 @@ fn refused(layers: Vec<Layer>, want: &[&str]) -> String {
     let digests: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
     let bad = t.path().join("bad");
     write_layout(&bad, "b", &layers, &[], "2024-01-01T00:00:00Z");
-    let mut cmd = exporter(["image", "pull"]);
+    let mut cmd = bin_cmd(["image", "pull"]);
     cmd.arg(&repo.path)
         .arg(format!("ostree-unverified-image:oci:{}:b", bad.display()));
     let out = cmd.output().unwrap();
@@ -57,7 +57,7 @@ fn refused(layers: Vec<Layer>, want: &[&str]) -> String {
     assert!(
         matches!(out.status.code(), Some(1 | 2)),
         "exit code 1 or 2 expected: {}",
-        describe(&cmd, &out)
+        report(&cmd, &out)
     );
     assert!(
         digests.iter().any(|d| err.contains(d.as_str())),
@@ -98,7 +98,7 @@ fn umoci_refuses(layers: Vec<Layer>) -> String {
     let t = tmpdir();
     let oci = t.path().join("oci");
     write_layout(&oci, "t", &layers, &[], "2024-01-01T00:00:00Z");
-    fails(
+    run_fails(
         Command::new("umoci")
             .args(["unpack", "--image"])
             .arg(format!("{}:t", oci.display()))
@@ -161,7 +161,7 @@ fn hostile_symlink_target_at_the_limit_imports_as_umoci() {
     let target = format!("/{}", "y".repeat(4094));
     let l = raw_layer(tar_with(|b| symlink_entry(b, "usr/max", &target)));
     let (repo, c) = imports_as_umoci(&t, vec![l]);
-    let ls = ok(&mut repo.ostree(["ls", &c, "/usr/max"]));
+    let ls = run(&mut repo.ostree(["ls", &c, "/usr/max"]));
     assert!(ls.contains(&target), "{ls}");
     // bare-user repositories store the target in a file and read it back: fsck agrees.
     let user = Repo::init(t.path().join("repo-user"), "bare-user");
@@ -220,7 +220,7 @@ fn hostile_large_owner_ids_in_range_import_as_umoci() {
         file_owned_by(b, "usr/g", &mut h);
     }));
     let (repo, c) = imports_as_umoci(&t, vec![l]);
-    let ls = ok(&mut repo.ostree(["ls", &c, "/usr/f"]));
+    let ls = run(&mut repo.ostree(["ls", &c, "/usr/f"]));
     assert!(ls.contains("4294967294 3000000000"), "{ls}");
 }
 
@@ -286,7 +286,7 @@ fn hostile_deepest_legal_path_imports_and_checks_out() {
     let (dirs, file) = deepest_path(0);
     let layers = [raw_layer(deep_tar(&dirs, &file))];
     let (repo, c, _) = imports(&t, &layers, "2024-01-01T00:00:00Z");
-    let ls = ok(repo.ostree(["ls", &c]).arg(format!("/{file}")));
+    let ls = run(repo.ostree(["ls", &c]).arg(format!("/{file}")));
     assert!(ls.trim_end().ends_with(&format!("/{file}")), "{ls}");
     repo.checkout(&c, &t.path().join("co"));
 }
@@ -334,7 +334,7 @@ fn hostile_two_zero_blocks_then_garbage_is_the_end_as_go_reads_it() {
 }
 
 fn gnu_tar(args: &[&str], dir: &Path, out: &Path) -> Vec<u8> {
-    ok(Command::new("tar")
+    run(Command::new("tar")
         .args(args)
         .arg("-C")
         .arg(dir)
@@ -390,7 +390,7 @@ fn hostile_pax_sparse_files_expand_as_umoci_unpacks_them() {
         let raw = String::from_utf8_lossy(&tar);
         assert!(raw.contains("GNU.sparse"), "GNU tar wrote no sparse file");
         let (repo, c) = imports_as_umoci(&t, vec![raw_layer(tar)]);
-        let ls = ok(&mut repo.ostree(["ls", "-R", &c]));
+        let ls = run(&mut repo.ostree(["ls", "-R", &c]));
         assert!(!ls.contains("GNUSparseFile"), "{version}: {ls}");
         let co = t.path().join("co-sizes");
         repo.checkout(&c, &co);
@@ -482,8 +482,8 @@ fn hostile_whiteout_name_as_a_parent_deletes_nothing_as_umoci() {
     // `usr/.wh.bin/x` with no entry `usr/.wh.bin`: a directory named `.wh.bin`, as umoci.
     let t = tmpdir();
     let (repo, c) = imports_as_umoci(&t, over_usr_bin(&[file("usr/.wh.bin/x", b"x")]));
-    ok(&mut repo.ostree(["ls", &c, "/usr/bin/sh"]));
-    ok(&mut repo.ostree(["ls", &c, "/usr/.wh.bin/x"]));
+    run(&mut repo.ostree(["ls", &c, "/usr/bin/sh"]));
+    run(&mut repo.ostree(["ls", &c, "/usr/.wh.bin/x"]));
     // Opaque and aufs names as parents are plain directories too.
     let t = tmpdir();
     let (repo, c) = imports_as_umoci(
@@ -493,11 +493,11 @@ fn hostile_whiteout_name_as_a_parent_deletes_nothing_as_umoci() {
             file("usr/bin/.wh..wh.plnk/z", b"z"),
         ]),
     );
-    ok(&mut repo.ostree(["ls", &c, "/usr/bin/sh"]));
+    run(&mut repo.ostree(["ls", &c, "/usr/bin/sh"]));
     // A whiteout entry alone still deletes, as umoci.
     let t = tmpdir();
     let (repo, c) = imports_as_umoci(&t, over_usr_bin(&[Ent::Dir("usr/.wh.bin", 0o755)]));
-    assert!(!ok(&mut repo.ostree(["ls", &c, "/usr"])).contains("/usr/bin"));
+    assert!(!run(&mut repo.ostree(["ls", &c, "/usr"])).contains("/usr/bin"));
 }
 
 #[test]
@@ -520,7 +520,7 @@ fn hostile_pax_global_header_from_git_archive_imports_as_umoci() {
     fs::create_dir_all(src.join("usr/share")).unwrap();
     fs::write(src.join("usr/share/readme"), b"from git\n").unwrap();
     let git = |args: &[&str]| {
-        ok(Command::new("git")
+        run(Command::new("git")
             .arg("-C")
             .arg(&src)
             .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
@@ -562,7 +562,7 @@ fn hostile_pax_global_header_from_git_archive_imports_as_umoci() {
         "2024-01-01T00:00:00Z",
     );
     check_against_umoci(&repo, &c, &plain, "t", t.path());
-    let ls = ok(&mut repo.ostree(["ls", "-R", &c]));
+    let ls = run(&mut repo.ostree(["ls", "-R", &c]));
     assert!(
         !ls.contains("pax_global_header") && ls.contains("/usr/share/readme"),
         "{ls}"
@@ -576,7 +576,7 @@ fn hostile_created_with_multibyte_character_does_not_panic() {
     let layers = [Layer::new(&[file("usr/x", b"x")], Comp::Gzip)];
     let (repo, c, _) = imports(&t, &layers, "2024-01-01T00:00:00+0é:0");
     // An unparseable `created` gives the epoch, as an absent one.
-    let log = ok(&mut repo.ostree(["log", &c]));
+    let log = run(&mut repo.ostree(["log", &c]));
     assert!(log.contains("1970-01-01"), "{log}");
 }
 

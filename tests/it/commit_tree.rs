@@ -8,11 +8,9 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use crate::support::bin;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ostree-container"))
-}
+use serde_json::Value;
 
 /// An ostree-layout root that `lint` passes once `commit` has run on it.
 struct Fixture {

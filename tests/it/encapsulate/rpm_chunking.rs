@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{common, fixture, layer_digests, oc, repo, scratch};
+use super::{fixture, layer_digests, oc, repo, scratch, support};
 
 fn components(layer: &Value) -> Vec<String> {
     layer["components"]
@@ -96,26 +96,23 @@ fn rpm_packages_chunked_and_previous_image_found_at_destination() {
         &format!("ostree-unverified-image:{dest}"),
     ]);
     assert_eq!(out.trim(), c2);
-    let conf = common::ostree(&dst, ["cat", &c2, "/usr/etc/pkg05.conf"]);
+    let conf = support::ostree(&dst, ["cat", &c2, "/usr/etc/pkg05.conf"]);
     assert!(conf.starts_with("pkg05 2.0 etc/pkg05.conf"), "{conf}");
-    common::ostree(&dst, ["fsck"]);
+    support::ostree(&dst, ["fsck"]);
 
     // Without an rpm command it still works, by directory, and says what to install.
-    let mut c = common::cmd(
-        common::bin().to_str().unwrap(),
-        [
-            "encapsulate",
-            "--repo",
-            r.to_str().unwrap(),
-            "--json",
-            &c2,
-            &format!("oci:{}:norpm", d.path().join("oci-norpm").display()),
-        ],
-    );
+    let mut c = support::bin_cmd([
+        "encapsulate",
+        "--repo",
+        r.to_str().unwrap(),
+        "--json",
+        &c2,
+        &format!("oci:{}:norpm", d.path().join("oci-norpm").display()),
+    ]);
     c.env("PATH", "/nonexistent");
-    let out = common::run_output(&mut c);
+    let out = support::run_output(&mut c);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{}", common::report(&c, &out));
+    assert!(out.status.success(), "{}", support::report(&c, &out));
     assert!(stderr.contains("install rpm"), "{stderr}");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let all: BTreeSet<String> = v["layers"]

@@ -21,7 +21,7 @@ impl Server {
     /// Start `ostree-container serve --listen 127.0.0.1:0 ARGS…`; waits for the
     /// `listening on` line.
     pub fn start(log: &Path, args: &[&str]) -> Server {
-        Self::start_cmd(Command::new(super::common::bin()), log, args)
+        Self::start_cmd(Command::new(super::bin()), log, args)
     }
 
     /// Like [`Server::start`] with a prepared command (e.g. `buildah run … ostree-container`).
@@ -205,10 +205,6 @@ pub fn get(port: u16, path: &str) -> Resp {
     Conn::open(port).request("GET", path, &[])
 }
 
-pub fn setxattr(p: &Path, name: &str, value: &[u8]) {
-    rustix::fs::setxattr(p, name, value, rustix::fs::XattrFlags::empty()).unwrap();
-}
-
 /// A tree with what content objects can carry: hard links, setuid/setgid, xattrs, an empty
 /// file, a symlink, a file bigger than the read buffers, nested directories.
 pub fn fixture_tree(dir: &Path) {
@@ -231,9 +227,9 @@ pub fn fixture_tree(dir: &Path) {
     .unwrap();
     std::fs::write(dir.join("usr/share/empty"), b"").unwrap();
     std::fs::write(dir.join("usr/share/data/x"), b"x with xattrs\n").unwrap();
-    setxattr(&dir.join("usr/share/data/x"), "user.b", b"second");
-    setxattr(&dir.join("usr/share/data/x"), "user.a", b"first");
-    setxattr(&dir.join("usr/bin/su"), "user.cap", b"\x01\x00\x00\x02");
+    super::set_xattr(&dir.join("usr/share/data/x"), "user.b", b"second");
+    super::set_xattr(&dir.join("usr/share/data/x"), "user.a", b"first");
+    super::set_xattr(&dir.join("usr/bin/su"), "user.cap", b"\x01\x00\x00\x02");
     std::os::unix::fs::symlink("../bin/tool", dir.join("usr/share/tool-link")).unwrap();
     // Incompressible, larger than one 128 KiB read: 600 KiB from a simple generator.
     let mut x: u64 = 0x9e3779b97f4a7c15;

@@ -1,12 +1,15 @@
 //! Helpers every integration test shares: real buildah, skopeo and ostree, no mocks.
 //!
-//! Use it with `mod common;` at the top of a `tests/*.rs` file.
+//! The one support module of the integration tests (tests/it/main.rs): topic modules use it as
+//! `crate::support`.
 //!
 //! # Running commands
-//! - [`bin()`]: the `ostree-container` binary cargo built for this test run.
+//! - [`bin()`]: the `ostree-container` binary cargo built for this test run; [`bin_cmd()`] runs it.
 //! - [`run()`] runs a [`Command`] and returns its stdout, or panics with the command line, exit
 //!   status, stdout and stderr (the last lines of each). [`run_output()`] does not panic.
+//!   [`run_fails()`] requires failure and returns stderr.
 //! - [`ostree()`]: `ostree --repo=REPO ARGS…`, checked.
+//! - [`set_xattr()`]: set an extended attribute on a path (not following symlinks).
 //!
 //! # Images
 //! - [`rootfs()`]: the cached mmdebstrap tarball for a [`Variant`] (runs `scripts/mkrootfs`; the
@@ -30,6 +33,12 @@
 //!   `systemd-sysusers` and `systemd-tmpfiles --create` in a deployment with the stateroot's /var
 //!   bind-mounted on its /var (in a private mount namespace), as the first boot would.
 //!
+//! # Other helpers
+//! - [`registry`]: a real registry on loopback (plain or TLS with a login).
+//! - [`http`]: a running `ostree-container serve` and a raw HTTP/1.1 client.
+//! - [`oci`] (host only): hand-made OCI layouts, [`oci::Repo`], [`oci::Scratch`], and tree
+//!   snapshots for comparing an ostree checkout with an independent unpack.
+//!
 //! # Booting
 //! - [`vm`]: a disk image from a sysroot (`mkfs.ext4 -d`), its boot entry (also read back from the
 //!   image with debugfs), and a qemu TCG boot with the serial console in a log.
@@ -38,6 +47,9 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+#[cfg(feature = "host")]
+pub mod oci;
 pub mod registry;
 pub mod vm;
 
@@ -50,6 +62,13 @@ use std::process::{Command, Output};
 /// The `ostree-container` binary under test.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ostree-container"))
+}
+
+/// `ostree-container ARGS…`: the binary under test as a [`Command`].
+pub fn bin_cmd<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args);
+    c
 }
 
 /// The repository's top directory.
@@ -115,6 +134,22 @@ pub fn run(cmd: &mut Command) -> String {
         panic!("{}", report(cmd, &out));
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run a command that must fail; return its stderr, or panic with the command line and its
+/// output if it succeeded.
+pub fn run_fails(cmd: &mut Command) -> String {
+    let out = run_output(cmd);
+    if out.status.success() {
+        panic!("expected failure: {}", report(cmd, &out));
+    }
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Set the extended attribute `name` on `path` itself (a symlink is not followed).
+pub fn set_xattr(path: &Path, name: &str, value: &[u8]) {
+    rustix::fs::lsetxattr(path, name, value, rustix::fs::XattrFlags::empty())
+        .unwrap_or_else(|e| panic!("setxattr {name} on {}: {e}", path.display()));
 }
 
 /// `Command::new(program).args(args)`.
@@ -409,6 +444,15 @@ impl Buildah {
         c.args(["push", "--quiet", image, &dest]);
         run(&mut c);
         dest
+    }
+
+    /// Write IMAGE to an OCI archive `file` as `tag` with skopeo.
+    pub fn push_oci_archive(&self, image: &str, file: &Path, tag: &str) {
+        let dest = format!("oci-archive:{}:{tag}", file.display());
+        run(&mut cmd(
+            "skopeo",
+            ["copy", "--quiet", &self.storage_ref(image), &dest],
+        ));
     }
 
     /// Copy IMAGE from another storage into this one with skopeo.

@@ -5,13 +5,11 @@
 //! The heavy tests use the overlay driver and the small `minbase` rootfs (with a placeholder
 //! kernel); one test builds the base on vfs.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use common::*;
+use crate::support::*;
 
 /// The base image has the ostree layout, the binary where libostree's dispatch finds it, a
 /// kernel in /usr/lib/modules and an empty /boot.
@@ -534,7 +532,7 @@ fn check_multi_run(d: &Deployed) {
 
 /// The bootable base (real kernel and dracut initramfs): what `scripts/demo` builds. Slow on a
 /// fresh machine (the rootfs takes ~2 min), so only on request:
-/// `cargo test --test examples -- --ignored base_bootable`.
+/// `cargo test --test it -- --ignored examples::base_bootable`.
 #[test]
 #[ignore]
 fn base_bootable_overlay_layout() {

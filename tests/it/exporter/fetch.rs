@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use super::registry::{self, Registry};
-use super::util::*;
+use crate::support::oci::*;
+use crate::support::{bin, bin_cmd, report, run, run_fails};
 
 const CREATED: &str = "2024-01-01T00:00:00Z";
 
@@ -48,7 +49,7 @@ fn manifest_and_config(layout: &Path) -> (String, String) {
 /// skopeo copy of a layout's only image into the registry.
 fn push(reg: &Registry, layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
     let (k, home) = reg.env();
-    ok(Command::new("skopeo")
+    run(Command::new("skopeo")
         .env(k, home)
         .args(["copy", "--quiet", "--insecure-policy"])
         .args(extra)
@@ -79,11 +80,11 @@ fn registry_update_fetches_only_the_new_layer() {
     let repo = Repo::init(t.path().join("repo"), "bare-user");
     let imgref = format!("ostree-unverified-registry:{}/os:latest", reg.host);
     let exp = |args: &[&str]| {
-        let mut c = exporter(args);
+        let mut c = bin_cmd(args);
         c.env(k, home);
         c
     };
-    let c1 = ok(exp(&["image", "pull", "--quiet"])
+    let c1 = run(exp(&["image", "pull", "--quiet"])
         .arg(&repo.path)
         .arg(&imgref));
     let first = reg.blob_gets();
@@ -92,7 +93,7 @@ fn registry_update_fetches_only_the_new_layer() {
     push(&reg, &v2, "v", "os:latest", &[]);
     let (manifest2, config2) = manifest_and_config(&v2);
     let n = reg.blob_gets().len();
-    let check = ok(exp(&["image", "check", "--json"])
+    let check = run(exp(&["image", "check", "--json"])
         .arg(&repo.path)
         .arg(&imgref));
     let v: serde_json::Value = serde_json::from_str(&check).unwrap();
@@ -111,7 +112,7 @@ fn registry_update_fetches_only_the_new_layer() {
     let mut pull2 = exp(&["image", "pull"]);
     pull2.arg(&repo.path).arg(&imgref);
     let out = pull2.output().unwrap();
-    assert!(out.status.success(), "{}", describe(&pull2, &out));
+    assert!(out.status.success(), "{}", report(&pull2, &out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("1 imported, 3 reused"), "{err}");
     let c2 = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -122,7 +123,7 @@ fn registry_update_fetches_only_the_new_layer() {
         "only the new layer and the config are fetched"
     );
     repo.fsck();
-    let check = ok(exp(&["image", "check"]).arg(&repo.path).arg(&imgref));
+    let check = run(exp(&["image", "check"]).arg(&repo.path).arg(&imgref));
     assert!(check.contains("unchanged"), "{check}");
     // The same content as the layout read directly.
     let other = Repo::init(t.path().join("other"), "bare-user");
@@ -130,7 +131,7 @@ fn registry_update_fetches_only_the_new_layer() {
         &other.path,
         &format!("ostree-unverified-image:oci:{}:v", v2.display()),
     );
-    let ls = |r: &Repo, c: &str| ok(&mut r.ostree(["ls", "-R", "-C", "-X", c]));
+    let ls = |r: &Repo, c: &str| run(&mut r.ostree(["ls", "-R", "-C", "-X", c]));
     assert_eq!(ls(&repo, &c2), ls(&other, &c3));
 }
 
@@ -148,7 +149,7 @@ fn registry_with_login_and_tls_options() {
     let tree = t.path().join("tree");
     std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
     std::fs::write(tree.join("usr/bin/hello"), b"hello\n").unwrap();
-    let c = ok(src
+    let c = run(src
         .ostree(["commit", "-b", "os", "--subject", "os"])
         .arg(format!("--tree=dir={}", tree.display())))
     .trim()
@@ -159,7 +160,7 @@ fn registry_with_login_and_tls_options() {
         .tempdir_in("/tmp")
         .unwrap();
     let gpg_home = gpg.path().to_str().unwrap();
-    ok(Command::new("gpg")
+    run(Command::new("gpg")
         .args(["--homedir", gpg_home, "--batch", "--passphrase", ""])
         .args([
             "--quick-gen-key",
@@ -168,7 +169,7 @@ fn registry_with_login_and_tls_options() {
             "sign",
             "never",
         ]));
-    ok(&mut src.ostree([
+    run(&mut src.ostree([
         "gpg-sign",
         &format!("--gpg-homedir={gpg_home}"),
         &c,
@@ -178,7 +179,7 @@ fn registry_with_login_and_tls_options() {
         .args(["--homedir", gpg_home, "--kill", "gpg-agent"])
         .output();
     let oci = t.path().join("oci");
-    ok(exporter(["encapsulate", "--repo"])
+    run(bin_cmd(["encapsulate", "--repo"])
         .arg(&src.path)
         .arg(&c)
         .arg(format!("oci:{}:e", oci.display())));
@@ -200,28 +201,28 @@ fn registry_with_login_and_tls_options() {
     let imgref = format!("ostree-unverified-registry:{}/enc:1", reg.host);
     let dst = Repo::init(t.path().join("dst"), "bare");
     let unencap = |opts: &[&str]| {
-        let mut cmd = exporter(["unencapsulate", "--quiet", "--repo"]);
+        let mut cmd = bin_cmd(["unencapsulate", "--quiet", "--repo"]);
         cmd.env(k, home).arg(&dst.path).args(opts).arg(&imgref);
         cmd
     };
     let cert_dir = ["--cert-dir", certs.to_str().unwrap()];
     let authfile = ["--authfile", auth.to_str().unwrap()];
-    let err = fails(&mut unencap(&cert_dir));
+    let err = run_fails(&mut unencap(&cert_dir));
     assert!(
         err.contains("unauthorized") || err.contains("authentication required"),
         "{err}"
     );
-    let err = fails(&mut unencap(&authfile));
+    let err = run_fails(&mut unencap(&authfile));
     assert!(err.contains("certificate"), "{err}");
     assert!(dst.refs().is_empty(), "nothing written: {:?}", dst.refs());
-    let out = ok(&mut unencap(&[authfile, cert_dir].concat()));
+    let out = run(&mut unencap(&[authfile, cert_dir].concat()));
     assert_eq!(out.trim(), c, "the original commit");
     dst.fsck();
     let sigs =
-        |r: &Repo| ok(&mut r.ostree(["show", "--print-detached-metadata-key=ostree.gpgsigs", &c]));
+        |r: &Repo| run(&mut r.ostree(["show", "--print-detached-metadata-key=ostree.gpgsigs", &c]));
     assert_eq!(sigs(&dst), sigs(&src), "with its signature");
     let dst2 = Repo::init(t.path().join("dst2"), "bare");
-    let out = ok(exporter([
+    let out = run(bin_cmd([
         "image",
         "pull",
         "--quiet",
@@ -255,8 +256,8 @@ fn bad_stored_blob_listed_with_another_diff_id() {
     l[0].diff_id = wrong.clone();
     let bad = t.path().join("bad");
     write_layout(&bad, "b", &l, &[], CREATED);
-    let err = fails(
-        exporter(["image", "pull"])
+    let err = run_fails(
+        bin_cmd(["image", "pull"])
             .arg(&repo.path)
             .arg(format!("ostree-unverified-image:oci:{}:b", bad.display())),
     );
@@ -358,7 +359,7 @@ fn bad_huge_index_manifest_config() {
         (&manifest, "manifest"),
         (&config, "config"),
     ] {
-        let (kib, err, success) = peak_kib(exporter(["image", "pull"]).arg(&repo.path).arg(
+        let (kib, err, success) = peak_kib(bin_cmd(["image", "pull"]).arg(&repo.path).arg(
             format!("ostree-unverified-image:oci:{}:x", layout.display()),
         ));
         assert!(!success, "{what}: {err}");
@@ -387,7 +388,7 @@ fn progress_fd_json_lines() {
     write_layout(&oci, "v", &l, &[], CREATED);
     let events_file = t.path().join("events.jsonl");
     let run = || -> (String, Vec<serde_json::Value>) {
-        let out = ok(Command::new("sh")
+        let out = run(Command::new("sh")
             .arg("-c")
             .arg(r#""$0" image pull --quiet --progress-fd 3 "$1" "$2" 3>"$3""#)
             .arg(bin())
@@ -429,8 +430,8 @@ fn progress_fd_json_lines() {
     assert_eq!(ev[0]["stage"], "done");
     assert_eq!(ev[0]["unchanged"], true);
 
-    let err = fails(
-        exporter(["image", "pull", "--progress-fd", "97"])
+    let err = run_fails(
+        bin_cmd(["image", "pull", "--progress-fd", "97"])
             .arg(&repo.path)
             .arg(&imgref),
     );
@@ -455,24 +456,24 @@ fn every_verb_takes_both_reference_forms() {
         "the same image, the same record"
     );
     for r in [&bare, &full] {
-        let h = ok(exporter(["image", "history", "--repo"])
+        let h = run(bin_cmd(["image", "history", "--repo"])
             .arg(&repo.path)
             .arg(r));
         assert!(h.contains("hand-made test layer"), "{h}");
-        ok(exporter(["image", "metadata", "--repo"])
+        run(bin_cmd(["image", "metadata", "--repo"])
             .arg(&repo.path)
             .arg(r));
     }
-    let list = ok(exporter(["image", "list", "--repo"]).arg(&repo.path));
+    let list = run(bin_cmd(["image", "list", "--repo"]).arg(&repo.path));
     assert_eq!(list.trim(), bare, "one image");
     // encapsulate to the ostree- form, read back through the bare form.
     let enc = t.path().join("enc");
-    ok(exporter(["encapsulate", "--repo"])
+    run(bin_cmd(["encapsulate", "--repo"])
         .arg(&repo.path)
         .arg(&c)
         .arg(format!("ostree-unverified-image:oci:{}:e", enc.display())));
     let dst = Repo::init(t.path().join("dst"), "bare");
-    let out = ok(exporter(["unencapsulate", "--quiet", "--repo"])
+    let out = run(bin_cmd(["unencapsulate", "--quiet", "--repo"])
         .arg(&dst.path)
         .arg(format!("oci:{}:e", enc.display())));
     assert_eq!(out.trim(), c);

@@ -1,53 +1,39 @@
 //! The machine verbs (`deploy`, `switch`, `upgrade`, `status`) on scratch sysroots, and the
 //! whole chain proven on a booted system (`vm_*`, qemu with TCG; see docs/testing.md).
 //!
-//! Verb tests use small hand-made OCI layouts (tests/exporter/util.rs): a root with a
+//! Verb tests use small hand-made OCI layouts (tests/it/support/oci.rs): a root with a
 //! placeholder kernel in /usr/lib/modules, enough for libostree to deploy. They read the result
 //! back the way other tools would: the origin file, `ostree admin status`, the boot entries, and
 //! `status --json`. Run as root.
 
-#![cfg(feature = "host")]
-
-mod common;
-#[path = "exporter/util.rs"]
-mod util;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use util::{file, write_layout, Comp, Ent, Layer};
-
-fn oc<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
-    let mut c = Command::new(common::bin());
-    c.args(args);
-    c
-}
-
-/// Run, expect success, return stdout.
-fn ok(c: &mut Command) -> String {
-    common::run(c)
-}
+use crate::support::oci::{file, write_layout, Comp, Ent, Layer};
+use crate::support::{bin_cmd, run};
 
 /// Run, expect failure with exit status 2, return stderr.
 fn refused(c: &mut Command) -> String {
-    let out: Output = common::run_output(c);
+    let out: Output = support::run_output(c);
     assert_eq!(
         out.status.code(),
         Some(2),
         "should be refused:\n{}",
-        common::report(c, &out)
+        support::report(c, &out)
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn json(c: &mut Command) -> serde_json::Value {
-    let out = ok(c);
+    let out = run(c);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
 }
 
 /// The root of a tiny OS libostree deploys, with an /etc file for admin edits.
 fn os_entries() -> Vec<Ent> {
-    let mut ents = util::placeholder_os();
+    let mut ents = support::oci::placeholder_os();
     ents.push(file("etc/motd", b"from the image\n"));
     ents
 }
@@ -86,7 +72,7 @@ fn publish(dir: &Path, tag: &str, version: u32) -> (String, u64) {
         "2024-01-01T00:00:00Z",
     );
     let index: serde_json::Value =
-        serde_json::from_str(&common::read(dir.join("index.json"))).unwrap();
+        serde_json::from_str(&support::read(dir.join("index.json"))).unwrap();
     let digest = index["manifests"][0]["digest"]
         .as_str()
         .unwrap()
@@ -96,7 +82,7 @@ fn publish(dir: &Path, tag: &str, version: u32) -> (String, u64) {
 
 /// A scratch sysroot (init-fs + os-init debian) and a layout directory beside it.
 struct Scene {
-    sysroot: common::Sysroot,
+    sysroot: support::Sysroot,
     layout: PathBuf,
     _tmp: tempfile::TempDir,
 }
@@ -105,10 +91,10 @@ impl Scene {
     fn new() -> Scene {
         let tmp = tempfile::Builder::new()
             .prefix("machine-")
-            .tempdir_in(common::target_tmp())
+            .tempdir_in(support::target_tmp())
             .unwrap();
         Scene {
-            sysroot: common::Sysroot::new("debian"),
+            sysroot: support::Sysroot::new("debian"),
             layout: tmp.path().join("oci"),
             _tmp: tmp,
         }
@@ -127,7 +113,7 @@ impl Scene {
 
     /// `ostree-container VERB --sysroot DIR ARGS…`
     fn verb(&self, verb: &str, args: &[&str]) -> Command {
-        let mut c = oc([verb, &self.sr()]);
+        let mut c = bin_cmd([verb, &self.sr()]);
         c.args(args);
         c
     }
@@ -138,7 +124,7 @@ impl Scene {
 
     /// The origin file of a deployment listed by `status --json`.
     fn origin_file(&self, d: &serde_json::Value) -> String {
-        common::read(
+        support::read(
             self.sysroot
                 .path
                 .join(format!("{}.origin", d["path"].as_str().unwrap())),
@@ -150,7 +136,7 @@ impl Scene {
         let dir = self.sysroot.path.join("boot/loader/entries");
         let mut v: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
-            .map(|e| common::read(e.unwrap().path()))
+            .map(|e| support::read(e.unwrap().path()))
             .flat_map(|s| {
                 s.lines()
                     .filter_map(|l| l.strip_prefix("options ").map(str::to_string))
@@ -204,7 +190,7 @@ fn deploy_status_and_upgrade_when_the_tag_moves() {
     assert_eq!(d["default"], true);
     assert_eq!(d["booted"], false);
     // libostree itself lists it, and wrote a boot entry with our kernel arguments.
-    let admin = ok(Command::new("ostree").args(["admin", "status", &s.sr()]));
+    let admin = run(Command::new("ostree").args(["admin", "status", &s.sr()]));
     assert!(admin.contains(&format!("debian {commit1}.0")), "{admin}");
     // libostree 2022.7 shows the commit's version; it reads our origin but knows no image type.
     assert!(admin.contains("Version: 1"), "{admin}");
@@ -214,7 +200,7 @@ fn deploy_status_and_upgrade_when_the_tag_moves() {
         opts[0].starts_with("console=ttyS0 quiet ostree=/ostree/boot."),
         "{opts:?}"
     );
-    let text = ok(&mut s.verb("status", &[]));
+    let text = run(&mut s.verb("status", &[]));
     assert!(
         text.contains(&format!("debian {commit1}.0 (default)")),
         "{text}"
@@ -226,9 +212,9 @@ fn deploy_status_and_upgrade_when_the_tag_moves() {
     let c = json(&mut s.verb("upgrade", &["--check", "--json"]));
     assert_eq!(c["check"]["update_available"], false, "{c}");
     assert_eq!(c["check"]["download_bytes"], 0);
-    let text = ok(&mut s.verb("upgrade", &["--check"]));
+    let text = run(&mut s.verb("upgrade", &["--check"]));
     assert!(text.contains("already up to date"), "{text}");
-    let text = ok(&mut s.verb("upgrade", &[]));
+    let text = run(&mut s.verb("upgrade", &[]));
     assert!(text.contains("already up to date"), "{text}");
     assert_eq!(s.status()["deployments"].as_array().unwrap().len(), 1);
 
@@ -245,7 +231,7 @@ fn deploy_status_and_upgrade_when_the_tag_moves() {
     assert_eq!(check["layers_to_download"], 1);
     assert_eq!(check["download_bytes"], new_bytes);
     assert!(c["deployed"].is_null(), "--check deploys nothing");
-    let text = ok(&mut s.verb("upgrade", &["--check"]));
+    let text = run(&mut s.verb("upgrade", &["--check"]));
     assert!(
         text.contains(&format!("new version {digest2} (version 2)")),
         "{text}"
@@ -272,7 +258,7 @@ fn deploy_status_and_upgrade_when_the_tag_moves() {
     }
     let new_root = s.sysroot.path.join(deps[0]["path"].as_str().unwrap());
     assert!(new_root.join("usr/bin/new-tool").is_file());
-    let text = ok(&mut s.verb("upgrade", &["--check"]));
+    let text = run(&mut s.verb("upgrade", &["--check"]));
     assert!(text.contains("already up to date"), "{text}");
 }
 
@@ -281,11 +267,11 @@ fn deploy_status_and_upgrade_when_the_tag_moves() {
 #[test]
 fn upgrade_check_against_a_registry() {
     let s = Scene::new();
-    let reg = common::registry::Registry::start();
+    let reg = support::registry::Registry::start();
     let (k, home) = reg.env();
     let push = |version: u32| -> (String, u64) {
         let r = publish(&s.layout, "stable", version);
-        ok(Command::new("skopeo")
+        run(Command::new("skopeo")
             .env(k, home)
             .args(["copy", "--quiet", "--insecure-policy"])
             .arg(
@@ -314,7 +300,7 @@ fn upgrade_check_against_a_registry() {
     assert_eq!(check["download_bytes"], new_bytes);
     let up = json(s.verb("upgrade", &["--json"]).env(k, home));
     assert_eq!(up["deployed"]["manifest_digest"], digest2.as_str(), "{up}");
-    let text = ok(s.verb("upgrade", &["--check"]).env(k, home));
+    let text = run(s.verb("upgrade", &["--check"]).env(k, home));
     assert!(text.contains("already up to date"), "{text}");
 }
 
@@ -325,7 +311,7 @@ fn target_imgref_and_switch() {
     let s = Scene::new();
     let (digest2, _) = publish(&s.layout, "other", 2);
     // write_layout writes one tag per layout: version 1 goes to a layout of its own.
-    let one = tempfile::tempdir_in(common::target_tmp()).unwrap();
+    let one = tempfile::tempdir_in(support::target_tmp()).unwrap();
     let (digest1, _) = publish(one.path(), "local", 1);
     let follows = s.imgref("other");
     let out = json(&mut s.verb(
@@ -366,7 +352,7 @@ fn target_imgref_and_switch() {
         format!("[origin]\ncontainer-image-reference={other}\n")
     );
     let etc = s.sysroot.path.join(d["path"].as_str().unwrap()).join("etc");
-    assert_eq!(common::read(etc.join("motd")), "edited by the admin\n");
+    assert_eq!(support::read(etc.join("motd")), "edited by the admin\n");
 }
 
 /// Refusals name the problem and the fix, exit 2, and deploy nothing.
@@ -377,14 +363,14 @@ fn refusals() {
     let imgref = s.imgref("stable");
 
     // Not a sysroot.
-    let not = tempfile::tempdir_in(common::target_tmp()).unwrap();
+    let not = tempfile::tempdir_in(support::target_tmp()).unwrap();
     let nots = format!("--sysroot={}", not.path().display());
     for args in [
         vec!["deploy", &nots, &imgref],
         vec!["status", &nots],
         vec!["upgrade", &nots, "--check"],
     ] {
-        let e = refused(&mut oc(&args));
+        let e = refused(&mut bin_cmd(&args));
         assert!(
             e.contains(&format!(
                 "{} is not an ostree sysroot",
@@ -410,7 +396,7 @@ fn refusals() {
     assert!(e.contains("has no deployment to switch"), "{e}");
 
     // An image without a kernel.
-    let nk = tempfile::tempdir_in(common::target_tmp()).unwrap();
+    let nk = tempfile::tempdir_in(support::target_tmp()).unwrap();
     let ents = vec![
         Ent::Dir("usr", 0o755),
         Ent::Dir("usr/bin", 0o755),
@@ -428,7 +414,7 @@ fn refusals() {
     let e = refused(&mut s.verb("deploy", &[&nkref]));
     assert!(e.contains("has no kernel"), "{e}");
     assert!(e.contains("/usr/lib/modules/<version>/vmlinuz"), "{e}");
-    let refs = common::ostree(&s.sysroot.repo(), ["refs"]);
+    let refs = support::ostree(&s.sysroot.repo(), ["refs"]);
     assert!(
         !refs.contains("ostree/container/image/"),
         "the refused image is not kept: {refs}"
@@ -453,8 +439,10 @@ fn refusals() {
 
     // A deployment of an ostree ref (not an image) is not upgraded by us.
     let repo = s.sysroot.repo();
-    let commit = ok(oc(["image", "pull", "--quiet"]).arg(&repo).arg(&imgref));
-    ok(Command::new("ostree").args(["admin", "deploy", &s.sr(), "--os=debian", commit.trim()]));
+    let commit = run(bin_cmd(["image", "pull", "--quiet"])
+        .arg(&repo)
+        .arg(&imgref));
+    run(Command::new("ostree").args(["admin", "deploy", &s.sr(), "--os=debian", commit.trim()]));
     let e = refused(&mut s.verb("upgrade", &["--check"]));
     assert!(
         e.contains("not an image") || e.contains("no container-image-reference"),
@@ -466,7 +454,7 @@ fn refusals() {
 // ---------------------------------------------------------------------------------------------
 // The whole chain on a booted system.
 
-use common::vm::{self, Boot, BootEntry};
+use crate::support::vm::{self, Boot, BootEntry};
 use std::time::{Duration, Instant};
 
 /// A .deb made with dpkg-deb: `files` (path, mode, content) and an optional postinst.
@@ -477,7 +465,7 @@ fn make_deb(dir: &Path, name: &str, version: &str, files: &[(&str, u32, &str)], 
         root.join("DEBIAN/control"),
         format!(
             "Package: {name}\nVersion: {version}\nArchitecture: all\n\
-             Maintainer: Tests <t@example.org>\nDescription: {name}, made by tests/machine.rs\n"
+             Maintainer: Tests <t@example.org>\nDescription: {name}, made by tests/it/machine/mod.rs\n"
         ),
     )
     .unwrap();
@@ -491,17 +479,17 @@ fn make_deb(dir: &Path, name: &str, version: &str, files: &[(&str, u32, &str)], 
         std::fs::write(&p, content).unwrap();
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
     }
-    common::run(
-        common::cmd("dpkg-deb", ["--root-owner-group", "-Zgzip", "--build"])
+    support::run(
+        support::cmd("dpkg-deb", ["--root-owner-group", "-Zgzip", "--build"])
             .arg(&root)
             .arg(dir.join(format!("{name}_{version}_all.deb"))),
     );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
-/// The build contexts of the two versions (tests/machine/vm plus the .debs).
+/// The build contexts of the two versions (tests/it/machine/vm plus the .debs).
 fn vm_contexts(work: &Path) -> (PathBuf, PathBuf) {
-    let fixtures = common::top().join("tests/machine/vm");
+    let fixtures = support::top().join("tests/it/machine/vm");
     let v1 = work.join("ctx-v1");
     let v2 = work.join("ctx-v2");
     for d in [&v1, &v2] {
@@ -594,8 +582,8 @@ impl Phases {
 
 /// An image's user ids as the build made them.
 fn built_ids(passwd: &str, user: &str) -> String {
-    let (uid, gid) =
-        common::passwd_ids(passwd, user).unwrap_or_else(|| panic!("the build did not make {user}"));
+    let (uid, gid) = support::passwd_ids(passwd, user)
+        .unwrap_or_else(|| panic!("the build did not make {user}"));
     format!("{uid}:{gid}")
 }
 
@@ -611,11 +599,11 @@ fn vm_deploy_boot_upgrade_reboot() {
     let mut ph = Phases::new();
     let work = tempfile::Builder::new()
         .prefix("vm-")
-        .tempdir_in(common::target_tmp())
+        .tempdir_in(support::target_tmp())
         .unwrap();
     let w = work.path();
-    let b = common::Buildah::shared(common::Driver::Overlay);
-    let base = common::base_image(&b, common::Variant::Bootable);
+    let b = support::Buildah::shared(support::Driver::Overlay);
+    let base = support::base_image(&b, support::Variant::Bootable);
     ph.mark("bootable base image");
 
     let (ctx1, ctx2) = vm_contexts(w);
@@ -626,7 +614,7 @@ fn vm_deploy_boot_upgrade_reboot() {
     let _images = RemoveImages(&b, vec![tag2.clone(), tag1.clone()]);
     let ctr = b.from(&tag2);
     let root = b.mount(&ctr);
-    let passwd2 = common::read(root.join("etc/passwd"));
+    let passwd2 = support::read(root.join("etc/passwd"));
     b.umount(&ctr);
     b.rm(&ctr);
     // Both versions as oci-archives (uncompressed layers: the same digests in both).
@@ -635,7 +623,7 @@ fn vm_deploy_boot_upgrade_reboot() {
     let v1_archive = w.join("v1.ociarchive");
     let v2_archive = archives.join("os.ociarchive");
     for (tag, file) in [(&tag1, &v1_archive), (&tag2, &v2_archive)] {
-        common::run(
+        support::run(
             b.cmd()
                 .args(["push", "--quiet", "--disable-compression", tag])
                 .arg(format!("oci-archive:{}:latest", file.display())),
@@ -646,20 +634,20 @@ fn vm_deploy_boot_upgrade_reboot() {
     // The machine's disk: a sysroot with v1 deployed; its origin names where v2 will be.
     let sysroot = w.join("sysroot");
     std::fs::create_dir_all(&sysroot).unwrap();
-    common::run(common::cmd("ostree", ["admin", "init-fs", "--modern"]).arg(&sysroot));
+    support::run(support::cmd("ostree", ["admin", "init-fs", "--modern"]).arg(&sysroot));
     let sr = format!("--sysroot={}", sysroot.display());
-    common::run(&mut common::cmd(
+    support::run(&mut support::cmd(
         "ostree",
         ["admin", "os-init", &sr, "debian"],
     ));
     // A test disk need not survive a power cut (the machine itself powers off cleanly).
-    common::ostree(
+    support::ostree(
         &sysroot.join("ostree/repo"),
         ["config", "set", "core.fsync", "false"],
     );
     let follows = "ostree-unverified-image:oci-archive:/mnt/images/os.ociarchive:latest";
     let out = json(
-        oc([
+        bin_cmd([
             "deploy",
             &sr,
             "--json",
@@ -691,13 +679,13 @@ fn vm_deploy_boot_upgrade_reboot() {
     vm::mkfs_ext4(&archives, "images", &images_disk, &format!("{size}M"));
     // The deployment is immutable (chattr +i): let the work directory go.
     for d in std::fs::read_dir(sysroot.join("ostree/deploy/debian/deploy")).unwrap() {
-        common::run(common::cmd("chattr", ["-i"]).arg(d.unwrap().path()));
+        support::run(support::cmd("chattr", ["-i"]).arg(d.unwrap().path()));
     }
     std::fs::remove_dir_all(&sysroot).unwrap();
     ph.mark("disk images (mkfs.ext4 -d)");
 
     // The console logs stay after the test, for a look at what the machine did.
-    let logs = common::target_tmp().join("vm-console");
+    let logs = support::target_tmp().join("vm-console");
     std::fs::create_dir_all(&logs).unwrap();
     eprintln!("vm test: console logs in {}", logs.display());
     let timeout = Duration::from_secs(420);
@@ -837,7 +825,7 @@ fn vm_deploy_boot_upgrade_reboot() {
 }
 
 /// Images removed from the shared storage when the test ends.
-struct RemoveImages<'a>(&'a common::Buildah, Vec<String>);
+struct RemoveImages<'a>(&'a support::Buildah, Vec<String>);
 
 impl Drop for RemoveImages<'_> {
     fn drop(&mut self) {

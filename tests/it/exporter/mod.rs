@@ -2,27 +2,21 @@
 //! list/remove/prune/history/metadata`), with real buildah, skopeo, umoci and ostree.
 //!
 //! Images come from two places: buildah (`from scratch`, edit the mounted rootfs, commit),
-//! for what real build tools produce, and hand-made OCI layouts (tests/exporter/util.rs), for
+//! for what real build tools produce, and hand-made OCI layouts (tests/it/support/oci.rs), for
 //! what they cannot (cross-layer hard links, hostile paths, corrupted blobs). Every test has
 //! its own temporary directory, buildah storage included. Run as root.
 
-#![cfg(feature = "host")]
-
-#[path = "exporter/fetch.rs"]
 mod fetch;
-#[path = "exporter/hostile.rs"]
 mod hostile;
-#[path = "common/registry.rs"]
-mod registry;
-#[path = "exporter/util.rs"]
-mod util;
+use crate::support::registry;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use util::*;
+use crate::support::oci::*;
+use crate::support::{bin_cmd, report, run, run_fails, set_xattr, Buildah, Driver};
 
 /// A capability set (cap_net_raw+ep) as the kernel stores it in security.capability.
 const CAP_NET_RAW: [u8; 20] = [
@@ -115,7 +109,8 @@ fn build_image(b: &Buildah) {
     chmod(&m.join("usr/bin/tool"), 0o700);
     fs::remove_file(m.join("usr/bin/abs-link")).unwrap();
     fs::create_dir(m.join("usr/bin/abs-link")).unwrap();
-    ok(b.cmd()
+    run(b
+        .cmd()
         .args([
             "config",
             "--label",
@@ -149,7 +144,7 @@ fn check_against_umoci(repo: &Repo, commit: &str, oci: &Path, tag: &str, work: &
 #[test]
 fn plain_layered_image_vfs_matches_umoci_in_bare_user_and_bare_repos() {
     let t = tmpdir();
-    let b = Buildah::new(t.path(), "vfs");
+    let b = Buildah::new(Driver::Vfs);
     build_image(&b);
     let oci = t.path().join("oci");
     b.push_oci("layer3", &oci, "v1");
@@ -184,22 +179,22 @@ fn plain_layered_image_vfs_matches_umoci_in_bare_user_and_bare_repos() {
             "{refs:?}"
         );
         // The capability survived, with /etc moved to /usr/etc.
-        let ls = ok(&mut repo.ostree(["ls", "-X", &commit, "/usr/bin/ping"]));
+        let ls = run(&mut repo.ostree(["ls", "-X", &commit, "/usr/bin/ping"]));
         assert!(ls.contains("security.capability"), "{ls}");
-        ok(&mut repo.ostree(["ls", &commit, "/usr/etc/passwd"]));
-        assert!(!ok(&mut repo.ostree(["ls", &commit, "/tmp"])).contains("junk"));
+        run(&mut repo.ostree(["ls", &commit, "/usr/etc/passwd"]));
+        assert!(!run(&mut repo.ostree(["ls", &commit, "/tmp"])).contains("junk"));
     }
 }
 
 #[test]
 fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
     let t = tmpdir();
-    let b = Buildah::new(t.path(), "overlay");
+    let b = Buildah::new(Driver::Overlay);
     build_image(&b);
     let oci = t.path().join("oci");
     b.push_oci("layer3", &oci, "v1");
     let archive = t.path().join("image.ociarchive");
-    b.push_oci_archive("layer3", &archive, "v1");
+    b.push_oci_archive("localhost/layer3", &archive, "v1");
     let repo = Repo::init(t.path().join("repo"), "bare-user");
     let c1 = pull(
         &repo.path,
@@ -213,7 +208,7 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
         .refs()
         .keys()
         .filter(|r| r.contains("/blob/"))
-        .map(|r| ok(&mut repo.ostree(["ls", "-R", r.as_str()])))
+        .map(|r| run(&mut repo.ostree(["ls", "-R", r.as_str()])))
         .collect();
     assert!(
         layer_listing.contains("/usr/share/doc/.wh.gone.txt"),
@@ -238,28 +233,34 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
     // format), the content does not.
     let c3 = pull(
         &repo.path,
-        &format!("ostree-unverified-image:{}", b.storage_ref("layer3")),
+        &format!(
+            "ostree-unverified-image:{}",
+            b.storage_ref("localhost/layer3")
+        ),
     );
-    ok(Command::new("skopeo")
+    run(Command::new("skopeo")
         .args(["copy", "--quiet"])
         .arg(format!("oci:{}:v1", oci.display()))
-        .arg(b.storage_ref("from-oci")));
+        .arg(b.storage_ref("localhost/from-oci")));
     let c3b = pull(
         &repo.path,
-        &format!("ostree-unverified-image:{}", b.storage_ref("from-oci")),
+        &format!(
+            "ostree-unverified-image:{}",
+            b.storage_ref("localhost/from-oci")
+        ),
     );
     let darchive = t.path().join("image.dockerarchive");
-    ok(Command::new("skopeo")
+    run(Command::new("skopeo")
         .args(["copy", "--quiet"])
-        .arg(b.storage_ref("layer3"))
+        .arg(b.storage_ref("localhost/layer3"))
         .arg(format!(
             "docker-archive:{}:localhost/layer3:v1",
             darchive.display()
         )));
     let dir = t.path().join("dirimage");
-    ok(Command::new("skopeo")
+    run(Command::new("skopeo")
         .args(["copy", "--quiet"])
-        .arg(b.storage_ref("layer3"))
+        .arg(b.storage_ref("localhost/layer3"))
         .arg(format!("dir:{}", dir.display())));
     let c4 = pull(
         &repo.path,
@@ -272,7 +273,7 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
         &repo.path,
         &format!("ostree-unverified-image:dir:{}", dir.display()),
     );
-    let content = |c: &str| ok(&mut repo.ostree(["ls", "-R", "-C", "-X", c]));
+    let content = |c: &str| run(&mut repo.ostree(["ls", "-R", "-C", "-X", c]));
     assert_eq!(content(&c1), content(&c3));
     assert_eq!(content(&c1), content(&c3b));
     assert_eq!(content(&c1), content(&c4));
@@ -280,18 +281,18 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
     // A registry (a real one on loopback): the same manifest, so the same commit.
     let reg = registry::Registry::start();
     let (k, home) = reg.env();
-    ok(Command::new("skopeo")
+    run(Command::new("skopeo")
         .env(k, home)
         .args(["copy", "--quiet", "--insecure-policy"])
         .arg(format!("oci:{}:v1", oci.display()))
         .arg(reg.docker("layer3:v1")));
-    let c6 = ok(exporter(["image", "pull", "--quiet"])
+    let c6 = run(bin_cmd(["image", "pull", "--quiet"])
         .env(k, home)
         .arg(&repo.path)
         .arg(format!("ostree-unverified-registry:{}/layer3:v1", reg.host)));
     assert_eq!(c1, c6.trim());
     repo.fsck();
-    let list = ok(exporter(["image", "list", "--repo"]).arg(&repo.path));
+    let list = run(bin_cmd(["image", "list", "--repo"]).arg(&repo.path));
     assert_eq!(list.lines().count(), 7, "{list}");
     assert!(
         list.contains(&format!("docker://{}/layer3:v1", reg.host)),
@@ -306,7 +307,7 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
 #[test]
 fn same_image_twice_same_commit_and_update_reads_only_new_layers() {
     let t = tmpdir();
-    let b = Buildah::new(t.path(), "vfs");
+    let b = Buildah::new(Driver::Vfs);
     build_image(&b);
     let oci = t.path().join("oci");
     b.push_oci("layer2", &oci, "latest");
@@ -317,15 +318,15 @@ fn same_image_twice_same_commit_and_update_reads_only_new_layers() {
     assert_eq!(c1, pull(&r2.path, &imgref), "same image, same commit");
 
     // Again: nothing to do.
-    let out = ok(exporter(["image", "pull"]).arg(&r1.path).arg(&imgref));
+    let out = run(bin_cmd(["image", "pull"]).arg(&r1.path).arg(&imgref));
     assert_eq!(out.trim(), c1);
 
     // The tag moves to an image with one more layer: only that layer is read.
     b.push_oci("layer3", &oci, "latest");
-    let mut cmd = exporter(["image", "pull"]);
+    let mut cmd = bin_cmd(["image", "pull"]);
     cmd.arg(&r1.path).arg(&imgref);
     let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{}", describe(&cmd, &o));
+    assert!(o.status.success(), "{}", report(&cmd, &o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("1 imported, 2 reused"), "{err}");
     let c2 = String::from_utf8_lossy(&o.stdout).trim().to_string();
@@ -335,7 +336,7 @@ fn same_image_twice_same_commit_and_update_reads_only_new_layers() {
     let refs = r1.refs();
     assert_eq!(refs.keys().filter(|r| r.contains("/blob/")).count(), 3);
     // unencapsulate with --write-ref, and the `ostree container` spelling.
-    let out = ok(exporter([
+    let out = run(bin_cmd([
         "container",
         "unencapsulate",
         "--quiet",
@@ -387,7 +388,7 @@ fn list_remove_prune_history_metadata() {
         3,
         "shared base stored once"
     );
-    let list = ok(exporter(["image", "list", "--repo"]).arg(&repo.path));
+    let list = run(bin_cmd(["image", "list", "--repo"]).arg(&repo.path));
     assert_eq!(
         list,
         format!(
@@ -397,30 +398,30 @@ fn list_remove_prune_history_metadata() {
         )
     );
 
-    let hist = ok(exporter(["image", "history", "--repo"])
+    let hist = run(bin_cmd(["image", "history", "--repo"])
         .arg(&repo.path)
         .arg(&ra));
     assert!(hist.contains("hand-made test layer"), "{hist}");
-    let manifest = ok(exporter(["image", "metadata", "--repo"])
+    let manifest = run(bin_cmd(["image", "metadata", "--repo"])
         .arg(&repo.path)
         .arg(&ra));
     let v: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert_eq!(v["layers"].as_array().unwrap().len(), 2);
-    let config = ok(exporter(["image", "metadata", "--config", "--repo"])
+    let config = run(bin_cmd(["image", "metadata", "--config", "--repo"])
         .arg(&repo.path)
         .arg(format!("oci:{}:a", oci.join("a").display())));
     assert!(config.contains("diff_ids"), "{config}");
 
-    ok(exporter(["image", "remove", "--repo"])
+    run(bin_cmd(["image", "remove", "--repo"])
         .arg(&repo.path)
         .arg(&ra));
-    let err = fails(
-        exporter(["image", "remove", "--repo"])
+    let err = run_fails(
+        bin_cmd(["image", "remove", "--repo"])
             .arg(&repo.path)
             .arg(&ra),
     );
     assert!(err.contains("not in the repository"), "{err}");
-    let out = ok(exporter(["image", "prune", "--repo"]).arg(&repo.path));
+    let out = run(bin_cmd(["image", "prune", "--repo"]).arg(&repo.path));
     assert!(out.contains("removed 1 unused layers"), "{out}");
     let refs = repo.refs();
     assert_eq!(
@@ -511,7 +512,7 @@ fn hand_made_layers_gzip_zstd_plain_hardlinks_xattrs_owners() {
         &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"ping"))
     );
     assert_eq!(s["usr/bin/ping"], ping);
-    let ls = ok(&mut repo.ostree(["ls", "-X", &c, "/usr/bin/ping"]));
+    let ls = run(&mut repo.ostree(["ls", "-X", &c, "/usr/bin/ping"]));
     assert!(
         ls.contains("user.note") && !ls.contains("security.selinux"),
         "{ls}"
@@ -534,8 +535,8 @@ fn hand_made_layers_gzip_zstd_plain_hardlinks_xattrs_owners() {
         fs::metadata(co.join("usr/ping-again")).unwrap().ino()
     );
     assert_eq!(repo.metadata(&c, "version"), "'7'");
-    assert!(!ok(&mut repo.ostree(["show", &c])).contains("ostree.bootable"));
-    let log = ok(&mut repo.ostree(["log", &c]));
+    assert!(!run(&mut repo.ostree(["show", &c])).contains("ostree.bootable"));
+    let log = run(&mut repo.ostree(["log", &c]));
     assert!(log.contains("2023-05-06 07:08:09"), "{log}");
 }
 
@@ -559,8 +560,8 @@ fn assert_rejected(layers: Vec<Layer>, want: &[&str]) {
     let before = repo.refs();
     let bad = t.path().join("bad");
     write_layout(&bad, "b", &layers, &[], "2024-01-01T00:00:00Z");
-    let err = fails(
-        exporter(["image", "pull"])
+    let err = run_fails(
+        bin_cmd(["image", "pull"])
             .arg(&repo.path)
             .arg(format!("ostree-unverified-image:oci:{}:b", bad.display())),
     );
@@ -673,7 +674,7 @@ fn devices_under_dev_are_dropped() {
         &repo.path,
         &format!("ostree-unverified-image:oci:{}:d", oci.display()),
     );
-    let ls = ok(&mut repo.ostree(["ls", "-R", &c]));
+    let ls = run(&mut repo.ostree(["ls", "-R", &c]));
     assert!(ls.contains("/dev") && !ls.contains("/dev/null"), "{ls}");
 }
 
@@ -691,14 +692,14 @@ fn bad_unknown_media_type() {
 fn bad_image_reference() {
     let t = tmpdir();
     let repo = Repo::init(t.path().join("repo"), "bare-user");
-    let err = fails(
-        exporter(["image", "pull"])
+    let err = run_fails(
+        bin_cmd(["image", "pull"])
             .arg(&repo.path)
             .arg("quay.io/foo/bar"),
     );
     assert!(err.contains("expected <scheme>"), "{err}");
-    let err = fails(
-        exporter(["image", "pull"])
+    let err = run_fails(
+        bin_cmd(["image", "pull"])
             .arg(&repo.path)
             .arg("ostree-unverified-image:tarball:/x"),
     );
@@ -730,7 +731,7 @@ fn killed_import_leaves_repository_clean_and_rerun_succeeds() {
     let repo = Repo::init(t.path().join("repo"), "bare-user");
     let imgref = format!("ostree-unverified-image:oci:{}:big", oci.display());
     let before = repo.refs();
-    let mut child = exporter(["image", "pull", "--quiet"])
+    let mut child = bin_cmd(["image", "pull", "--quiet"])
         .arg(&repo.path)
         .arg(&imgref)
         .spawn()
@@ -762,7 +763,7 @@ fn killed_import_leaves_repository_clean_and_rerun_succeeds() {
     let c = pull(&repo.path, &imgref);
     repo.fsck();
     assert_eq!(repo.refs().len(), 4);
-    assert!(ok(&mut repo.ostree(["ls", &c, "/usr/l2f399"])).contains("100000"));
+    assert!(run(&mut repo.ostree(["ls", &c, "/usr/l2f399"])).contains("100000"));
 }
 
 /// An image derived (with buildah) from an ostree-encapsulated commit: the base keeps its
@@ -781,22 +782,22 @@ fn derived_from_encapsulated_base_keeps_the_base_commit() {
     fs::write(tree.join("usr/etc/os-release"), b"ID=base\n").unwrap();
     fs::write(tree.join("usr/lib/modules/6.1.0/vmlinuz"), vec![1u8; 5000]).unwrap();
     let src = Repo::init(t.path().join("src"), "bare-user");
-    let base = ok(src
+    let base = run(src
         .ostree(["commit", "-b", "base", "--owner-uid=0", "--owner-gid=0"])
         .arg(format!("--tree=dir={}", tree.display())))
     .trim()
     .to_string();
     let oci = t.path().join("oci");
-    ok(exporter(["encapsulate", "--max-layers", "3", "--repo"])
+    run(bin_cmd(["encapsulate", "--max-layers", "3", "--repo"])
         .arg(&src.path)
         .arg("base")
         .arg(format!("oci:{}:base", oci.display())));
 
-    let b = Buildah::new(t.path(), "vfs");
-    ok(Command::new("skopeo")
+    let b = Buildah::new(Driver::Vfs);
+    run(Command::new("skopeo")
         .args(["copy", "--quiet"])
         .arg(format!("oci:{}:base", oci.display()))
-        .arg(b.storage_ref("base")));
+        .arg(b.storage_ref("localhost/base")));
     let c = b.from("localhost/base");
     let m = b.mount(&c);
     fs::write(m.join("usr/bin/derived"), b"derived").unwrap();
@@ -821,7 +822,7 @@ fn derived_from_encapsulated_base_keeps_the_base_commit() {
         blobs.len() - 1,
         "every ostree layer names the base commit: {refs:?}"
     );
-    let ls = ok(&mut repo.ostree(["ls", "-R", &merged]));
+    let ls = run(&mut repo.ostree(["ls", "-R", &merged]));
     for want in [
         "/usr/bin/base",
         "/usr/bin/derived",
@@ -837,8 +838,8 @@ fn derived_from_encapsulated_base_keeps_the_base_commit() {
     );
     assert_eq!(repo.metadata(&merged, "ostree.bootable"), "true");
     // Same content object for the base's file in both commits.
-    let base_file = ok(&mut src.ostree(["ls", "-C", &base, "/usr/bin/base"]));
-    let merged_file = ok(&mut repo.ostree(["ls", "-C", &merged, "/usr/bin/base"]));
+    let base_file = run(&mut src.ostree(["ls", "-C", &base, "/usr/bin/base"]));
+    let merged_file = run(&mut repo.ostree(["ls", "-C", &merged, "/usr/bin/base"]));
     assert_eq!(base_file, merged_file);
     // Again: nothing to do; and the base is reused by a second derived image.
     assert_eq!(pull(&repo.path, &imgref), merged);
@@ -902,7 +903,7 @@ fn selinux_labels_from_the_image_policy_match_ostree_commit() {
     let repo = Repo::init(t.path().join("repo"), "bare-user");
     let imgref = format!("ostree-unverified-image:oci:{}:se", oci.display());
     let summary = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
-    let first = exporter(["image", "pull"])
+    let first = bin_cmd(["image", "pull"])
         .arg(&repo.path)
         .arg(&imgref)
         .output()
@@ -915,12 +916,12 @@ fn selinux_labels_from_the_image_policy_match_ostree_commit() {
         summary(&first)
     );
     repo.fsck();
-    let listing = |c: &str| ok(&mut repo.ostree(["ls", "-R", "-C", "-X", c]));
+    let listing = |c: &str| run(&mut repo.ostree(["ls", "-R", "-C", "-X", c]));
     // The oracle: the same tree committed by libostree with the same policy.
     let oracle = |c: &str, name: &str| {
         let co = t.path().join(name);
         repo.checkout(c, &co);
-        let theirs = ok(repo
+        let theirs = run(repo
             .ostree(["commit", "--orphan", "--owner-uid=0", "--owner-gid=0"])
             .arg(format!("--tree=dir={}", co.display()))
             .arg(format!("--selinux-policy={}", co.display())))
@@ -940,7 +941,7 @@ fn selinux_labels_from_the_image_policy_match_ostree_commit() {
     // result is still exactly what ostree commit --selinux-policy makes.
     layers.push(Layer::new(&[file("usr/bin/ls", b"new ls")], Comp::Gzip));
     write_layout(&oci, "se", &layers, &[], "2024-01-02T00:00:00Z");
-    let second = exporter(["image", "pull"])
+    let second = bin_cmd(["image", "pull"])
         .arg(&repo.path)
         .arg(&imgref)
         .output()
@@ -977,17 +978,17 @@ fn imported_commit_deploys_with_ostree_admin() {
     let sysroot = t.path().join("sysroot");
     fs::create_dir(&sysroot).unwrap();
     let sr = format!("--sysroot={}", sysroot.display());
-    ok(Command::new("ostree")
+    run(Command::new("ostree")
         .args(["admin", "init-fs", "--modern"])
         .arg(&sysroot));
-    ok(Command::new("ostree").args(["admin", "os-init", &sr, "test"]));
+    run(Command::new("ostree").args(["admin", "os-init", &sr, "test"]));
     let repo = sysroot.join("ostree/repo");
     let c = pull(
         &repo,
         &format!("ostree-unverified-image:oci:{}:os", oci.display()),
     );
-    ok(Command::new("ostree").args(["admin", "deploy", &sr, "--os=test", &c]));
-    let status = ok(Command::new("ostree").args(["admin", "status", &sr]));
+    run(Command::new("ostree").args(["admin", "deploy", &sr, "--os=test", &c]));
+    let status = run(Command::new("ostree").args(["admin", "status", &sr]));
     assert!(status.contains(&format!("test {c}.0")), "{status}");
     let deploy = sysroot.join(format!("ostree/deploy/test/deploy/{c}.0"));
     assert_eq!(
@@ -1015,10 +1016,10 @@ fn output_without_a_terminal() {
     );
     let imgref = format!("ostree-unverified-image:oci:{}:x", oci.display());
     let repo = Repo::init(t.path().join("repo"), "bare-user");
-    let mut cmd = exporter(["image", "pull"]);
+    let mut cmd = bin_cmd(["image", "pull"]);
     cmd.arg(&repo.path).arg(&imgref);
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", describe(&cmd, &out));
+    assert!(out.status.success(), "{}", report(&cmd, &out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stdout.trim().len(), 64, "{stdout}");
@@ -1028,13 +1029,13 @@ fn output_without_a_terminal() {
         "{stderr}"
     );
     let repo2 = Repo::init(t.path().join("repo2"), "bare-user");
-    let mut cmd = exporter(["image", "pull", "--quiet"]);
+    let mut cmd = bin_cmd(["image", "pull", "--quiet"]);
     cmd.arg(&repo2.path).arg(&imgref);
     let out = cmd.output().unwrap();
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "{}",
-        describe(&cmd, &out)
+        report(&cmd, &out)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
 }
@@ -1088,9 +1089,9 @@ fn layer_reused_only_over_the_lower_layers_it_was_built_on() {
     let cb = pull(&repo.path, &imgref(&b));
     repo.fsck();
     let check = |c: &str, mode: &str, text: &str| {
-        let ls = ok(&mut repo.ostree(["ls", "-d", c, "/opt"]));
+        let ls = run(&mut repo.ostree(["ls", "-d", c, "/opt"]));
         assert!(ls.starts_with(mode), "{ls}");
-        let linked = ok(&mut repo.ostree(["cat", c, "/opt/linked"]));
+        let linked = run(&mut repo.ostree(["cat", c, "/opt/linked"]));
         assert_eq!(linked, text);
     };
     check(&ca, "d00755", "from a");
@@ -1098,7 +1099,7 @@ fn layer_reused_only_over_the_lower_layers_it_was_built_on() {
     // And back: image a again over a repository where the layer was last stored over b.
     let fresh = Repo::init(t.path().join("fresh"), "bare");
     assert_eq!(pull(&fresh.path, &imgref(&b)), cb);
-    ok(&mut repo.ostree(["refs", "--delete", "ostree/container/image"]));
+    run(&mut repo.ostree(["refs", "--delete", "ostree/container/image"]));
     assert_eq!(pull(&repo.path, &imgref(&a)), ca);
     check(&ca, "d00755", "from a");
 }

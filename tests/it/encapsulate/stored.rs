@@ -2,10 +2,10 @@
 
 use serde_json::Value;
 
-use super::{common, has_commit, manifest_of, oc, os_commit, repo, scratch};
+use super::{has_commit, manifest_of, oc, os_commit, repo, scratch, support};
 
 fn image_refs(repo: &std::path::Path) -> Vec<String> {
-    common::ostree(repo, ["refs"])
+    support::ostree(repo, ["refs"])
         .lines()
         .filter(|r| r.starts_with("ostree/container/image/"))
         .map(String::from)
@@ -36,39 +36,36 @@ fn encapsulated_image_is_a_stored_image() {
     assert_eq!(stored, manifest_of(&oci, "v1"));
     let refs = image_refs(&dst);
     assert_eq!(refs.len(), 1, "{refs:?}");
-    let parent = common::ostree(&dst, ["rev-parse", &format!("{}^", refs[0])]);
+    let parent = support::ostree(&dst, ["rev-parse", &format!("{}^", refs[0])]);
     assert_eq!(parent.trim(), c);
     // The image commit has the original's tree and version.
-    let ls_image = common::ostree(&dst, ["ls", "-R", "-X", &refs[0]]);
-    let ls_orig = common::ostree(&dst, ["ls", "-R", "-X", &c]);
+    let ls_image = support::ostree(&dst, ["ls", "-R", "-X", &refs[0]]);
+    let ls_orig = support::ostree(&dst, ["ls", "-R", "-X", &c]);
     assert_eq!(ls_image, ls_orig);
-    let show = common::ostree(&dst, ["show", &refs[0]]);
+    let show = support::ostree(&dst, ["show", &refs[0]]);
     assert!(show.contains("Version: 42.1"), "{show}");
 
     // Same manifest again: nothing to do.
-    let mut again = common::cmd(
-        common::bin().to_str().unwrap(),
-        [
-            "unencapsulate",
-            "--repo",
-            dst_s,
-            "--write-ref",
-            "kept",
-            &imgref,
-        ],
-    );
-    let out = common::run_output(&mut again);
-    assert!(out.status.success(), "{}", common::report(&again, &out));
+    let mut again = support::bin_cmd([
+        "unencapsulate",
+        "--repo",
+        dst_s,
+        "--write-ref",
+        "kept",
+        &imgref,
+    ]);
+    let out = support::run_output(&mut again);
+    assert!(out.status.success(), "{}", support::report(&again, &out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), c);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("image unchanged"), "{stderr}");
-    assert_eq!(common::ostree(&dst, ["rev-parse", "kept"]).trim(), c);
+    assert_eq!(support::ostree(&dst, ["rev-parse", "kept"]).trim(), c);
 
     // Prune keeps what an image or a ref uses, and frees the rest.
     oc(["image", "prune", "--repo", dst_s]);
     assert!(has_commit(&dst, &c));
     oc(["image", "remove", "--repo", dst_s, &image]);
-    common::ostree(&dst, ["refs", "--delete", "kept"]);
+    support::ostree(&dst, ["refs", "--delete", "kept"]);
     assert!(image_refs(&dst).is_empty());
     let pruned = oc(["image", "prune", "--repo", dst_s]);
     let layers = stored["layers"].as_array().unwrap().len();
@@ -77,6 +74,6 @@ fn encapsulated_image_is_a_stored_image() {
         "{pruned}"
     );
     assert!(!has_commit(&dst, &c), "{pruned}");
-    assert!(common::ostree(&dst, ["refs"]).trim().is_empty());
-    common::ostree(&dst, ["fsck"]);
+    assert!(support::ostree(&dst, ["refs"]).trim().is_empty());
+    support::ostree(&dst, ["fsck"]);
 }

@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::run;
+
 pub struct Registry {
     /// `127.0.0.1:PORT`
     pub host: String,
@@ -35,17 +37,6 @@ pub struct Registry {
 /// Login of [`Registry::start_secure`].
 pub const USER: &str = "tester";
 pub const PASSWORD: &str = "s3cret-pw";
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/deps installs it)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 impl Registry {
     /// Plain HTTP, no login.

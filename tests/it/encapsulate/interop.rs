@@ -16,16 +16,16 @@ use ostree::gio::prelude::*;
 use ostree::{gio, glib};
 use sha2::{Digest, Sha256};
 
-use super::common;
+use crate::support;
 
 pub fn helper() -> PathBuf {
-    let target = common::target_tmp().join("interop-target");
+    let target = support::target_tmp().join("interop-target");
     std::fs::create_dir_all(&target).unwrap();
-    let _lock = common::lock_file(&target.join(".build-lock"));
+    let _lock = support::lock_file(&target.join(".build-lock"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest = common::top().join("tests/interop/Cargo.toml");
-    common::run(
-        common::cmd(
+    let manifest = support::top().join("tests/interop/Cargo.toml");
+    support::run(
+        support::cmd(
             &cargo,
             [
                 "build",

@@ -4,7 +4,7 @@
 //! *old* image's /etc/passwd, group, shadow, gshadow and /var, and the real `systemd-sysusers
 //! --root` and `systemd-tmpfiles --create --root` that run at boot.
 
-mod common;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{base_image, run, run_output, Buildah, Driver, Variant};
+use crate::support::{base_image, run, run_output, Buildah, Driver, Variant};
 
 /// The build-side binary as it is bind-mounted into builds: `--no-default-features` (no
 /// libostree), built once per test run into its own target dir.
 fn glibc_only_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let target = common::target_tmp().join("glibc-only");
+        let target = support::target_tmp().join("glibc-only");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         run(Command::new(cargo)
             .args([
@@ -31,7 +31,7 @@ fn glibc_only_bin() -> &'static Path {
                 "--target-dir",
             ])
             .arg(&target)
-            .current_dir(common::top()));
+            .current_dir(support::top()));
         target.join("debug/ostree-container")
     })
 }
@@ -103,7 +103,7 @@ fn cp_a(from: &Path, to: &Path) {
 }
 
 fn ids_of(passwd: &str, user: &str) -> (u32, u32) {
-    common::passwd_ids(passwd, user).unwrap_or_else(|| panic!("no user {user} in:\n{passwd}"))
+    support::passwd_ids(passwd, user).unwrap_or_else(|| panic!("no user {user} in:\n{passwd}"))
 }
 
 fn build_and_upgrade(driver: Driver) {
@@ -122,7 +122,7 @@ fn build_and_upgrade(driver: Driver) {
     // The image itself: the second commit found nothing fatal; /tmp is clean; the tool wrote
     // its files; the package database lives in /usr.
     let report: serde_json::Value =
-        serde_json::from_str(&common::read(newp.join("usr/share/commit-report.json"))).unwrap();
+        serde_json::from_str(&support::read(newp.join("usr/share/commit-report.json"))).unwrap();
     assert_eq!(report["counts"]["errors"], 0, "{report:#}");
     assert!(!newp.join("tmp/junk").exists());
     assert!(
@@ -134,7 +134,7 @@ fn build_and_upgrade(driver: Driver) {
         Path::new("../../usr/lib/sysimage/dpkg")
     );
     let lint = run_output(
-        Command::new(common::bin())
+        Command::new(support::bin())
             .args(["lint", "--json", "--root"])
             .arg(newp),
     );
@@ -167,7 +167,7 @@ fn build_and_upgrade(driver: Driver) {
     // the path.
     let machine_dir = tempfile::Builder::new()
         .prefix("ostree-container-machine-")
-        .tempdir_in(common::target_tmp())
+        .tempdir_in(support::target_tmp())
         .unwrap();
     let m = machine_dir.path().join("root");
     cp_a(newp, &m);
@@ -182,9 +182,9 @@ fn build_and_upgrade(driver: Driver) {
     let machine_dpkg = m.join("var/lib/dpkg");
     fs::remove_file(&machine_dpkg).unwrap();
     cp_a(&old.path.join("usr/lib/sysimage/dpkg"), &machine_dpkg);
-    assert!(!common::read(machine_dpkg.join("status")).contains(&format!("Package: {PKG}\n")));
+    assert!(!support::read(machine_dpkg.join("status")).contains(&format!("Package: {PKG}\n")));
     assert!(
-        common::passwd_ids(&common::read(m.join("etc/passwd")), "builder").is_none(),
+        support::passwd_ids(&support::read(m.join("etc/passwd")), "builder").is_none(),
         "the old machine has no builder"
     );
 
@@ -210,11 +210,11 @@ fn build_and_upgrade(driver: Driver) {
         String::from_utf8_lossy(&ours.stderr),
         tmpfiles.status,
     );
-    let conf = common::read(m.join("usr/lib/tmpfiles.d/ostree-container-var.conf"));
+    let conf = support::read(m.join("usr/lib/tmpfiles.d/ostree-container-var.conf"));
     assert_lines_applied(&m, &conf, &tmpfiles_err);
 
-    let built_passwd = common::read(newp.join("etc/passwd"));
-    let machine_passwd = common::read(m.join("etc/passwd"));
+    let built_passwd = support::read(newp.join("etc/passwd"));
+    let machine_passwd = support::read(m.join("etc/passwd"));
     for user in ["_chrony", "builder", "second"] {
         assert_eq!(
             ids_of(&machine_passwd, user),
@@ -222,8 +222,8 @@ fn build_and_upgrade(driver: Driver) {
             "{user} must have the build's ids"
         );
     }
-    let machine_group = common::read(m.join("etc/group"));
-    let (gid, members) = common::group_entry(&machine_group, "builders").expect("group builders");
+    let machine_group = support::read(m.join("etc/group"));
+    let (gid, members) = support::group_entry(&machine_group, "builders").expect("group builders");
     assert_eq!(gid, 2500);
     assert!(
         members.contains(&"builder".to_string()),
@@ -241,7 +241,7 @@ fn build_and_upgrade(driver: Driver) {
     );
     let appstate = fs::metadata(m.join("var/lib/appstate")).unwrap();
     assert_eq!(appstate.uid(), 1500);
-    assert_eq!(common::read(m.join("var/lib/appstate/config")), "seeded\n");
+    assert_eq!(support::read(m.join("var/lib/appstate/config")), "seeded\n");
     assert_eq!(fs::metadata(m.join("var/lib/second")).unwrap().uid(), 901);
     // /opt/vendor and /usr/local/bin/localtool work; dpkg knows the package.
     let chroot = |args: &[&str]| run(Command::new("chroot").arg(&m).args(args));
@@ -320,7 +320,7 @@ fn buildah_run_on_an_ordinary_container_refuses_and_changes_nothing() {
     };
     let mut c = b.cmd();
     c.args(["add", "--quiet", &ctr])
-        .arg(common::rootfs(Variant::Minbase))
+        .arg(support::rootfs(Variant::Minbase))
         .arg("/");
     run(&mut c);
     let tool = format!(
@@ -371,7 +371,7 @@ fn buildah_run_on_an_ordinary_container_refuses_and_changes_nothing() {
         before == after,
         "the refused commit changed the tree: {changed:#?}"
     );
-    assert_eq!(common::read(root.join("tmp/job/state")), "half-done\n");
+    assert_eq!(support::read(root.join("tmp/job/state")), "half-done\n");
     b.umount(&ctr);
     b.rm(&ctr);
 }

@@ -1,19 +1,18 @@
 //! `ostree-container serve`: the real `ostree pull` against the server on 127.0.0.1, HTTP
 //! details, hostile requests, and serving from inside a container.
 
-mod common;
-#[path = "serve/support.rs"]
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
-use common::{ostree, ostree_init};
-use support::{fixture_tree, get, setxattr, Conn, Server};
+use crate::support::{ostree, ostree_init};
+use support::http::{fixture_tree, get, Conn, Server};
+use support::set_xattr;
 
 fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("serve-")
-        .tempdir_in(common::target_tmp())
+        .tempdir_in(support::target_tmp())
         .unwrap()
 }
 
@@ -119,7 +118,7 @@ fn pull_from_bare_user_into_archive_and_bare_user() {
     let tree = d.path().join("src-tree");
     std::fs::write(tree.join("usr/bin/tool"), b"#!/bin/sh\necho tool v2\n").unwrap();
     std::fs::write(tree.join("usr/share/new"), b"new file\n").unwrap();
-    setxattr(&tree.join("usr/share/new"), "user.n", b"1");
+    set_xattr(&tree.join("usr/share/new"), "user.n", b"1");
     ostree(
         &src,
         [
@@ -380,11 +379,11 @@ fn hostile_requests() {
 /// `ostree pull` from 127.0.0.1.
 #[test]
 fn serve_from_inside_a_container() {
-    use common::{base_image, Buildah, Driver, Variant};
+    use crate::support::{base_image, Buildah, Driver, Variant};
     let d = scratch();
     let b = Buildah::new(Driver::Overlay);
     let base = base_image(&b, Variant::Minbase);
-    let ctx = common::top().join("examples/serve");
+    let ctx = support::top().join("examples/serve");
     b.bud(&ctx, None, "localhost/serve-test:1", &[("BASE", &base)]);
     let ctr = b.from("localhost/serve-test:1");
     let mut cmd = b.cmd();
@@ -416,7 +415,7 @@ fn serve_from_inside_a_container() {
 /// server's private archive repository, pulled under the ref given with `--ref`.
 #[test]
 fn serve_image() {
-    use common::{Buildah, Driver};
+    use crate::support::{Buildah, Driver};
     let d = scratch();
     let ctx = d.path().join("ctx");
     std::fs::create_dir_all(ctx.join("usr/share/img")).unwrap();
