@@ -5,6 +5,10 @@
 //! The heavy tests use the overlay driver and the small `minbase` rootfs (with a placeholder
 //! kernel); one test builds the base on vfs.
 
+// Without the host feature only the base-image and tool-image tests run; the helpers that
+// import and deploy are then unused.
+#![cfg_attr(not(feature = "host"), allow(dead_code, unused_imports))]
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -385,6 +389,7 @@ fn make_upgrade_context(dir: &Path) {
 }
 
 #[test]
+#[cfg(feature = "host")] // imports and deploys the image
 fn daemon() {
     example(
         "daemon",
@@ -413,6 +418,7 @@ fn daemon() {
 }
 
 #[test]
+#[cfg(feature = "host")] // imports and deploys the image
 fn opt_software() {
     example(
         "opt-software",
@@ -444,6 +450,7 @@ fn opt_software() {
 }
 
 #[test]
+#[cfg(feature = "host")] // imports and deploys the image
 fn etc_config() {
     let edited = std::sync::atomic::AtomicBool::new(false);
     example(
@@ -468,12 +475,14 @@ fn etc_config() {
 }
 
 #[test]
+#[cfg(feature = "host")] // imports and deploys the image
 fn users() {
     example("users", &[], |_| {}, check_users);
 }
 
 /// docs/usage.md tells podman users to `podman build`: the same example, built by podman.
 #[test]
+#[cfg(feature = "host")] // imports and deploys the image
 fn users_built_with_podman() {
     example_built_with(Tool::Podman, "users", &[], |_| {}, check_users);
 }
@@ -503,12 +512,14 @@ fn check_users(d: &Deployed) {
 }
 
 #[test]
+#[cfg(feature = "host")] // imports and deploys the image
 fn multi_run() {
     example("multi-run", &["--layers"], |_| {}, check_multi_run);
 }
 
 /// A Containerfile of several RUN steps built by podman (which caches layers by default).
 #[test]
+#[cfg(feature = "host")] // imports and deploys the image
 fn multi_run_built_with_podman() {
     example_built_with(
         Tool::Podman,

@@ -30,4 +30,5 @@ mod examples;
 mod exporter;
 #[cfg(feature = "host")]
 mod machine;
+#[cfg(feature = "host")] // `serve` is a host-side verb
 mod serve;

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr};
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -125,27 +124,21 @@ impl Repo {
 }
 
 fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
     let mut names = vec![0u8; 4096];
-    let n = unsafe { libc::llistxattr(p.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if n <= 0 {
+    let Ok(n) = rustix::fs::llistxattr(path, &mut names[..]) else {
         return Vec::new();
-    }
+    };
     let mut out = Vec::new();
-    for name in names[..n as usize]
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-    {
+    for name in names[..n].split(|b| *b == 0).filter(|s| !s.is_empty()) {
         let s = String::from_utf8_lossy(name).into_owned();
         if s == "security.selinux" {
             continue;
         }
         let cn = CString::new(name).unwrap();
         let mut val = vec![0u8; 4096];
-        let m =
-            unsafe { libc::lgetxattr(p.as_ptr(), cn.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
-        assert!(m >= 0);
-        val.truncate(m as usize);
+        let m = rustix::fs::lgetxattr(path, cn.as_c_str(), &mut val[..])
+            .unwrap_or_else(|e| panic!("lgetxattr {} {s}: {e}", path.display()));
+        val.truncate(m);
         out.push((s, val));
     }
     out.sort();
