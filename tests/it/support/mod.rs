@@ -362,11 +362,21 @@ impl Buildah {
     ) -> String {
         let tmp = self.root.with_file_name("podman-tmp");
         std::fs::create_dir_all(&tmp).unwrap();
+        // podman refuses a --runroot longer than 50 characters, and the storage's runroot sits
+        // in the checkout (its length is the clone's path). The same runroot, reached through
+        // a short link in a directory made for this build (removed when it returns): the
+        // storage's locks and mount records stay the ones buildah uses.
+        let short = tempfile::Builder::new()
+            .prefix("oc-")
+            .tempdir_in("/run")
+            .expect("a directory under /run for podman's runroot link");
+        let runroot = short.path().join("r");
+        std::os::unix::fs::symlink(&self.runroot, &runroot).unwrap();
         let mut c = Command::new("podman");
         c.arg("--root")
             .arg(&self.root)
             .arg("--runroot")
-            .arg(&self.runroot)
+            .arg(&runroot)
             .arg("--storage-driver")
             .arg(self.driver.name())
             .arg("--tmpdir")
