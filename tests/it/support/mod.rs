@@ -364,14 +364,24 @@ impl Buildah {
         std::fs::create_dir_all(&tmp).unwrap();
         // podman refuses a --runroot longer than 50 characters, and the storage's runroot sits
         // in the checkout (its length is the clone's path). The same runroot, reached through
-        // a short link in a directory made for this build (removed when it returns): the
+        // a short link named after its inode (podman records the runroot path in its database
+        // and refuses another one later, so the name must not change while the storage lives;
+        // the link is as long-lived as the storage, in /run, which a reboot empties). The
         // storage's locks and mount records stay the ones buildah uses.
-        let short = tempfile::Builder::new()
-            .prefix("oc-")
-            .tempdir_in("/run")
-            .expect("a directory under /run for podman's runroot link");
-        let runroot = short.path().join("r");
-        std::os::unix::fs::symlink(&self.runroot, &runroot).unwrap();
+        std::fs::create_dir_all(&self.runroot).unwrap();
+        let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&self.runroot).unwrap());
+        let runroot = PathBuf::from(format!("/run/ostree-container-test-runroot-{ino}"));
+        let points_here = || std::fs::read_link(&runroot).ok().as_deref() == Some(&*self.runroot);
+        if !points_here() {
+            // A stale link (an inode reused) is replaced; two builds at once may race to make it.
+            let _ = std::fs::remove_file(&runroot);
+            let made = std::os::unix::fs::symlink(&self.runroot, &runroot);
+            assert!(
+                made.is_ok() || points_here(),
+                "{}: {made:?}",
+                runroot.display()
+            );
+        }
         let mut c = Command::new("podman");
         c.arg("--root")
             .arg(&self.root)
