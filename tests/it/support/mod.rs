@@ -382,7 +382,17 @@ impl Buildah {
                 runroot.display()
             );
         }
+        // libpod's database records the runroot too: keep it apart from the storage (a database
+        // left by a podman run with another runroot path refuses this one), one per link name.
+        let conf = tmp.join(format!("containers-{ino}.conf"));
+        let static_dir = tmp.join(format!("libpod-{ino}"));
+        std::fs::write(
+            &conf,
+            format!("[engine]\nstatic_dir = \"{}\"\n", static_dir.display()),
+        )
+        .unwrap();
         let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", &conf);
         c.arg("--root")
             .arg(&self.root)
             .arg("--runroot")
