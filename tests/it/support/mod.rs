@@ -382,26 +382,27 @@ impl Buildah {
                 runroot.display()
             );
         }
-        // libpod's database records the runroot too: keep it apart from the storage (a database
-        // left by a podman run with another runroot path refuses this one), one per link name.
-        let conf = tmp.join(format!("containers-{ino}.conf"));
-        let static_dir = tmp.join(format!("libpod-{ino}"));
-        std::fs::write(
-            &conf,
-            format!("[engine]\nstatic_dir = \"{}\"\n", static_dir.display()),
-        )
-        .unwrap();
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", &conf);
-        c.arg("--root")
-            .arg(&self.root)
-            .arg("--runroot")
-            .arg(&runroot)
-            .arg("--storage-driver")
-            .arg(self.driver.name())
-            .arg("--tmpdir")
-            .arg(&tmp)
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+        let podman = || {
+            let mut c = Command::new("podman");
+            c.arg("--root")
+                .arg(&self.root)
+                .arg("--runroot")
+                .arg(&runroot)
+                .arg("--storage-driver")
+                .arg(self.driver.name())
+                .arg("--tmpdir")
+                .arg(&tmp)
+                .args(["--cgroup-manager", "cgroupfs", "--events-backend", "none"]);
+            c
+        };
+        // libpod's database (under the storage root; `--root` overrides containers.conf's
+        // static_dir) records the runroot path and refuses another: one left by a podman run
+        // with another path holds only finished build containers, so it is started anew.
+        let probe = podman().args(["images", "-q"]).output().unwrap();
+        if String::from_utf8_lossy(&probe.stderr).contains("database configuration mismatch") {
+            let _ = std::fs::remove_file(self.root.join("libpod/bolt_state.db"));
+        }
+        let mut c = podman();
         c.args(["build", "--pull=never"]);
         build(c, context, tag, build_args, flags)
     }
