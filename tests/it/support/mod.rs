@@ -112,8 +112,19 @@ fn tail(bytes: &[u8], lines: usize) -> String {
 
 /// Run a command to completion, capturing its output; never panics on failure.
 pub fn run_output(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("could not start `{}`: {e}", describe(cmd)))
+    let mut out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not start `{}`: {e}", describe(cmd)));
+    // buildah 1.28 re-executes itself from a sealed memfd copy (chroot isolation); with several
+    // buildah processes starting at once, sealing sometimes fails with EBUSY before anything
+    // ran ("Close_Fd sealing memfd copy: Device or resource busy"). Nothing happened, so the
+    // command is run once more.
+    if String::from_utf8_lossy(&out.stderr).contains("sealing memfd copy") {
+        out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("could not start `{}`: {e}", describe(cmd)));
+    }
+    out
 }
 
 /// Format a finished command for a failure message.
