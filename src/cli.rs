@@ -185,7 +185,7 @@ pub fn run(args: Vec<OsString>) -> Result<u8> {
         #[cfg(feature = "host")]
         Command::Encapsulate(c) => crate::encapsulate::run(c),
         #[cfg(feature = "host")]
-        Command::Serve(c) => crate::serve::run(c),
+        Command::Serve(c) => crate::serve::run(c, crate::host::pull_into_archive),
         #[cfg(feature = "host")]
         Command::Machine(c) => crate::machine::run(c),
     }

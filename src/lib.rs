@@ -26,4 +26,8 @@ pub mod host;
 pub mod machine;
 pub mod manual;
 #[cfg(feature = "host")]
+pub mod oci;
+#[cfg(feature = "host")]
+pub mod ostree;
+#[cfg(feature = "host")]
 pub mod serve;

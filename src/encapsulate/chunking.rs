@@ -32,10 +32,10 @@ use std::io::Read;
 use ostree::gio::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::commit::{self, CommitError, Walk};
+use crate::ostree::commit::{self, CommitError, Walk};
 
 /// Layer annotation listing the components a layer holds (as ostree-rs-ext).
-pub const COMPONENTS_ANNOTATION: &str = "ostree.components";
+pub use crate::ostree::keys::COMPONENTS_ANNOTATION;
 /// Separates component names in the `ostree.components` annotation.
 pub const COMPONENT_SEPARATOR: char = ',';
 

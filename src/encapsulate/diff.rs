@@ -6,11 +6,11 @@
 
 use serde::Serialize;
 
-use crate::host::repo::{self, RepoError};
-use crate::host::tree::{Dir, Node};
+use crate::ostree::repo::{self, RepoError};
+use crate::ostree::tree::{Dir, Node};
 
 use super::cli::DiffArgs;
-use super::commit;
+use crate::ostree::commit;
 
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 /// What differs between two commits (paths without leading `/`, sorted).
@@ -175,7 +175,7 @@ impl Diff {
 
 /// `diff`: print the differences; returns the exit code.
 pub fn run(a: &DiffArgs) -> anyhow::Result<u8> {
-    let repo = commit::open_repo(&a.repo)?;
+    let repo = crate::ostree::repo::open_repo(&a.repo)?;
     let d = diff_commits(&repo, &a.from, &a.to, a.subdir.as_deref())?;
     if a.json {
         let mut v = serde_json::to_value(&d)?;
@@ -190,7 +190,7 @@ pub fn run(a: &DiffArgs) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::tree::FileKind;
+    use crate::ostree::tree::FileKind;
 
     fn file(b: u8) -> Node {
         Node::File {

@@ -8,29 +8,19 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::host::fetch;
-use crate::host::imgref::{ImageReference, OstreeImageReference, SignatureSource, Transport};
+use crate::oci::fetch;
+use crate::oci::imgref::{ImageReference, OstreeImageReference, SignatureSource, Transport};
 
 use super::chunking::{self, LayerPlan, COMPONENTS_ANNOTATION, COMPONENT_SEPARATOR};
 use super::cli::EncapsulateArgs;
-use super::commit::{self, Commit, Walk};
-use super::ociwrite::{self, OciDir, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST};
-use super::tarwrite::{ExportError, LayerWriter};
+use crate::oci::write::{self, OciDir, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST};
+use crate::ostree::commit::{self, Commit, Walk};
+use crate::ostree::tar::write::{ExportError, LayerWriter};
 
-/// Label: the checksum of the encapsulated commit.
-pub const LABEL_COMMIT: &str = "ostree.commit";
-/// Label: diff_id of the last ostree layer; layers after it were added by a derived build.
-pub const LABEL_DIFFID: &str = "ostree.final-diffid";
-/// Label: `true` when the commit is bootable (says so, or has a kernel).
-pub const LABEL_BOOTABLE: &str = "ostree.bootable";
-/// Label: `1` on bootable images, as bootc expects.
-pub const LABEL_BOOTC: &str = "containers.bootc";
-/// Label: the kernel version found at `usr/lib/modules/<kver>/vmlinuz`.
-pub const LABEL_LINUX: &str = "ostree.linux";
-/// Label: the commit's `version` metadata.
-pub const LABEL_VERSION: &str = "org.opencontainers.image.version";
-/// Commit metadata holding the default CMD (`as`), as libostree names it.
-pub const META_CMD: &str = "ostree.container-cmd";
+use crate::ostree::keys::{
+    CONTAINER_CMD, LABEL_BOOTABLE, LABEL_BOOTC, LABEL_COMMIT, LABEL_DIFFID, LABEL_LINUX,
+    LABEL_OCI_VERSION,
+};
 
 /// How to encapsulate: what `encapsulate`'s options ask for besides the commit itself.
 #[derive(Debug, Default, Clone)]
@@ -41,7 +31,7 @@ pub struct EncapOptions {
     pub copy_meta: Vec<String>,
     /// Commit metadata keys copied to labels when present (`--copymeta-opt`).
     pub copy_meta_opt: Vec<String>,
-    /// The image's `Cmd`; `None` takes the commit's [`META_CMD`], if any.
+    /// The image's `Cmd`; `None` takes the commit's [`CONTAINER_CMD`], if any.
     pub cmd: Option<Vec<String>>,
     /// At most this many content layers after the commit layer (`--max-layers`).
     pub max_layers: u32,
@@ -119,7 +109,7 @@ pub fn labels_for(
         labels.insert(LABEL_LINUX.into(), k);
     }
     if let Some(v) = c.meta_string("version") {
-        labels.insert(LABEL_VERSION.into(), v);
+        labels.insert(LABEL_OCI_VERSION.into(), v);
     }
     labels.extend(opts.labels.clone());
     labels.insert(LABEL_COMMIT.into(), c.checksum.clone());
@@ -183,17 +173,19 @@ pub fn build_oci(
         LABEL_DIFFID.into(),
         layers.last().expect("one layer at least").diff_id.clone(),
     );
-    let created = ociwrite::rfc3339(c.timestamp);
-    let cmd = opts
-        .cmd
-        .clone()
-        .or_else(|| c.metadata.lookup::<Vec<String>>(META_CMD).ok().flatten());
+    let created = crate::oci::time::rfc3339(c.timestamp);
+    let cmd = opts.cmd.clone().or_else(|| {
+        c.metadata
+            .lookup::<Vec<String>>(CONTAINER_CMD)
+            .ok()
+            .flatten()
+    });
     let mut ctr = json!({ "Labels": labels });
     if let Some(cmd) = cmd {
         ctr["Cmd"] = json!(cmd);
     }
     let config = json!({
-        "architecture": ociwrite::oci_arch(),
+        "architecture": write::oci_arch(),
         "os": "linux",
         "created": created,
         "config": ctr,
@@ -265,7 +257,7 @@ fn write_chunk(
 
 /// An image's manifest and config: `oci:`/`oci-archive:` in place, anything else through
 /// the image proxy.
-pub fn open_image(imgref: &str) -> Result<crate::host::oci::Image> {
+pub fn open_image(imgref: &str) -> Result<crate::oci::layout::Image> {
     let r = OstreeImageReference::parse_any(imgref)?.imgref;
     let r = OstreeImageReference {
         sigverify: SignatureSource::ContainerPolicyAllowInsecure,
@@ -289,7 +281,10 @@ pub struct DownloadSize {
 }
 
 /// What a client holding `old` downloads to get `new` (layers compared by digest).
-pub fn download_size(old: &crate::host::oci::Image, new: &crate::host::oci::Image) -> DownloadSize {
+pub fn download_size(
+    old: &crate::oci::layout::Image,
+    new: &crate::oci::layout::Image,
+) -> DownloadSize {
     let have: HashSet<String> = old
         .manifest
         .layers()
@@ -358,7 +353,7 @@ pub fn run(a: &EncapsulateArgs) -> Result<u8> {
     if a.max_layers == 0 {
         bail!("--max-layers must be at least 1");
     }
-    let repo = commit::open_repo(&a.repo)?;
+    let repo = crate::ostree::repo::open_repo(&a.repo)?;
     let dest = OstreeImageReference::parse_any(&a.imgref)?.imgref;
     let work = tempfile::Builder::new()
         .prefix("ostree-container-encapsulate-")

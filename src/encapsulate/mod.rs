@@ -1,37 +1,11 @@
 //! Encapsulation: an ostree commit to an OCI image and back, losslessly, in ostree-rs-ext's
 //! format so that either tool reads what the other writes.
 //!
-//! Modules: [`commit`] (reading a commit and walking its tree), [`tarwrite`] / [`tarread`]
-//! (the tar stream), [`chunking`] (which objects go in which layer), [`ociwrite`] (writing an
-//! image), [`encap`] (`encapsulate`), [`unencap`] (importing an encapsulated image),
-//! [`diff`] (comparing two commits).
-//!
-//! # Tar stream (ostree-rs-ext format version 1)
-//!
-//! ```text
-//! ./                                         root directory (owner/mode of the root dirmeta)
-//! sysroot/ sysroot/ostree/ sysroot/ostree/repo/ …/objects/ …/objects/00 … …/objects/ff
-//! sysroot/ostree/repo/{extensions,refs,refs/heads,refs/mirrors,refs/remotes,state,tmp,tmp/cache}
-//! sysroot/ostree/repo/config                 "[core]\nrepo_version=1\nmode=bare-split-xattrs\n"
-//! sysroot/ostree/repo/objects/XX/YYYY.commit       first object: the commit
-//! sysroot/ostree/repo/objects/XX/YYYY.commitmeta   detached metadata (signatures), if any
-//! …/XX/YYYY.dirmeta, …/XX/YYYY.dirtree       every metadata object, depth first; each
-//! usr/, usr/bin/, …                          directory gets an entry with its owner and mode
-//! var/tmp/                                   (1777, unless the commit has it)
-//! then, per content object:
-//!   …/XX/YYYY.file-xattrs        the object's xattrs, serialised a(ayay), named by their
-//!                                SHA-256 (written once per layer; empty xattrs too)
-//!   …/XX/YYYY.file-xattrs-link   hard link to that .file-xattrs: binds xattrs to the object
-//!   …/XX/YYYY.file               regular file (uid, gid, mode incl. setuid) or symlink
-//!   usr/bin/foo …                a hard link to the .file at each path that names it
-//!                                (empty regular files: a plain empty file instead)
-//! ```
-//!
-//! All names are relative (no leading `./` except the root), `usr/etc` is written as `etc`,
-//! mtimes are 0, and the commit's own `/sysroot` gets no checkout entries. Extended
-//! attributes never appear as tar xattrs, so a container runtime unpacking the layer cannot
-//! rewrite `security.selinux` or `security.capability`; a reader takes them from the
-//! `.file-xattrs` objects.
+//! Modules: [`chunking`] (which objects go in which layer), [`encap`] (`encapsulate`),
+//! [`diff`] (comparing two commits). They stand on the shared bottom layer: the commit reader
+//! ([`crate::ostree::commit`]), the tar stream in both directions ([`crate::ostree::tar`]),
+//! and the image writer ([`crate::oci::write`]). Importing an encapsulated image is the
+//! pull pipeline's job ([`crate::host::encapsulated`]).
 //!
 //! # Image
 //!
@@ -57,19 +31,15 @@
 
 pub mod chunking;
 pub mod cli;
-pub mod commit;
 pub mod diff;
 pub mod encap;
-pub mod ociwrite;
-pub mod tarread;
-pub mod tarwrite;
-pub mod unencap;
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
 
-pub use crate::host::import::Txn;
+use crate::ostree::repo::Txn;
+use crate::ostree::tar::{read as tarread, write as tarwrite};
 use cli::{EncapsulateCommand, TarCommand};
 
 /// Run an encapsulate-side verb; returns the exit code.
@@ -77,7 +47,7 @@ pub fn run(cmd: EncapsulateCommand) -> Result<u8> {
     match cmd {
         EncapsulateCommand::Encapsulate(a) => encap::run(&a),
         EncapsulateCommand::Tar(TarCommand::Export { repo, file, rev }) => {
-            let repo = commit::open_repo(&repo)?;
+            let repo = crate::ostree::repo::open_repo(&repo)?;
             match file {
                 Some(f) => {
                     let out = std::fs::File::create(&f)
@@ -103,7 +73,7 @@ pub fn run(cmd: EncapsulateCommand) -> Result<u8> {
             remote,
             write_ref,
         }) => {
-            let repo = commit::open_repo(&repo)?;
+            let repo = crate::ostree::repo::open_repo(&repo)?;
             let input: Box<dyn std::io::Read> = match &file {
                 Some(f) => Box::new(
                     std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?,

@@ -42,8 +42,8 @@ pub struct ProgressArgs {
 
 impl FetchArgs {
     /// The fetch options these arguments give (temporary directory left to the importer).
-    pub fn options(&self) -> crate::host::fetch::FetchOptions {
-        crate::host::fetch::FetchOptions {
+    pub fn options(&self) -> crate::oci::fetch::FetchOptions {
+        crate::oci::fetch::FetchOptions {
             authfile: self.authfile.clone(),
             cert_dir: self.cert_dir.clone(),
             insecure_skip_tls_verification: self.insecure_skip_tls_verification,

@@ -9,7 +9,7 @@
 //! 4. plan each layer: reuse a stored layer commit (same blob digest, same diff_id, same lower
 //!    chain) or fetch and import it;
 //! 5. carry the plan out in one transaction (`pull_layers`, or `pull_encapsulated` through
-//!    [`crate::encapsulate::unencap`]'s reader of ostree layers).
+//!    [`crate::host::encapsulated`]'s reader of ostree layers).
 //!
 //! [`check`] runs steps 1–3 and reports what step 4 would fetch, without writing anything.
 //!
@@ -37,26 +37,27 @@
 //! way no ref moves and `ostree fsck` stays clean.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use ostree::gio::{self, prelude::FileExt};
+use ostree::gio;
 use ostree::glib::prelude::ToVariant;
 
-use super::fetch;
-use super::imgref::{ImageReference, OstreeImageReference, SignatureSource};
+use super::encapsulated;
 use super::layer::{self, Data, Item, LayerCounts, LayerError, LayerSource};
 use super::metadata;
-use super::oci;
 use super::progress::Progress;
-use super::refescape::{self, blob_ref, IMAGE_PREFIX};
-use super::repo::{self, Meta, ObjectWriter, S_IFDIR};
-use super::tree::{apply_layer, Dir, FileKind, LayerBuilder};
-use crate::encapsulate::tarread::Importer;
-use crate::encapsulate::unencap;
+use crate::oci::fetch;
+use crate::oci::imgref::{ImageReference, OstreeImageReference, SignatureSource};
+use crate::oci::layout as oci;
+use crate::ostree::keys;
+use crate::ostree::refs::blob_ref;
+use crate::ostree::repo::{self, repo_path, Meta, ObjectWriter, Txn, S_IFDIR};
+use crate::ostree::tar::read::Importer;
+use crate::ostree::tree::{apply_layer, Dir, FileKind, LayerBuilder};
 
 /// How to pull an image.
 #[derive(Debug, Default, Clone)]
@@ -128,60 +129,6 @@ impl PullResult {
             )
         } else {
             String::new()
-        }
-    }
-}
-
-/// The ref holding an image's merged commit.
-pub fn image_ref_name(imgref: &ImageReference) -> String {
-    refescape::prefix_escape(IMAGE_PREFIX, &imgref.to_string())
-        .expect("image reference is non-empty")
-}
-
-/// The local directory of `repo`.
-pub fn repo_path(repo: &ostree::Repo) -> Result<PathBuf> {
-    repo.path()
-        .path()
-        .ok_or_else(|| anyhow!("repository has no local path"))
-}
-
-/// Open the existing repository at `path`; the error names it.
-pub fn open_repo(path: &Path) -> Result<ostree::Repo> {
-    let repo = ostree::Repo::new_for_path(path);
-    repo.open(gio::Cancellable::NONE)
-        .with_context(|| format!("opening ostree repository {}", path.display()))?;
-    Ok(repo)
-}
-
-/// An ostree transaction (all writes of an import, an unencapsulation or a `tar import`) that
-/// is aborted unless committed, so an error or a panic leaves the repository as it was.
-pub struct Txn<'a> {
-    repo: &'a ostree::Repo,
-    done: bool,
-}
-
-impl<'a> Txn<'a> {
-    /// Start a transaction on `repo`.
-    pub fn begin(repo: &'a ostree::Repo) -> Result<Self> {
-        repo.prepare_transaction(gio::Cancellable::NONE)
-            .context("starting an ostree transaction")?;
-        Ok(Txn { repo, done: false })
-    }
-
-    /// Commit the transaction: the objects and refs written become visible.
-    pub fn commit(mut self) -> Result<()> {
-        self.done = true;
-        self.repo
-            .commit_transaction(gio::Cancellable::NONE)
-            .context("committing the ostree transaction")?;
-        Ok(())
-    }
-}
-
-impl Drop for Txn<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.repo.abort_transaction(gio::Cancellable::NONE);
         }
     }
 }
@@ -260,9 +207,9 @@ pub enum ImageKind {
     },
 }
 
-/// Classify an image by its labels and diff_ids (see [`crate::encapsulate::unencap`]).
+/// Classify an image by its labels and diff_ids (see [`crate::host::encapsulated`]).
 pub fn classify(labels: &HashMap<String, String>, diff_ids: &[String]) -> ImageKind {
-    match unencap::ostree_layer_count(labels, diff_ids) {
+    match encapsulated::ostree_layer_count(labels, diff_ids) {
         None => ImageKind::Plain,
         Some(n) if n == diff_ids.len() => ImageKind::Encapsulated { ostree_layers: n },
         Some(n) => ImageKind::Derived { ostree_layers: n },
@@ -283,7 +230,7 @@ fn ostree_remote(r: &OstreeImageReference, kind: ImageKind) -> Result<Option<&st
         )),
         ImageKind::Plain => Err(anyhow!(
             "{r}: not an encapsulated ostree commit (no {} label), so remote {remote:?} cannot verify it",
-            crate::encapsulate::encap::LABEL_DIFFID
+            keys::LABEL_DIFFID
         )),
     }
 }
@@ -298,15 +245,13 @@ fn unchanged(
     manifest_digest: &str,
     remote: Option<&str>,
 ) -> Result<Option<String>> {
-    let Some(image_commit) = repo.resolve_rev(&image_ref_name(&r.imgref), true)? else {
+    let Some(image_commit) = repo.resolve_rev(&crate::ostree::refs::image_ref(&r.imgref), true)?
+    else {
         return Ok(None);
     };
     let image_commit = image_commit.to_string();
     let md = repo::commit_metadata(repo, &image_commit)?;
-    let stored = md
-        .lookup::<String>(metadata::MANIFEST_DIGEST)
-        .ok()
-        .flatten();
+    let stored = md.lookup::<String>(keys::MANIFEST_DIGEST).ok().flatten();
     if stored.as_deref() != Some(manifest_digest) {
         return Ok(None);
     }
@@ -390,9 +335,9 @@ pub fn check(
     let layers = image.layers()?;
     let diff_ids: Vec<String> = layers.iter().map(|(_, d)| d.clone()).collect();
     let remote = ostree_remote(r, classify(&image.labels(), &diff_ids))?;
-    let stored = match repo.resolve_rev(&image_ref_name(&r.imgref), true)? {
+    let stored = match repo.resolve_rev(&crate::ostree::refs::image_ref(&r.imgref), true)? {
         Some(c) => repo::commit_metadata(repo, &c)?
-            .lookup::<String>(metadata::MANIFEST_DIGEST)
+            .lookup::<String>(keys::MANIFEST_DIGEST)
             .ok()
             .flatten(),
         None => None,
@@ -510,14 +455,14 @@ fn pull_encapsulated(
         manifest_digest: source.image.manifest_digest.clone(),
         ..Default::default()
     };
-    unencap::read_ostree_layers(&mut imp, source, layers, &mut res, progress)?;
+    encapsulated::read_ostree_layers(&mut imp, source, layers, &mut res, progress)?;
     res.objects_written = imp.stats.content + imp.stats.metadata;
     res.files = imp.stats.content;
-    let commit = unencap::finish_commit(imp, &source.image)?;
+    let commit = encapsulated::finish_commit(imp, &source.image)?;
     if let Some(w) = &opts.write_ref {
         repo.transaction_set_ref(None, w, Some(&commit));
     }
-    unencap::record_image(repo, &source.image, &commit, layers, &r.imgref)?;
+    encapsulated::record_image(repo, &source.image, &commit, layers, &r.imgref)?;
     txn.commit()?;
     res.commit = commit;
     res.elapsed = start.elapsed();
@@ -541,7 +486,7 @@ fn pull_layers(
     } = *cx;
     let image = &source.image;
     let tmp = repo_path(repo)?.join("tmp");
-    let image_ref = image_ref_name(&r.imgref);
+    let image_ref = crate::ostree::refs::image_ref(&r.imgref);
     let previous = repo.resolve_rev(&image_ref, true)?.map(|c| c.to_string());
 
     let txn = Txn::begin(repo)?;
@@ -643,9 +588,9 @@ fn pull_layers(
                             .with_context(|| format!("importing {}", job.name))?;
                     let t = w.write_tree(&mut tree)?;
                     let mut md = std::collections::BTreeMap::new();
-                    md.insert(LAYER_DIFF_ID.to_string(), job.diff_id.to_variant());
+                    md.insert(keys::LAYER_DIFF_ID.to_string(), job.diff_id.to_variant());
                     if uses_lower {
-                        md.insert(LOWER_CHAIN.to_string(), job.lower_chain.to_variant());
+                        md.insert(keys::LOWER_CHAIN.to_string(), job.lower_chain.to_variant());
                     }
                     let commit = w.write_commit(None, &t, &tree.meta, &md, &job.digest, 0)?;
                     repo.transaction_set_ref(None, &job.bref, Some(&commit));
@@ -691,7 +636,7 @@ fn pull_layers(
         .config
         .created()
         .as_deref()
-        .and_then(metadata::parse_rfc3339)
+        .and_then(crate::oci::time::parse_rfc3339)
         .unwrap_or(0);
     // No subject: the commit depends on the image alone, not on how it was reached.
     let commit = w.write_commit(None, &root_tree, &merged.meta, &md, "", created)?;
@@ -736,8 +681,8 @@ fn import_ostree_base(
         }
     }
     let mut imp = Importer::new(repo, None)?;
-    unencap::read_ostree_layers(&mut imp, source, layers, result, progress)?;
-    unencap::finish_commit(imp, &source.image)
+    encapsulated::read_ostree_layers(&mut imp, source, layers, result, progress)?;
+    encapsulated::finish_commit(imp, &source.image)
 }
 
 /// The previous version of an image: its merged tree rebuilt from its layer commits
@@ -746,7 +691,7 @@ fn previous_trees(w: &mut ObjectWriter<'_>, prev: &str) -> Result<(Dir, Dir)> {
     let repo = w.repo;
     let md = repo::commit_metadata(repo, prev)?;
     let manifest: String = md
-        .lookup(metadata::MANIFEST)
+        .lookup(keys::MANIFEST)
         .ok()
         .flatten()
         .ok_or_else(|| anyhow!("no manifest in {prev}"))?;
@@ -800,10 +745,6 @@ struct LayerJob {
     lower_chain: String,
 }
 
-/// Layer commit metadata: the chain ID of the lower layers the tree was built over, when it
-/// took something from them.
-const LOWER_CHAIN: &str = "ostree.container.lower-chain";
-
 /// For each layer, the chain ID of the layers below it, as OCI defines ChainID:
 /// `ChainID(L0) = DiffID(L0)`, `ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))`; "" for
 /// the first layer.
@@ -822,10 +763,6 @@ fn lower_chains(diff_ids: &[String]) -> Vec<String> {
     chains
 }
 
-/// Layer commit metadata: the layer's diff_id (the digest of its uncompressed tar), as the
-/// image that brought it listed and the import verified.
-const LAYER_DIFF_ID: &str = "ostree.container.diff-id";
-
 /// Whether the stored layer commit `commit` can stand for a layer with `diff_id` over lower
 /// layers with chain ID `lower_chain`: it took nothing from below, or it was built over the
 /// same chain; and it was verified against the same diff_id. A commit recorded with another
@@ -833,7 +770,7 @@ const LAYER_DIFF_ID: &str = "ostree.container.diff-id";
 /// without (an older import) is read again, which verifies it.
 fn reusable(repo: &ostree::Repo, commit: &str, diff_id: &str, lower_chain: &str) -> Result<bool> {
     let md = repo::commit_metadata(repo, commit)?;
-    match md.lookup::<String>(LAYER_DIFF_ID).ok().flatten() {
+    match md.lookup::<String>(keys::LAYER_DIFF_ID).ok().flatten() {
         None => return Ok(false),
         Some(d) if d != diff_id => {
             return Err(oci::OciError::DigestMismatch {
@@ -845,10 +782,12 @@ fn reusable(repo: &ostree::Repo, commit: &str, diff_id: &str, lower_chain: &str)
         }
         Some(_) => {}
     }
-    Ok(match md.lookup::<String>(LOWER_CHAIN).ok().flatten() {
-        Some(built_over) => built_over == lower_chain,
-        None => true,
-    })
+    Ok(
+        match md.lookup::<String>(keys::LOWER_CHAIN).ok().flatten() {
+            Some(built_over) => built_over == lower_chain,
+            None => true,
+        },
+    )
 }
 
 /// A layer being read (decompressed, parsed, hashed) on its own threads.
@@ -898,7 +837,7 @@ fn finish_layer(
     w: &mut ObjectWriter<'_>,
     lower: &Dir,
     p: Pipeline<'_>,
-    default_meta: super::tree::Csum,
+    default_meta: crate::ostree::tree::Csum,
 ) -> Result<(Dir, LayerCounts, bool)> {
     let mut builder = LayerBuilder::new(lower, default_meta);
     let written: Result<()> = (|| {
@@ -964,7 +903,7 @@ pub fn parse_any_imgref(s: &str) -> Result<ImageReference> {
 
 /// Resolve the merged commit of a stored image.
 pub fn stored_image(repo: &ostree::Repo, imgref: &ImageReference) -> Result<String> {
-    let r = image_ref_name(imgref);
+    let r = crate::ostree::refs::image_ref(imgref);
     repo.resolve_rev(&r, true)?
         .map(|s| s.to_string())
         .ok_or_else(|| anyhow!("image {imgref} is not in the repository (no ref {r})"))
@@ -983,7 +922,7 @@ pub fn stored_manifest_and_config(
             .flatten()
             .ok_or_else(|| anyhow!("commit {commit} has no {k} metadata"))
     };
-    Ok((get(metadata::MANIFEST)?, get(metadata::IMAGE_CONFIG)?))
+    Ok((get(keys::MANIFEST)?, get(keys::IMAGE_CONFIG)?))
 }
 
 #[cfg(test)]
@@ -995,7 +934,7 @@ mod tests {
         let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
         let ids = [d('a'), d('b'), d('c')];
         let label = |v: &str| {
-            [("ostree.final-diffid".to_string(), v.to_string())]
+            [(crate::ostree::keys::LABEL_DIFFID.to_string(), v.to_string())]
                 .into_iter()
                 .collect()
         };

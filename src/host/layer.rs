@@ -1,5 +1,5 @@
 //! Reading one layer blob: decompress, verify, parse the tar, classify each entry with
-//! [`crate::host::policy`], checksum its content, and hand the results to the writer.
+//! [`crate::oci::policy`], checksum its content, and hand the results to the writer.
 //!
 //! Runs on its own thread ([`read_layer`] takes a channel), so decompression, tar parsing and
 //! SHA-256 overlap with the repository writes on the importing thread. Memory stays bounded:
@@ -21,19 +21,19 @@
 //! the tar ends early. When decompression or parsing fails, the blob digest is checked first,
 //! so a corrupted blob is reported as a digest mismatch naming both digests.
 
-use std::io::{self, BufReader, Read, Seek, Write};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::oci::{Compression, DigestReader, OciError};
-use super::policy::{
-    classify, normalize, owner_id, symlink_target, xattr_name, Disposition, EntryKind, Filtered,
-    Rejected,
-};
-use super::repo::{content_checksum, content_hasher, file_header, Meta, S_IFDIR, S_IFLNK, S_IFREG};
 use super::sparse;
-use super::tree::{Csum, WH_OPAQUE, WH_PREFIX};
+use crate::oci::layout::{Compression, DigestReader, OciError};
+use crate::oci::policy::{
+    classify, normalize, owners, pax_records, symlink_target, xattr_name, Disposition, EntryKind,
+    Filtered, Rejected,
+};
+use crate::ostree::repo::{content_checksum, file_header, spill, Meta, S_IFDIR, S_IFLNK, S_IFREG};
+use crate::ostree::tree::{Csum, WH_OPAQUE, WH_PREFIX};
 
 /// Files larger than this are spilled to a temporary file instead of held in memory.
 pub const SPILL_THRESHOLD: u64 = 8 << 20;
@@ -57,7 +57,7 @@ pub enum LayerError {
     Rejected {
         /// The entry's path as the tar gives it.
         path: String,
-        /// Why ([`super::policy`]).
+        /// Why ([`crate::oci::policy`]).
         reason: Rejected,
     },
     /// The other end of the reader/writer pipeline went away (it failed first).
@@ -185,7 +185,7 @@ pub struct LayerCounts {
     pub files: u64,
     /// Whiteouts and opaque markers.
     pub whiteouts: u64,
-    /// Entries the import policy filtered out (see [`super::policy`]).
+    /// Entries the import policy filtered out (see [`crate::oci::policy`]).
     pub filtered: u64,
     /// Compressed and uncompressed sizes.
     pub blob_bytes: u64,
@@ -211,7 +211,7 @@ pub struct LayerSource<'a> {
 
 enum Decoder<R: io::BufRead> {
     Plain(R),
-    Gzip(super::gzip::GzipReader<R>),
+    Gzip(crate::oci::gzip::GzipReader<R>),
     Zstd(zstd::Decoder<'static, R>),
 }
 
@@ -311,7 +311,7 @@ fn inflate(
     let raw = DigestReader::new(BufReader::with_capacity(256 << 10, blob));
     let mut dec = match compression {
         Compression::None => Decoder::Plain(BufReader::new(raw)),
-        Compression::Gzip => Decoder::Gzip(super::gzip::GzipReader::new(BufReader::new(raw))),
+        Compression::Gzip => Decoder::Gzip(crate::oci::gzip::GzipReader::new(BufReader::new(raw))),
         Compression::Zstd => match zstd::Decoder::with_buffer(BufReader::new(raw)) {
             Ok(d) => Decoder::Zstd(d),
             Err(e) => unreachable!("zstd decoder setup cannot fail without a dictionary: {e}"),
@@ -592,41 +592,6 @@ fn check_end_of_archive(r: &mut impl Read) -> io::Result<()> {
     ))
 }
 
-/// The owner (uid, gid) of a tar entry, from its PAX records or header, never wrapped (see
-/// [`owner_id`]).
-pub fn entry_owner<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(u32, u32), Rejected> {
-    let pax = pax_records(entry).map_err(|e| Rejected::BadOwner("owner", e.to_string()))?;
-    owners(&pax, entry.header())
-}
-
-fn owners(pax: &[(String, Vec<u8>)], h: &tar::Header) -> Result<(u32, u32), Rejected> {
-    let value = |k: &str| {
-        pax.iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| &v[..])
-    };
-    let h = h.as_old();
-    Ok((
-        owner_id("uid", value("uid"), &h.uid)?,
-        owner_id("gid", value("gid"), &h.gid)?,
-    ))
-}
-
-/// The entry's PAX records, in order (keys that are not UTF-8 are skipped).
-fn pax_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String, Vec<u8>)>> {
-    let mut out = Vec::new();
-    if let Some(exts) = entry.pax_extensions()? {
-        for ext in exts {
-            let ext = ext?;
-            if let Ok(key) = ext.key() {
-                out.push((key.to_string(), ext.value_bytes().to_vec()));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// A regular file's bytes, hashed: in memory up to [`SPILL_THRESHOLD`], else spilled.
 fn read_content(
     r: &mut dyn Read,
@@ -659,31 +624,6 @@ fn send_marker(path: Vec<String>, mut meta: Meta, tx: &SyncSender<Item>) -> Resu
         symlink: false,
     })
     .map_err(|_| LayerError::Stopped)
-}
-
-/// Copy a file's content to an unlinked temporary file in `dir` while hashing it with its ostree
-/// `header`: the checksum, the file (rewound) and its length. Also used by the format-0 reader
-/// (src/encapsulate/tarread.rs) for objects too large to hold in memory.
-pub fn spill(
-    r: &mut (impl Read + ?Sized),
-    header: &[u8],
-    dir: &Path,
-) -> io::Result<(Csum, std::fs::File, u64)> {
-    let mut f = tempfile::tempfile_in(dir)?;
-    let mut h = content_hasher(header);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        sha2::Digest::update(&mut h, &buf[..n]);
-        f.write_all(&buf[..n])?;
-        len += n as u64;
-    }
-    f.rewind()?;
-    Ok((sha2::Digest::finalize(h).into(), f, len))
 }
 
 #[cfg(test)]

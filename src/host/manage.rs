@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use anyhow::{Context, Result};
 use ostree::gio;
 
-use super::imgref::ImageReference;
-use super::import::{image_ref_name, stored_image, stored_manifest_and_config};
-use super::refescape::{self, BLOB_PREFIX, IMAGE_PREFIX};
+use super::import::{stored_image, stored_manifest_and_config};
+use crate::oci::imgref::ImageReference;
+use crate::ostree::refs::{self, BLOB_PREFIX, IMAGE_PREFIX};
 
 fn refs_with_prefix(repo: &ostree::Repo, prefix: &str) -> Result<Vec<(String, String)>> {
     let all = repo
@@ -26,7 +26,7 @@ fn refs_with_prefix(repo: &ostree::Repo, prefix: &str) -> Result<Vec<(String, St
 pub fn list(repo: &ostree::Repo) -> Result<Vec<String>> {
     refs_with_prefix(repo, IMAGE_PREFIX)?
         .into_iter()
-        .map(|(r, _)| Ok(refescape::unprefix_unescape(IMAGE_PREFIX, &r)?))
+        .map(|(r, _)| Ok(refs::unprefix_unescape(IMAGE_PREFIX, &r)?))
         .collect()
 }
 
@@ -36,8 +36,13 @@ pub fn remove(repo: &ostree::Repo, imgrefs: &[ImageReference]) -> Result<()> {
         stored_image(repo, i)?;
     }
     for i in imgrefs {
-        repo.set_ref_immediate(None, &image_ref_name(i), None, gio::Cancellable::NONE)
-            .with_context(|| format!("removing {i}"))?;
+        repo.set_ref_immediate(
+            None,
+            &crate::ostree::refs::image_ref(i),
+            None,
+            gio::Cancellable::NONE,
+        )
+        .with_context(|| format!("removing {i}"))?;
     }
     Ok(())
 }
@@ -73,7 +78,7 @@ pub fn prune(repo: &ostree::Repo) -> Result<PruneResult> {
         let imgref: ImageReference = img.parse()?;
         let (manifest, _) = stored_manifest_and_config(repo, &imgref)?;
         for d in manifest_layer_digests(&manifest)? {
-            used.insert(super::refescape::blob_ref(&d));
+            used.insert(crate::ostree::refs::blob_ref(&d));
         }
     }
     let mut res = PruneResult::default();

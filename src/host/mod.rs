@@ -1,43 +1,35 @@
 //! Host side: import a finished OCI image into an ostree repository.
 //!
 //! Modules, in the order data flows through them:
-//! - [`imgref`]: the `ostree-…:` image reference grammar;
-//! - [`fetch`]: reaching the image (native `oci:`/`oci-archive:`, containers/image's proxy
-//!   ([`proxy`]) for the rest, a decompressed copy for `containers-storage:`);
-//! - [`oci`]: reading the layout, verifying digests;
-//! - [`layer`]: decompressing ([`gzip`]) and parsing one layer, with [`policy`] deciding each
-//!   entry;
-//! - [`tree`]: layer trees and the merged tree (whiteouts, symlink safety);
-//! - [`repo`]: ostree object formats and writing ([`gvariant`]: their serialisation);
 //! - [`import`]: the pull pipeline, read top to bottom (open, classify, the one "unchanged"
-//!   check, plan, import in one transaction), and `check`; [`metadata`]: commit metadata;
-//!   [`selinux`]: labels from the image's own policy;
-//! - [`refescape`]: ref names; [`manage`]: list/remove/prune/history; [`progress`].
+//!   check, plan, import in one transaction), and `check`;
+//! - [`layer`]: one plain layer's tar entries, decided by [`crate::oci::policy`], checksummed
+//!   ([`sparse`]: PAX sparse files); [`encapsulated`]: the ostree layers of an encapsulated
+//!   image, through [`crate::ostree::tar::read`];
+//! - [`metadata`]: the merged commit's metadata; [`selinux`]: labels from the image's own
+//!   policy;
+//! - [`manage`]: list/remove/prune/history; [`progress`]: bars and `--progress-fd` events.
+//!
+//! Image references, fetching, layouts and layer opening are in [`crate::oci`]; object
+//! formats, trees, refs and the transaction in [`crate::ostree`].
 
 pub mod cli;
-pub mod fetch;
-pub mod gvariant;
-pub mod gzip;
-pub mod imgref;
+pub mod encapsulated;
 pub mod import;
 pub mod layer;
-pub mod limits;
 pub mod manage;
 pub mod metadata;
-pub mod oci;
-pub mod policy;
 pub mod progress;
-pub mod proxy;
-pub mod refescape;
-pub mod repo;
 pub mod selinux;
 pub mod sparse;
-pub mod tree;
 
-use anyhow::Result;
+use std::path::Path;
 
+use anyhow::{Context, Result};
+
+use crate::oci::imgref::OstreeImageReference;
+use crate::ostree::repo::open_repo;
 use cli::{HostCommand, ImageCommand, UnencapsulateArgs};
-use imgref::OstreeImageReference;
 
 /// Run a host-side verb (`unencapsulate`, `image …`); returns the exit code.
 pub fn run(cmd: HostCommand) -> Result<u8> {
@@ -67,7 +59,7 @@ fn pull(
         .map(progress::event_sink)
         .transpose()?;
     let r = OstreeImageReference::parse_any(imgref)?;
-    let repo = import::open_repo(repo)?;
+    let repo = open_repo(repo)?;
     let res = import::pull(
         &repo,
         &r,
@@ -101,7 +93,7 @@ fn run_image(c: ImageCommand) -> Result<u8> {
             fetch,
         } => {
             let r = OstreeImageReference::parse_any(&imgref)?;
-            let repo = import::open_repo(&repo)?;
+            let repo = open_repo(&repo)?;
             let c = import::check(&repo, &r, &fetch.options())?;
             if json {
                 println!("{}", serde_json::to_string(&c)?);
@@ -120,14 +112,14 @@ fn run_image(c: ImageCommand) -> Result<u8> {
             Ok(0)
         }
         ImageCommand::List { repo } => {
-            let repo = import::open_repo(&repo)?;
+            let repo = open_repo(&repo)?;
             for i in manage::list(&repo)? {
                 println!("{i}");
             }
             Ok(0)
         }
         ImageCommand::Remove { repo, imgrefs } => {
-            let repo = import::open_repo(&repo)?;
+            let repo = open_repo(&repo)?;
             let refs = imgrefs
                 .iter()
                 .map(|s| import::parse_any_imgref(s))
@@ -136,7 +128,7 @@ fn run_image(c: ImageCommand) -> Result<u8> {
             Ok(0)
         }
         ImageCommand::Prune { repo } => {
-            let repo = import::open_repo(&repo)?;
+            let repo = open_repo(&repo)?;
             let r = manage::prune(&repo)?;
             println!(
                 "removed {} unused layers, pruned {} objects, freed {}",
@@ -147,7 +139,7 @@ fn run_image(c: ImageCommand) -> Result<u8> {
             Ok(0)
         }
         ImageCommand::History { repo, imgref } => {
-            let repo = import::open_repo(&repo)?;
+            let repo = open_repo(&repo)?;
             print!(
                 "{}",
                 manage::history(&repo, &import::parse_any_imgref(&imgref)?)?
@@ -159,11 +151,40 @@ fn run_image(c: ImageCommand) -> Result<u8> {
             config,
             imgref,
         } => {
-            let repo = import::open_repo(&repo)?;
+            let repo = open_repo(&repo)?;
             let (m, c) =
                 import::stored_manifest_and_config(&repo, &import::parse_any_imgref(&imgref)?)?;
             println!("{}", if config { c } else { m });
             Ok(0)
         }
     }
+}
+
+/// Import `imgref` into the archive repository `repo_path` (created if missing); returns the
+/// ref naming the image's commit and the commit (`serve --image`).
+pub fn pull_into_archive(
+    imgref: &str,
+    repo_path: &Path,
+    write_ref: Option<&str>,
+) -> Result<(String, String)> {
+    let r = OstreeImageReference::parse_any(imgref)?;
+    if !repo_path.join("config").exists() {
+        std::fs::create_dir_all(repo_path)
+            .with_context(|| format!("creating {}", repo_path.display()))?;
+        let repo = ostree::Repo::new_for_path(repo_path);
+        repo.create(ostree::RepoMode::Archive, ostree::gio::Cancellable::NONE)
+            .with_context(|| format!("creating repository {}", repo_path.display()))?;
+    }
+    let repo = open_repo(repo_path)?;
+    let opts = import::PullOptions {
+        quiet: true,
+        write_ref: write_ref.map(str::to_string),
+        ..Default::default()
+    };
+    let res = import::pull(&repo, &r, &opts).with_context(|| format!("importing {imgref}"))?;
+    eprintln!("imported {imgref}: {}", res.summary());
+    let name = write_ref
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::ostree::refs::image_ref(&r.imgref));
+    Ok((name, res.commit))
 }

@@ -24,9 +24,9 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use ostree::gio::{self, prelude::*};
 
-use super::gvariant;
-use super::repo::{self, Csum, Meta, ObjectWriter};
-use super::tree::{Dir, Node};
+use crate::ostree::gvariant;
+use crate::ostree::repo::{self, Csum, Meta, ObjectWriter};
+use crate::ostree::tree::{Dir, Node};
 
 const XATTR: &[u8] = b"security.selinux";
 

@@ -23,7 +23,7 @@
 
 use std::io::{self, Read};
 
-use super::limits::SPARSE_MAP_MAX;
+use crate::oci::limits::SPARSE_MAP_MAX;
 
 /// Where a sparse file's data regions go.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,8 @@ use serde::Serialize;
 
 use super::origin;
 use super::sysroot::Machine;
-use crate::host::imgref::OstreeImageReference;
 use crate::host::import::{self, PullOptions};
+use crate::oci::imgref::OstreeImageReference;
 
 /// What to deploy.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ pub fn deploy(m: &Machine, req: &DeployRequest) -> Result<Deployed> {
     let imgref = &req.imgref;
     let stateroot = m.stateroot(req.stateroot.as_deref())?;
     let repo = m.repo()?;
-    let image_ref = import::image_ref_name(&imgref.imgref);
+    let image_ref = crate::ostree::refs::image_ref(&imgref.imgref);
     let had_image = repo.resolve_rev(&image_ref, true)?.is_some();
     let pulled = import::pull(
         &repo,

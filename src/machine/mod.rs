@@ -23,8 +23,8 @@ use cli::{MachineCommand, SysrootArgs};
 use deploy::DeployRequest;
 use sysroot::Machine;
 
-fn parse_imgref(s: &str) -> Result<crate::host::imgref::OstreeImageReference> {
-    crate::host::imgref::OstreeImageReference::parse_any(s)
+fn parse_imgref(s: &str) -> Result<crate::oci::imgref::OstreeImageReference> {
+    crate::oci::imgref::OstreeImageReference::parse_any(s)
         .with_context(|| format!("image reference {s:?}"))
 }
 

@@ -15,7 +15,7 @@
 
 use ostree::glib;
 
-use crate::host::imgref::{OstreeImageReference, ParseError};
+use crate::oci::imgref::{OstreeImageReference, ParseError};
 
 /// The key file group.
 pub const GROUP: &str = "origin";

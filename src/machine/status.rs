@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::origin::{self, Origin};
 use super::sysroot::Machine;
-use crate::host::{metadata, repo};
+use crate::ostree::{keys, repo};
 
 #[derive(Debug, Clone, Serialize)]
 /// One deployment, as `status` shows it.
@@ -73,7 +73,7 @@ pub fn commit_image_facts(
 ) -> Result<(Option<String>, Option<String>)> {
     let md = repo::commit_metadata(r, commit)?;
     let get = |k: &str| md.lookup::<String>(k).ok().flatten();
-    Ok((get(metadata::MANIFEST_DIGEST), get(metadata::VERSION)))
+    Ok((get(keys::MANIFEST_DIGEST), get(keys::VERSION)))
 }
 
 /// One deployment's status.

@@ -149,7 +149,7 @@ impl Machine {
     /// `ostree_sysroot_get_repo`: that one is opened from a directory fd and names itself
     /// `/proc/self/fd/N`, a path that other processes (skopeo, for pulls through it) cannot use.
     pub fn repo(&self) -> Result<ostree::Repo> {
-        crate::host::import::open_repo(&self.path.join("ostree/repo"))
+        crate::ostree::repo::open_repo(&self.path.join("ostree/repo"))
     }
 
     /// Whether this sysroot is the running system's.

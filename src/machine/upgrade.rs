@@ -17,9 +17,9 @@ use serde::Serialize;
 use super::origin::{self, Origin};
 use super::status::commit_image_facts;
 use super::sysroot::Machine;
-use crate::host::fetch::FetchOptions;
-use crate::host::imgref::OstreeImageReference;
 use crate::host::import;
+use crate::oci::fetch::FetchOptions;
+use crate::oci::imgref::OstreeImageReference;
 
 /// What `upgrade --check` finds.
 #[derive(Debug, Clone, Serialize)]

@@ -48,7 +48,7 @@ use rustix::fs::{AtFlags, FileType};
 use sha2::{Digest, Sha256};
 
 use super::repo::{self, is_not_found, Mode, RepoDir};
-use crate::host::repo::content_hasher;
+use crate::ostree::repo::content_hasher;
 
 /// Names keep their trailing NUL, as in the header.
 pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;

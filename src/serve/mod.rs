@@ -13,8 +13,9 @@
 //! - [`summary`]: the summary generated from the refs;
 //! - [`http`]: hyper on tokio: ranges, ETags, HEAD, limits, graceful shutdown, access log.
 //!
-//! Sources: `--repo REPO`; `--image IMGREF`, imported with the host importer
-//! ([`crate::host::import::pull`]) into a private archive repository under the cache directory;
+//! Sources: `--repo REPO`; `--image IMGREF`, imported with the host importer (passed in as
+//! [`ImportImage`]: [`crate::host::pull_into_archive`]) into a private archive
+//! repository under the cache directory;
 //! or, with neither, `/sysroot/ostree/repo`, so that an image's `CMD` can be
 //! `ostree-container serve`.
 
@@ -32,53 +33,22 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::host::imgref::OstreeImageReference;
-use crate::host::import;
-
 /// The repository served when neither `--repo` nor `--image` is given.
 pub const SELF_REPO: &str = "/sysroot/ostree/repo";
 
+/// How `--image` is imported: `(imgref, archive repository path (created if missing), ref to
+/// write)` to `(ref naming the image's commit, commit)`. The importer lives in
+/// [`crate::host`]; the CLI passes it in, so that this module does not depend on it.
+pub type ImportImage = fn(&str, &Path, Option<&str>) -> Result<(String, String)>;
+
 /// `serve`: serve the chosen repository until SIGTERM or SIGINT; returns the exit code.
-pub fn run(cmd: cli::ServeCommand) -> Result<u8> {
+pub fn run(cmd: cli::ServeCommand, import_image: ImportImage) -> Result<u8> {
     match cmd {
-        cli::ServeCommand::Serve(args) => serve(args),
+        cli::ServeCommand::Serve(args) => serve(args, import_image),
     }
 }
 
-fn parse_imgref(s: &str) -> Result<OstreeImageReference> {
-    Ok(OstreeImageReference::parse_any(s)?)
-}
-
-/// Import `imgref` into the archive repository `repo_path` (created if missing); returns the
-/// ref naming the image's commit and the commit.
-fn import_image(
-    imgref: &str,
-    repo_path: &Path,
-    write_ref: Option<&str>,
-) -> Result<(String, String)> {
-    let r = parse_imgref(imgref)?;
-    if !repo_path.join("config").exists() {
-        std::fs::create_dir_all(repo_path)
-            .with_context(|| format!("creating {}", repo_path.display()))?;
-        let repo = ostree::Repo::new_for_path(repo_path);
-        repo.create(ostree::RepoMode::Archive, ostree::gio::Cancellable::NONE)
-            .with_context(|| format!("creating repository {}", repo_path.display()))?;
-    }
-    let repo = import::open_repo(repo_path)?;
-    let opts = import::PullOptions {
-        quiet: true,
-        write_ref: write_ref.map(str::to_string),
-        ..Default::default()
-    };
-    let res = import::pull(&repo, &r, &opts).with_context(|| format!("importing {imgref}"))?;
-    eprintln!("imported {imgref}: {}", res.summary());
-    let name = write_ref
-        .map(str::to_string)
-        .unwrap_or_else(|| import::image_ref_name(&r.imgref));
-    Ok((name, res.commit))
-}
-
-fn serve(args: cli::ServeArgs) -> Result<u8> {
+fn serve(args: cli::ServeArgs, import_image: ImportImage) -> Result<u8> {
     let prefix = path::normalize_prefix(&args.prefix)
         .ok_or_else(|| anyhow!("invalid --prefix {:?}", args.prefix))?;
     if let Some(r) = &args.ref_name {

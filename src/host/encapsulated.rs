@@ -22,17 +22,17 @@ use std::io::{self, BufReader, Read};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::host::fetch::Source;
-use crate::host::imgref::ImageReference;
-use crate::host::import::{image_ref_name, PullResult};
+use crate::host::import::PullResult;
 use crate::host::metadata;
-use crate::host::oci::{self, Compression, DigestReader, Image};
 use crate::host::progress::Progress;
-use crate::host::refescape::blob_ref;
-use crate::host::repo::ObjectWriter;
+use crate::oci::fetch::Source;
+use crate::oci::imgref::ImageReference;
+use crate::oci::layout::{self as oci, Compression, DigestReader, Image};
+use crate::ostree::refs::blob_ref;
+use crate::ostree::repo::ObjectWriter;
 
-use super::encap::{LABEL_COMMIT, LABEL_DIFFID};
-use super::tarread::Importer;
+use crate::ostree::keys::{self, LABEL_COMMIT, LABEL_DIFFID};
+use crate::ostree::tar::read::Importer;
 
 /// How many leading layers are ostree layers, when the image is encapsulated.
 pub fn ostree_layer_count(
@@ -66,9 +66,9 @@ pub fn read_ostree_layers(
         {
             let decompressed: Box<dyn Read + '_> = match compression {
                 Compression::None => Box::new(&mut blob),
-                Compression::Gzip => Box::new(crate::host::gzip::GzipReader::new(BufReader::new(
-                    &mut blob,
-                ))),
+                Compression::Gzip => {
+                    Box::new(crate::oci::gzip::GzipReader::new(BufReader::new(&mut blob)))
+                }
                 Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut blob)?),
             };
             let mut tar = DigestReader::new(decompressed);
@@ -82,7 +82,7 @@ pub fn read_ostree_layers(
             imported.with_context(|| what.clone())?;
             drained.with_context(|| what.clone())?;
             if tar_digest != *diff_id {
-                return Err(oci::OciError::DigestMismatch {
+                return Err(crate::oci::layout::OciError::DigestMismatch {
                     what: format!("{what} uncompressed content (diff_id)"),
                     expected: diff_id.clone(),
                     actual: tar_digest,
@@ -123,8 +123,8 @@ pub fn record_image(
     for (desc, _) in layers {
         repo.transaction_set_ref(None, &blob_ref(desc.digest().as_ref()), Some(commit));
     }
-    let original = super::commit::Commit::load(repo, commit)?;
-    let csum = |hex_csum: &str| -> Result<crate::host::tree::Csum> {
+    let original = crate::ostree::commit::Commit::load(repo, commit)?;
+    let csum = |hex_csum: &str| -> Result<crate::ostree::tree::Csum> {
         hex::decode(hex_csum)
             .ok()
             .and_then(|b| b.try_into().ok())
@@ -132,9 +132,9 @@ pub fn record_image(
     };
     let bootable = original
         .metadata
-        .lookup_value(metadata::BOOTABLE, None)
+        .lookup_value(keys::BOOTABLE, None)
         .is_some()
-        || img.labels().contains_key(metadata::BOOTABLE);
+        || img.labels().contains_key(keys::BOOTABLE);
     let md = metadata::image_commit_metadata(img, bootable);
     let image_commit = ObjectWriter::new(repo).write_commit(
         Some(commit),
@@ -144,6 +144,10 @@ pub fn record_image(
         "",
         original.timestamp,
     )?;
-    repo.transaction_set_ref(None, &image_ref_name(imgref), Some(&image_commit));
+    repo.transaction_set_ref(
+        None,
+        &crate::ostree::refs::image_ref(imgref),
+        Some(&image_commit),
+    );
     Ok(image_commit)
 }

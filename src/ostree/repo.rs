@@ -19,7 +19,10 @@
 //! checksum against its own.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
 
 use ostree::gio::{self, prelude::*};
 use ostree::glib::{self, Variant};
@@ -404,6 +407,79 @@ pub fn commit_timestamp(repo: &ostree::Repo, commit: &str) -> Result<u64, RepoEr
         .load_variant(ostree::ObjectType::Commit, commit)
         .map_err(ctx(format!("loading commit {commit}")))?;
     Ok(u64::from_be(v.child_value(5).get::<u64>().unwrap_or(0)))
+}
+
+/// Copy a file's content to an unlinked temporary file in `dir` while hashing it with its ostree
+/// `header`: the checksum, the file (rewound) and its length. Also used by the format-0 reader
+/// ([`crate::ostree::tar::read`]) for objects too large to hold in memory.
+pub fn spill(
+    r: &mut (impl Read + ?Sized),
+    header: &[u8],
+    dir: &Path,
+) -> io::Result<(Csum, std::fs::File, u64)> {
+    let mut f = tempfile::tempfile_in(dir)?;
+    let mut h = content_hasher(header);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha2::Digest::update(&mut h, &buf[..n]);
+        f.write_all(&buf[..n])?;
+        len += n as u64;
+    }
+    f.rewind()?;
+    Ok((sha2::Digest::finalize(h).into(), f, len))
+}
+
+/// The local directory of `repo`.
+pub fn repo_path(repo: &ostree::Repo) -> Result<PathBuf> {
+    repo.path()
+        .path()
+        .ok_or_else(|| anyhow::anyhow!("repository has no local path"))
+}
+
+/// Open the existing repository at `path`; the error names it.
+pub fn open_repo(path: &Path) -> Result<ostree::Repo> {
+    let repo = ostree::Repo::new_for_path(path);
+    repo.open(gio::Cancellable::NONE)
+        .with_context(|| format!("opening ostree repository {}", path.display()))?;
+    Ok(repo)
+}
+
+/// An ostree transaction (all writes of an import, an unencapsulation or a `tar import`) that
+/// is aborted unless committed, so an error or a panic leaves the repository as it was.
+pub struct Txn<'a> {
+    repo: &'a ostree::Repo,
+    done: bool,
+}
+
+impl<'a> Txn<'a> {
+    /// Start a transaction on `repo`.
+    pub fn begin(repo: &'a ostree::Repo) -> Result<Self> {
+        repo.prepare_transaction(gio::Cancellable::NONE)
+            .context("starting an ostree transaction")?;
+        Ok(Txn { repo, done: false })
+    }
+
+    /// Commit the transaction: the objects and refs written become visible.
+    pub fn commit(mut self) -> Result<()> {
+        self.done = true;
+        self.repo
+            .commit_transaction(gio::Cancellable::NONE)
+            .context("committing the ostree transaction")?;
+        Ok(())
+    }
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.repo.abort_transaction(gio::Cancellable::NONE);
+        }
+    }
 }
 
 #[cfg(test)]

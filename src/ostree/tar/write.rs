@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use ostree::gio::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::commit::{self, Commit, CommitError, Walk};
+use crate::ostree::commit::{self, Commit, CommitError, Walk};
 
 /// Where the embedded repository lives in the stream.
 pub const REPO_DIR: &str = "sysroot/ostree/repo";
@@ -330,7 +330,7 @@ impl<'r, W: Write> LayerWriter<'r, W> {
 
 /// Owner and mode of a dirmeta object `(uuua(ayay))` (stored big-endian).
 pub fn dirmeta_attrs(v: &ostree::glib::Variant) -> Option<(u32, u32, u32)> {
-    let (uid, gid, mode, _): (u32, u32, u32, super::tarread::Xattrs) = v.get()?;
+    let (uid, gid, mode, _): (u32, u32, u32, crate::ostree::gvariant::Xattrs) = v.get()?;
     Some((u32::from_be(uid), u32::from_be(gid), u32::from_be(mode)))
 }
 

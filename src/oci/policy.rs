@@ -23,7 +23,7 @@
 //!    dropped: Go's tar reader returns them as entries of their own and umoci ignores them.
 //!    Old GNU sparse entries (type `S`) are refused, as umoci refuses them; PAX sparse files
 //!    are expanded by [`crate::host::sparse`].
-//! 9. Limits ([`crate::host::limits`]): a name longer than 255 bytes or a path longer than
+//! 9. Limits ([`crate::oci::limits`]): a name longer than 255 bytes or a path longer than
 //!    4095 bytes (as `/usr/…`) rejects the layer; so do a symlink target that is empty,
 //!    longer than 4095 bytes or holds a NUL ([`symlink_target`]), and an owner id that is
 //!    negative or above 4294967294 ([`owner_id`]): ids are never wrapped.
@@ -35,9 +35,10 @@
 //!
 //! The output path never contains `..`, never starts with `/` and never is empty; whether a
 //! parent of the path is a symlink is decided later, against the tree being built (see
-//! [`crate::host::tree`]), where writes through a symlink are rejected.
+//! [`crate::ostree::tree`]), where writes through a symlink are rejected.
 
 use std::fmt;
+use std::io::{self, Read};
 
 use super::limits::{ID_MAX, NAME_MAX, PATH_MAX, SYMLINK_TARGET_MAX};
 
@@ -363,6 +364,43 @@ fn path_is_top_etc(path: &[u8]) -> bool {
     s.trim_start_matches("./")
         .trim_start_matches('/')
         .starts_with("etc/")
+}
+
+/// The owner (uid, gid) of a tar entry, from its PAX records or header, never wrapped (see
+/// [`owner_id`]).
+pub fn entry_owner<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(u32, u32), Rejected> {
+    let pax = pax_records(entry).map_err(|e| Rejected::BadOwner("owner", e.to_string()))?;
+    owners(&pax, entry.header())
+}
+
+/// The owner (uid, gid) from already-read PAX records (the last value of a key wins) or the
+/// header's fields, each through [`owner_id`].
+pub fn owners(pax: &[(String, Vec<u8>)], h: &tar::Header) -> Result<(u32, u32), Rejected> {
+    let value = |k: &str| {
+        pax.iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| &v[..])
+    };
+    let h = h.as_old();
+    Ok((
+        owner_id("uid", value("uid"), &h.uid)?,
+        owner_id("gid", value("gid"), &h.gid)?,
+    ))
+}
+
+/// The entry's PAX records, in order (keys that are not UTF-8 are skipped).
+pub fn pax_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if let Some(exts) = entry.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            if let Ok(key) = ext.key() {
+                out.push((key.to_string(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ostree::gio;
 use ostree::glib::{self, Variant};
 
-use crate::host::repo::RepoError;
+use crate::ostree::repo::RepoError;
 
 #[derive(Debug, thiserror::Error)]
 /// Why a commit or one of its objects could not be read.
@@ -59,11 +59,6 @@ pub struct Commit {
     pub root_tree: String,
     /// The root dirmeta's checksum.
     pub root_meta: String,
-}
-
-/// Open the ostree repository at `path`.
-pub fn open_repo(path: &std::path::Path) -> anyhow::Result<ostree::Repo> {
-    crate::host::import::open_repo(path)
 }
 
 /// Resolve a ref or checksum to a commit checksum.

@@ -9,7 +9,7 @@ use flate2::write::GzEncoder;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::host::oci::REF_NAME_ANNOTATION;
+use super::layout::REF_NAME_ANNOTATION;
 
 /// OCI image manifest media type.
 pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -283,28 +283,6 @@ impl OciDir {
     }
 }
 
-/// RFC 3339 (UTC, seconds) of a Unix timestamp.
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// The OCI architecture name of this machine.
 pub fn oci_arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -318,17 +296,6 @@ pub fn oci_arch() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(
-            crate::host::metadata::parse_rfc3339(&rfc3339(1_234_567_890)),
-            Some(1_234_567_890)
-        );
-    }
 
     #[test]
     fn layout_and_index() {

@@ -1,7 +1,7 @@
 //! Every limit the importers apply to untrusted tar layers, each with where it comes from.
 //!
 //! A layer that crosses one is refused before its commit is written, naming the layer digest
-//! and the path (see [`crate::host::policy`]). The limits are what the tools that will later
+//! and the path (see [`crate::oci::policy`]). The limits are what the tools that will later
 //! read the repository accept: the kernel (a checkout is a real filesystem), ostree (which
 //! has to fsck and check out the commit) and Go's `archive/tar` (podman, buildah and umoci
 //! read the same layers; a layer they refuse is refused here too).
@@ -23,7 +23,7 @@
 //! ostree 2022.7 recurses per level in `fsck` and `checkout` with no limit of its own (the
 //! old `OSTREE_MAX_RECURSION` is gone): measured here, `ostree checkout` crashes (SIGSEGV) on
 //! a commit 10,000 levels deep and handles 5,000. The path limit also bounds the recursion in
-//! [`crate::host::tree`].
+//! [`crate::ostree::tree`].
 
 /// Longest file name (one path component), in bytes.
 pub const NAME_MAX: usize = 255;

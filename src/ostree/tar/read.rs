@@ -43,10 +43,10 @@
 //! layer) are verified against the remote's keys before anything is written. The caller
 //! holds the transaction: an error leaves nothing behind once it is aborted.
 //!
-//! The exporter's limits ([`crate::host::limits`]) apply here too, as the checksums only
+//! The exporter's limits ([`crate::oci::limits`]) apply here too, as the checksums only
 //! prove that an object is what its name says, not that ostree can check it out: owner ids
 //! out of range and symlink targets that are empty, too long or hold a NUL are refused
-//! ([`crate::host::policy::owner_id`], [`crate::host::policy::symlink_target`]), and before
+//! ([`crate::oci::policy::owner_id`], [`crate::oci::policy::symlink_target`]), and before
 //! the commit's tree is walked, `longest_path` refuses names over 255 bytes and paths over
 //! 4095 (which also bounds the walk's recursion).
 
@@ -57,13 +57,13 @@ use std::path::PathBuf;
 use ostree::gio;
 use ostree::glib::{self, Variant};
 
-use crate::host::gvariant::{parse_dirtree, ParsedTree};
-use crate::host::limits::{NAME_MAX, PATH_MAX};
-use crate::host::policy::Rejected;
-use crate::host::repo::{self, Csum, Meta, ObjectWriter, RepoError, S_IFLNK, S_IFREG};
+use crate::oci::limits::{NAME_MAX, PATH_MAX};
+use crate::oci::policy::Rejected;
+use crate::ostree::gvariant::{parse_dirtree, ParsedTree};
+use crate::ostree::repo::{self, Csum, Meta, ObjectWriter, RepoError, S_IFLNK, S_IFREG};
 
-use super::commit::{self, Commit, CommitError};
-use super::tarwrite::{sha256_hex, REPO_DIR};
+use super::write::{sha256_hex, REPO_DIR};
+use crate::ostree::commit::{self, Commit, CommitError};
 
 /// Largest commit, dirtree, dirmeta or detached-metadata object accepted (as libostree).
 const MAX_METADATA_SIZE: u64 = 10 << 20;
@@ -310,7 +310,7 @@ pub fn parse_xattrs(data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
 impl<'r> Importer<'r> {
     /// `remote`: verify the commit's signature against this remote before writing it.
     pub fn new(repo: &'r ostree::Repo, remote: Option<String>) -> Result<Self, ImportError> {
-        let spill_dir = crate::host::import::repo_path(repo)
+        let spill_dir = crate::ostree::repo::repo_path(repo)
             .map(|p| p.join("tmp"))
             .unwrap_or_else(|_| std::env::temp_dir());
         Ok(Importer {
@@ -560,16 +560,16 @@ impl<'r> Importer<'r> {
         xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<(), ImportError> {
         let (uid, gid) =
-            crate::host::layer::entry_owner(e).map_err(|r| format_err(path, r.to_string()))?;
+            crate::oci::policy::entry_owner(e).map_err(|r| format_err(path, r.to_string()))?;
         let h = e.header();
         let perms = h.mode()? & 0o7777;
         let size = h.size()?;
         let kind = h.entry_type();
-        let expected: crate::host::tree::Csum = hex::decode(csum)
+        let expected: crate::ostree::tree::Csum = hex::decode(csum)
             .ok()
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| format_err(path, "bad checksum"))?;
-        let check = |actual: crate::host::tree::Csum| -> Result<(), ImportError> {
+        let check = |actual: crate::ostree::tree::Csum| -> Result<(), ImportError> {
             if actual != expected {
                 return Err(ImportError::Checksum {
                     path: path.into(),
@@ -584,7 +584,7 @@ impl<'r> Importer<'r> {
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| format_err(path, "symlink without target"))?;
-                let target = crate::host::policy::symlink_target(&target)
+                let target = crate::oci::policy::symlink_target(&target)
                     .map_err(|r| format_err(path, r.to_string()))?
                     .to_string();
                 let meta = Meta {
@@ -614,7 +614,7 @@ impl<'r> Importer<'r> {
                     self.w
                         .write_content_stream(&expected, &header, io::Cursor::new(buf), len)?;
                 } else {
-                    let (csum, f, _) = crate::host::layer::spill(e, &header, &self.spill_dir)?;
+                    let (csum, f, _) = repo::spill(e, &header, &self.spill_dir)?;
                     check(csum)?;
                     self.w.write_content_stream(&expected, &header, f, size)?;
                 }
@@ -945,7 +945,7 @@ mod tests {
     /// whole, and a byte changed on the way is caught by its checksum there too.
     #[test]
     fn objects_over_64_mib_are_spilled_and_checked() {
-        use crate::host::import::Txn;
+        use crate::ostree::repo::Txn;
         let d = tempfile::tempdir().unwrap();
         let ostree = |args: &[&str]| {
             let out = std::process::Command::new("ostree")
@@ -974,11 +974,11 @@ mod tests {
             "--owner-uid=0",
             "--owner-gid=0",
         ]);
-        let src_repo = commit::open_repo(&src).unwrap();
-        let stream = super::super::tarwrite::export_commit(&src_repo, "main", Vec::new()).unwrap();
+        let src_repo = crate::ostree::repo::open_repo(&src).unwrap();
+        let stream = super::super::write::export_commit(&src_repo, "main", Vec::new()).unwrap();
         let want = commit::resolve(&src_repo, "main").unwrap();
 
-        let dst_repo = commit::open_repo(&dst).unwrap();
+        let dst_repo = crate::ostree::repo::open_repo(&dst).unwrap();
         let import = |stream: &[u8]| -> Result<(String, ImportStats), ImportError> {
             let txn = Txn::begin(&dst_repo).unwrap();
             let mut imp = Importer::new(&dst_repo, None)?;

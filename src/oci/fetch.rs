@@ -1,10 +1,10 @@
 //! Reaching an image: its manifest and config first, then its blobs one at a time, on demand.
 //!
 //! `oci:` and `oci-archive:` with `ostree-unverified-*` (or `ostree-remote-*`, whose check is
-//! the ostree signature) are read in place ([`crate::host::oci`]). Every other transport
+//! the ostree signature) are read in place ([`crate::oci::layout`]). Every other transport
 //! (`registry:`/`docker://`, `containers-storage:`, `docker-archive:`, `dir:`), and any image
 //! whose reference asks for containers-policy verification (`ostree-image-signed:`), goes
-//! through containers/image's proxy ([`crate::host::proxy`]), so registries, mirrors,
+//! through containers/image's proxy ([`crate::oci::proxy`]), so registries, mirrors,
 //! authentication, TLS and the signature policy are exactly containers/image's, and only the
 //! blobs the importer asks for are fetched.
 //!
@@ -34,7 +34,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use super::imgref::{ImageReference, OstreeImageReference, SignatureSource, Transport};
-use super::oci::{Image, Layout};
+use super::layout::{Image, Layout};
 pub use super::proxy::FetchOptions;
 use super::proxy::ProxyImage;
 
@@ -54,7 +54,7 @@ enum Blobs {
 
 impl Source {
     /// Open the blob `digest` of `size` bytes, not yet verified: the caller wraps it in a
-    /// [`super::oci::DigestReader`] and checks the digest at the end of the stream.
+    /// [`super::layout::DigestReader`] and checks the digest at the end of the stream.
     pub fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>> {
         match &self.blobs {
             Blobs::Layout(l) => Ok(l.open_blob(digest)?),
@@ -165,8 +165,8 @@ fn open_proxy(
 fn all_layers_uncompressed(image: &Image) -> bool {
     image.manifest.layers().iter().all(|l| {
         matches!(
-            super::oci::layer_compression(l.media_type().as_ref()),
-            Ok(super::oci::Compression::None)
+            super::layout::layer_compression(l.media_type().as_ref()),
+            Ok(super::layout::Compression::None)
         )
     })
 }

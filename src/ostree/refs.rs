@@ -117,6 +117,11 @@ pub fn blob_ref(digest: &str) -> String {
     prefix_escape(BLOB_PREFIX, digest).expect("digest is non-empty")
 }
 
+/// The ref holding an image's merged commit: `ostree/container/image/<escaped reference>`.
+pub fn image_ref(imgref: &impl std::fmt::Display) -> String {
+    prefix_escape(IMAGE_PREFIX, &imgref.to_string()).expect("image reference is non-empty")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! signature policy, without copying the whole image first: the manifest and config are read
 //! on their own, and each blob is streamed only when asked for. Blobs arrive through a pipe
 //! per request; skopeo checks each blob against the digest and size it is asked for, and the
-//! importer hashes the stream again as it reads it ([`crate::host::oci::DigestReader`]).
+//! importer hashes the stream again as it reads it ([`crate::oci::layout::DigestReader`]).
 //!
 //! # Protocol version
 //!
@@ -33,7 +33,7 @@ use containers_image_proxy::{ImageProxy, ImageProxyConfig, OpenedImage};
 use tokio::io::AsyncReadExt;
 
 use super::imgref::ImageReference;
-use super::oci::MAX_JSON_SIZE;
+use super::layout::MAX_JSON_SIZE;
 
 /// How to reach registries, as ostree-rs-ext and skopeo spell these options.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 //! own whiteout processing at checkout.
 //!
 //! The recursive functions here are bounded by the path limits of
-//! [`crate::host::limits`]: no tree is deeper than 2047 levels.
+//! [`crate::oci::limits`]: no tree is deeper than 2047 levels.
 //!
 //! # Security
 //!

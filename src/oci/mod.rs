@@ -1,0 +1,23 @@
+//! OCI images, the shared bottom layer under the importer ([`crate::host`]), encapsulation
+//! ([`crate::encapsulate`]) and the server ([`crate::serve`]). Nothing here knows ostree.
+//!
+//! - [`imgref`]: image references, one parser (`ostree-…:` forms and bare containers/image
+//!   transports) for every verb;
+//! - [`fetch`]: reaching an image on any transport: manifest and config first, then each
+//!   blob on demand, and [`fetch::Source::open_layer`], the one way to read a layer (digest
+//!   and size verified, decompressed, diff_id checked);
+//! - [`proxy`]: containers/image's own proxy (`skopeo experimental-image-proxy`);
+//! - [`layout`]: reading an OCI image layout (`oci:`, `oci-archive:` in place), digests;
+//!   [`write`](mod@write): writing one; [`gzip`]: decoding layers; [`time`]: RFC 3339 timestamps;
+//! - [`policy`] and [`limits`]: the rules for untrusted layer tar entries (paths, whiteouts,
+//!   owners, link targets) and every limit they apply.
+
+pub mod fetch;
+pub mod gzip;
+pub mod imgref;
+pub mod layout;
+pub mod limits;
+pub mod policy;
+pub mod proxy;
+pub mod time;
+pub mod write;

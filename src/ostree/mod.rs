@@ -1,0 +1,21 @@
+//! ostree repositories and objects, the shared bottom layer under the importer
+//! ([`crate::host`]), encapsulation ([`crate::encapsulate`]) and the server
+//! ([`crate::serve`]). Each object format is parsed and written once, here.
+//!
+//! - [`repo`]: opening a repository, its transaction, checksums ([`repo::Csum`], the one
+//!   checksum type), writing objects and loading trees;
+//! - [`gvariant`]: the serialised formats (file header, dirmeta, dirtree, xattrs), written and
+//!   parsed;
+//! - [`tree`]: in-memory trees of checksums, layer application and whiteouts;
+//! - [`commit`]: reading one commit, its detached metadata and a walk of its tree;
+//! - [`refs`]: the ref namespace (`ostree/container/…`) and ref escaping;
+//! - [`keys`]: every commit metadata key and image label this project reads or writes;
+//! - [`tar`]: ostree-rs-ext's tar stream of a commit, both directions.
+
+pub mod commit;
+pub mod gvariant;
+pub mod keys;
+pub mod refs;
+pub mod repo;
+pub mod tar;
+pub mod tree;
