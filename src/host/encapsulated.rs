@@ -18,7 +18,7 @@
 //! `history`, `metadata` and `prune` know it, a second pull of the same manifest is a no-op,
 //! and the original commit (checksum, metadata, signatures) stays as it was.
 
-use std::io::{self, BufReader, Read};
+use std::io::BufReader;
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -27,7 +27,7 @@ use crate::host::metadata;
 use crate::host::progress::Progress;
 use crate::oci::fetch::Source;
 use crate::oci::imgref::ImageReference;
-use crate::oci::layout::{self as oci, Compression, DigestReader, Image};
+use crate::oci::layout::Image;
 use crate::ostree::refs::blob_ref;
 use crate::ostree::repo::ObjectWriter;
 
@@ -57,40 +57,18 @@ pub fn read_ostree_layers(
     for (i, (desc, diff_id)) in layers.iter().enumerate() {
         let digest = desc.digest().to_string();
         let what = format!("ostree layer {}/{n} ({digest})", i + 1);
-        let compression =
-            oci::layer_compression(desc.media_type().as_ref()).with_context(|| what.clone())?;
         let pb = progress.layer(&format!("ostree layer {}/{n}", i + 1), desc.size());
-        let raw = source.open_blob(&digest, desc.size())?;
-        let raw = progress.track_layer(&pb, raw, &digest, i + 1, n, desc.size());
-        let mut blob = DigestReader::new(BufReader::with_capacity(256 << 10, raw));
-        {
-            let decompressed: Box<dyn Read + '_> = match compression {
-                Compression::None => Box::new(&mut blob),
-                Compression::Gzip => {
-                    Box::new(crate::oci::gzip::GzipReader::new(BufReader::new(&mut blob)))
-                }
-                Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut blob)?),
-            };
-            let mut tar = DigestReader::new(decompressed);
-            let imported = imp.import_layer(BufReader::with_capacity(1 << 20, &mut tar));
-            let drained = io::copy(&mut tar, &mut io::sink());
-            let (tar_digest, tar_bytes) = tar.finish();
-            drop(tar);
-            // The blob's own digest first: a corrupt blob explains everything after it.
-            io::copy(&mut blob, &mut io::sink()).with_context(|| what.clone())?;
-            blob.verify(&what, &digest, Some(desc.size()))?;
-            imported.with_context(|| what.clone())?;
-            drained.with_context(|| what.clone())?;
-            if tar_digest != *diff_id {
-                return Err(crate::oci::layout::OciError::DigestMismatch {
-                    what: format!("{what} uncompressed content (diff_id)"),
-                    expected: diff_id.clone(),
-                    actual: tar_digest,
-                }
-                .into());
-            }
-            res.tar_bytes += tar_bytes;
-        }
+        let mut layer = source.open_layer(desc, diff_id, &what, |raw| {
+            progress.track_layer(&pb, raw, &digest, i + 1, n, desc.size())
+        })?;
+        let imported = imp.import_layer(BufReader::with_capacity(1 << 20, &mut layer));
+        // The blob first (a corrupt blob explains everything after it), the diff_id last.
+        let verified = match layer.finish() {
+            Err(e) if e.is_blob() => return Err(e.into()),
+            v => v,
+        };
+        imported.with_context(|| what.clone())?;
+        res.tar_bytes += verified?.tar_bytes;
         pb.finish_and_clear();
         res.blob_bytes += desc.size();
         res.layers_imported += 1;

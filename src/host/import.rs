@@ -47,7 +47,7 @@ use ostree::gio;
 use ostree::glib::prelude::ToVariant;
 
 use super::encapsulated;
-use super::layer::{self, Data, Item, LayerCounts, LayerError, LayerSource};
+use super::layer::{self, Data, Item, LayerCounts, LayerError};
 use super::metadata;
 use super::progress::Progress;
 use crate::oci::fetch;
@@ -536,7 +536,7 @@ fn pull_layers(
                 label,
                 index: i + 1,
                 layers: n,
-                media_type: desc.media_type().to_string(),
+                desc: (*desc).clone(),
                 size: desc.size(),
                 diff_id: diff_id.clone(),
                 digest,
@@ -736,7 +736,8 @@ struct LayerJob {
     index: usize,
     layers: usize,
     name: String,
-    media_type: String,
+    /// The manifest's descriptor of the blob.
+    desc: oci_spec::image::Descriptor,
     size: u64,
     diff_id: String,
     /// The layer's commit, when already stored and right over these lower layers.
@@ -804,28 +805,14 @@ fn start_layer<'scope, 'env>(
     spill_dir: &'env Path,
     progress: &Progress,
 ) -> Result<Pipeline<'scope>> {
-    let compression = oci::layer_compression(&job.media_type).with_context(|| job.name.clone())?;
     let pb = progress.layer(&job.label, job.size);
-    let blob = progress.track_layer(
-        &pb,
-        source.open_blob(&job.digest, job.size)?,
-        &job.digest,
-        job.index,
-        job.layers,
-        job.size,
-    );
+    let layer = source.open_layer(&job.desc, &job.diff_id, &job.name, |raw| {
+        progress.track_layer(&pb, raw, &job.digest, job.index, job.layers, job.size)
+    })?;
     let (tx, rx) = sync_channel::<Item>(256);
     let bar = pb.clone();
     let reader = s.spawn(move || {
-        let src = LayerSource {
-            blob,
-            compression,
-            digest: &job.digest,
-            size: job.size,
-            diff_id: &job.diff_id,
-            name: &job.name,
-        };
-        let r = layer::read_layer(src, &tx, spill_dir, &|c| Progress::files(&bar, c));
+        let r = layer::read_layer(layer, &tx, spill_dir, &|c| Progress::files(&bar, c));
         drop(tx);
         r
     });

@@ -21,13 +21,14 @@
 //! the tar ends early. When decompression or parsing fails, the blob digest is checked first,
 //! so a corrupted blob is reported as a digest mismatch naming both digests.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::sparse;
-use crate::oci::layout::{Compression, DigestReader, OciError};
+use crate::oci::layer::{LayerReadError, LayerReader};
+use crate::oci::layout::OciError;
 use crate::oci::policy::{
     classify, normalize, owners, pax_records, symlink_target, xattr_name, Disposition, EntryKind,
     Filtered, Rejected,
@@ -44,6 +45,9 @@ pub enum LayerError {
     /// The blob or its decompressed stream failed a digest or size check.
     #[error(transparent)]
     Oci(#[from] OciError),
+    /// The blob, its decompression or its diff_id failed ([`crate::oci::layer`]).
+    #[error(transparent)]
+    Layer(#[from] LayerReadError),
     /// Reading the stream or a spill file failed.
     #[error("{what}")]
     Io {
@@ -193,48 +197,6 @@ pub struct LayerCounts {
     pub tar_bytes: u64,
 }
 
-/// Where the layer comes from and what it must hash to.
-pub struct LayerSource<'a> {
-    /// The blob as fetched, still compressed.
-    pub blob: Box<dyn Read + Send>,
-    /// Its compression, from the descriptor's media type.
-    pub compression: Compression,
-    /// The descriptor's digest of the blob.
-    pub digest: &'a str,
-    /// The descriptor's size of the blob.
-    pub size: u64,
-    /// The config's diff_id: the digest of the decompressed tar.
-    pub diff_id: &'a str,
-    /// For messages: "layer 2 (sha256:…)".
-    pub name: &'a str,
-}
-
-enum Decoder<R: io::BufRead> {
-    Plain(R),
-    Gzip(crate::oci::gzip::GzipReader<R>),
-    Zstd(zstd::Decoder<'static, R>),
-}
-
-impl<R: io::BufRead> Read for Decoder<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Decoder::Plain(r) => r.read(buf),
-            Decoder::Gzip(r) => r.read(buf),
-            Decoder::Zstd(r) => r.read(buf),
-        }
-    }
-}
-
-impl<R: io::BufRead> Decoder<R> {
-    fn into_raw(self) -> R {
-        match self {
-            Decoder::Plain(r) => r,
-            Decoder::Gzip(r) => r.into_inner(),
-            Decoder::Zstd(r) => r.finish(),
-        }
-    }
-}
-
 fn entry_kind(t: tar::EntryType) -> EntryKind {
     use tar::EntryType as T;
     match t {
@@ -269,135 +231,26 @@ fn comps(p: &str) -> Vec<String> {
     }
 }
 
-/// Decompressed tar arrives in chunks of this size from the inflating thread.
-const CHUNK: usize = 1 << 20;
-
-/// Reads the chunks the inflating thread sends; an `Err` chunk is its decompression error.
-struct ChunkReader {
-    rx: Receiver<io::Result<Vec<u8>>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(Ok(chunk)) => {
-                    self.cur = chunk;
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Read the blob to its end, hashing it, decompressing into chunks sent to `tx`. Returns the
-/// blob's digest reader (to verify) and the decompression error, if any.
-fn inflate(
-    blob: Box<dyn Read + Send + '_>,
-    compression: Compression,
-    tx: SyncSender<io::Result<Vec<u8>>>,
-) -> (
-    DigestReader<BufReader<Box<dyn Read + Send + '_>>>,
-    Option<io::Error>,
-) {
-    let raw = DigestReader::new(BufReader::with_capacity(256 << 10, blob));
-    let mut dec = match compression {
-        Compression::None => Decoder::Plain(BufReader::new(raw)),
-        Compression::Gzip => Decoder::Gzip(crate::oci::gzip::GzipReader::new(BufReader::new(raw))),
-        Compression::Zstd => match zstd::Decoder::with_buffer(BufReader::new(raw)) {
-            Ok(d) => Decoder::Zstd(d),
-            Err(e) => unreachable!("zstd decoder setup cannot fail without a dictionary: {e}"),
-        },
-    };
-    let mut failed = None;
-    'outer: loop {
-        let mut buf = vec![0u8; CHUNK];
-        let mut filled = 0;
-        while filled < CHUNK {
-            match dec.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-                    failed = Some(e);
-                    break 'outer;
-                }
-            }
-        }
-        if filled == 0 {
-            break;
-        }
-        buf.truncate(filled);
-        if tx.send(Ok(buf)).is_err() {
-            break; // the parser stopped; its error is reported
-        }
-    }
-    drop(tx);
-    // Hash the rest of the blob even after an error: a corrupted blob is reported as such.
-    let mut raw = dec.into_raw().into_inner();
-    let _ = io::copy(&mut raw, &mut io::sink());
-    (raw, failed)
-}
-
-/// Read, verify and classify one layer, sending its items to `tx`. Decompression runs on a
-/// thread of its own, tar parsing and content hashing on the calling thread.
+/// Read and classify one layer (opened with [`crate::oci::fetch::Source::open_layer`]),
+/// sending its items to `tx`; tar parsing and content hashing run on the calling thread. The
+/// blob is verified before a parse error is reported, the diff_id after.
 pub fn read_layer(
-    src: LayerSource<'_>,
+    mut layer: LayerReader,
     tx: &SyncSender<Item>,
     spill_dir: &Path,
     on_entry: &dyn Fn(&LayerCounts),
 ) -> Result<LayerCounts, LayerError> {
-    let name = src.name;
-    let (ctx, crx) = sync_channel(8);
-    let compression = src.compression;
-    let blob = src.blob;
-    std::thread::scope(|s| {
-        let inflater = s.spawn(move || inflate(blob, compression, ctx));
-        let mut tar_stream = DigestReader::new(ChunkReader {
-            rx: crx,
-            cur: Vec::new(),
-            pos: 0,
-        });
-        let mut counts = LayerCounts::default();
-        let parsed = parse_tar(&mut tar_stream, tx, spill_dir, &mut counts, on_entry);
-        // Past the tar's end (padding), to the end of the stream.
-        let drained = io::copy(&mut tar_stream, &mut io::sink());
-        let tar_digest = tar_stream.finish();
-        drop(tar_stream);
-        let (raw, inflate_err) = inflater.join().map_err(|_| LayerError::Stopped)?;
-        raw.verify(&format!("{name} blob"), src.digest, Some(src.size))?;
-        if let Some(e) = inflate_err {
-            return Err(LayerError::Io {
-                what: format!("{name}: decompressing"),
-                source: e,
-            });
-        }
-        parsed?;
-        drained.map_err(|source| LayerError::Io {
-            what: format!("{name}: decompressing"),
-            source,
-        })?;
-        if tar_digest.0 != src.diff_id {
-            return Err(OciError::DigestMismatch {
-                what: format!("{name} uncompressed content (diff_id)"),
-                expected: src.diff_id.to_string(),
-                actual: tar_digest.0,
-            }
-            .into());
-        }
-        counts.blob_bytes = raw.count();
-        counts.tar_bytes = tar_digest.1;
-        Ok(counts)
-    })
+    let mut counts = LayerCounts::default();
+    let parsed = parse_tar(&mut layer, tx, spill_dir, &mut counts, on_entry);
+    let verified = match layer.finish() {
+        Err(e) if e.is_blob() => return Err(e.into()),
+        v => v,
+    };
+    parsed?;
+    let v = verified?;
+    counts.blob_bytes = v.blob_bytes;
+    counts.tar_bytes = v.tar_bytes;
+    Ok(counts)
 }
 
 fn parse_tar(

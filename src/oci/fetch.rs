@@ -34,7 +34,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use super::imgref::{ImageReference, OstreeImageReference, SignatureSource, Transport};
-use super::layout::{Image, Layout};
+use super::layer::{LayerFacts, LayerReader};
+use super::layout::{layer_compression, Image, Layout};
 pub use super::proxy::FetchOptions;
 use super::proxy::ProxyImage;
 
@@ -53,8 +54,35 @@ enum Blobs {
 }
 
 impl Source {
+    /// Open the layer `desc` (whose config diff_id is `diff_id`) for reading: its tar stream,
+    /// decompressed and verified as [`LayerReader`] describes. `track` wraps the raw blob as
+    /// fetched (progress bars and events count compressed bytes); `name` is for messages.
+    pub fn open_layer(
+        &self,
+        desc: &oci_spec::image::Descriptor,
+        diff_id: &str,
+        name: &str,
+        track: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
+    ) -> Result<LayerReader> {
+        let digest = desc.digest().to_string();
+        let compression =
+            layer_compression(desc.media_type().as_ref()).with_context(|| name.to_string())?;
+        let blob = track(self.open_blob(&digest, desc.size())?);
+        Ok(LayerReader::new(
+            blob,
+            LayerFacts {
+                digest,
+                size: desc.size(),
+                compression,
+                diff_id: diff_id.to_string(),
+                name: name.to_string(),
+            },
+        ))
+    }
+
     /// Open the blob `digest` of `size` bytes, not yet verified: the caller wraps it in a
-    /// [`super::layout::DigestReader`] and checks the digest at the end of the stream.
+    /// [`super::layout::DigestReader`] and checks the digest at the end of the stream (layers
+    /// go through [`Self::open_layer`] instead).
     pub fn open_blob(&self, digest: &str, size: u64) -> Result<Box<dyn Read + Send>> {
         match &self.blobs {
             Blobs::Layout(l) => Ok(l.open_blob(digest)?),

@@ -4,8 +4,8 @@
 //! - [`imgref`]: image references, one parser (`ostree-…:` forms and bare containers/image
 //!   transports) for every verb;
 //! - [`fetch`]: reaching an image on any transport: manifest and config first, then each
-//!   blob on demand, and [`fetch::Source::open_layer`], the one way to read a layer (digest
-//!   and size verified, decompressed, diff_id checked);
+//!   blob on demand; [`fetch::Source::open_layer`] and [`layer`]: the one way to read a
+//!   layer (decompressed on its own thread; digest, size and diff_id verified);
 //! - [`proxy`]: containers/image's own proxy (`skopeo experimental-image-proxy`);
 //! - [`layout`]: reading an OCI image layout (`oci:`, `oci-archive:` in place), digests;
 //!   [`write`](mod@write): writing one; [`gzip`]: decoding layers; [`time`]: RFC 3339 timestamps;
@@ -15,6 +15,7 @@
 pub mod fetch;
 pub mod gzip;
 pub mod imgref;
+pub mod layer;
 pub mod layout;
 pub mod limits;
 pub mod policy;

@@ -199,15 +199,19 @@ fn csum(b: &[u8]) -> Option<Csum> {
     b.try_into().ok()
 }
 
-/// Parse `a(ayay)` into (name without its NUL, value) pairs.
-pub fn parse_xattrs(data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+/// Parse `a(ayay)` into (name without its NUL, value) pairs, in their stored order; the one
+/// xattrs parser (content headers, dirmeta, `.file-xattrs` objects of an untrusted tar, a
+/// served repository's split xattrs). None unless `data` is exactly what [`xattrs`] writes
+/// for the result (GVariant normal form, every name NUL-terminated): so a parsed value always
+/// serialises back to the bytes its checksum covers.
+pub fn parse_xattrs(data: &[u8]) -> Option<Xattrs> {
     let mut out = Vec::new();
     for e in split_array(data)? {
         let it = split_tuple(e, 2)?;
-        let n = it[0].strip_suffix(&[0]).unwrap_or(it[0]);
+        let n = it[0].strip_suffix(&[0])?;
         out.push((n.to_vec(), it[1].to_vec()));
     }
-    Some(out)
+    (xattrs(&out) == data).then_some(out)
 }
 
 /// Extended attributes: (name without NUL, value).
@@ -341,5 +345,27 @@ mod tests {
             let _ = parse_dirtree(&good[..cut]); // must not panic
         }
         assert!(parse_dirtree(&[0xff; 7]).is_none());
+    }
+
+    /// glib's serialisation parses, names lose their NUL and keep their stored order; what is
+    /// not in normal form, or has a name without its NUL, does not parse.
+    #[test]
+    fn xattrs_parse_strictly() {
+        let v = vec![
+            (b"user.b\0".to_vec(), b"2".to_vec()),
+            (b"security.capability\0".to_vec(), b"1".to_vec()),
+        ]
+        .to_variant();
+        let data = v.data_as_bytes();
+        let x = parse_xattrs(&data).unwrap();
+        assert_eq!(x[0], (b"user.b".to_vec(), b"2".to_vec()));
+        assert_eq!(x[1].0, b"security.capability");
+        assert!(parse_xattrs(&[]).unwrap().is_empty());
+        let no_nul = vec![(b"user.b".to_vec(), b"2".to_vec())].to_variant();
+        assert!(parse_xattrs(&no_nul.data_as_bytes()).is_none());
+        let mut padded = data.to_vec();
+        padded.insert(0, 0);
+        assert!(parse_xattrs(&padded).is_none());
+        assert!(parse_xattrs(&data[1..]).is_none());
     }
 }

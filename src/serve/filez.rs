@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::DeflateEncoder;
 use flate2::Compression;
-use ostree::glib::{self, prelude::*, Variant};
+use ostree::glib::{prelude::*, Variant};
 use rustix::fs::{AtFlags, FileType};
 use sha2::{Digest, Sha256};
 
@@ -267,26 +267,20 @@ fn split_xattrs(repo: &RepoDir, checksum: &str) -> io::Result<Xattrs> {
         Err(e) if is_not_found(&e) => return Ok(Vec::new()),
         Err(e) => return Err(e),
     }
-    let v = Variant::from_bytes_with_type(
-        &glib::Bytes::from(&data[..]),
-        glib::VariantTy::new("a(ayay)").expect("valid type"),
-    );
-    v.get::<Xattrs>()
-        .filter(|_| v.is_normal_form())
+    crate::ostree::gvariant::parse_xattrs(&data)
+        .map(with_nuls)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed .file-xattrs"))
 }
 
-/// `(uuua(ayay))`, integers big-endian.
+/// A `user.ostreemeta` xattr, `(uuua(ayay))` like a dirmeta: uid, gid, mode, xattrs.
 fn parse_ostreemeta(data: &[u8]) -> Option<(u32, u32, u32, Xattrs)> {
-    let v = Variant::from_bytes_with_type(
-        &glib::Bytes::from(data),
-        glib::VariantTy::new("(uuua(ayay))").ok()?,
-    );
-    if !v.is_normal_form() {
-        return None;
-    }
-    let (uid, gid, mode, x): (u32, u32, u32, Xattrs) = v.get()?;
-    Some((u32::from_be(uid), u32::from_be(gid), u32::from_be(mode), x))
+    let (uid, gid, mode, x) = crate::ostree::gvariant::parse_dirmeta(data)?;
+    Some((uid, gid, mode, with_nuls(x)))
+}
+
+/// Names as a file header carries them, with their NUL.
+fn with_nuls(x: crate::ostree::gvariant::Xattrs) -> Xattrs {
+    x.into_iter().map(|(n, v)| (with_nul(&n), v)).collect()
 }
 
 /// Sorted order first, then the original if it differs.
@@ -578,8 +572,8 @@ mod tests {
         let len = u32::from_be_bytes(z[..4].try_into().unwrap()) as usize;
         assert_eq!(&z[4..8], &[0, 0, 0, 0]);
         let v = Variant::from_bytes_with_type(
-            &glib::Bytes::from(&z[8..8 + len]),
-            glib::VariantTy::new("(tuuuusa(ayay))").unwrap(),
+            &ostree::glib::Bytes::from(&z[8..8 + len]),
+            ostree::glib::VariantTy::new("(tuuuusa(ayay))").unwrap(),
         );
         let mut body = Vec::new();
         DeflateDecoder::new(&z[8 + len..])

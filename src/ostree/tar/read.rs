@@ -59,7 +59,7 @@ use ostree::glib::{self, Variant};
 
 use crate::oci::limits::{NAME_MAX, PATH_MAX};
 use crate::oci::policy::Rejected;
-use crate::ostree::gvariant::{parse_dirtree, ParsedTree};
+use crate::ostree::gvariant::{self, parse_dirtree, ParsedTree, Xattrs};
 use crate::ostree::repo::{self, Csum, Meta, ObjectWriter, RepoError, S_IFLNK, S_IFREG};
 
 use super::write::{sha256_hex, REPO_DIR};
@@ -154,9 +154,6 @@ fn octx(context: impl Into<String>) -> impl FnOnce(glib::Error) -> ImportError {
     let context = context.into();
     move |source| ImportError::Ostree { context, source }
 }
-
-/// Extended attributes: (name without trailing NUL, value), sorted by name.
-pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Counts of what was read.
 #[derive(Debug, Default, Clone, Copy)]
@@ -288,23 +285,6 @@ fn read_bounded(
     let mut buf = Vec::with_capacity(size as usize);
     e.take(max).read_to_end(&mut buf)?;
     Ok(buf)
-}
-
-/// Parse a serialised `a(ayay)` into (name without its trailing NUL, value), sorted by name.
-pub fn parse_xattrs(data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-    let v = Variant::from_bytes_with_type(
-        &glib::Bytes::from(data),
-        glib::VariantTy::new("a(ayay)").ok()?,
-    );
-    let v = v.normal_form();
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = v.get()?;
-    for (n, _) in out.iter_mut() {
-        if n.last() == Some(&0) {
-            n.pop();
-        }
-    }
-    out.sort();
-    Some(out)
 }
 
 impl<'r> Importer<'r> {
@@ -495,7 +475,9 @@ impl<'r> Importer<'r> {
     ) -> Result<String, ImportError> {
         let size = e.header().size()?;
         let data = read_bounded(e, size, MAX_XATTRS_SIZE, path)?;
-        let x = parse_xattrs(&data).ok_or_else(|| format_err(path, "malformed xattrs"))?;
+        let mut x =
+            gvariant::parse_xattrs(&data).ok_or_else(|| format_err(path, "malformed xattrs"))?;
+        x.sort();
         let c = sha256_hex(&data);
         self.xattrs.insert(c.clone(), x);
         Ok(c)
@@ -782,7 +764,6 @@ fn longest_path(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ostree::glib::prelude::*;
 
     #[test]
     fn longest_path_is_bounded_and_iterative() {
@@ -926,19 +907,6 @@ mod tests {
         for (path, want) in table {
             assert_eq!(classify(&path), want, "{path}");
         }
-    }
-
-    #[test]
-    fn xattrs_sorted_without_nul() {
-        let v = vec![
-            (b"user.b\0".to_vec(), b"2".to_vec()),
-            (b"security.capability\0".to_vec(), b"1".to_vec()),
-        ]
-        .to_variant();
-        let x = parse_xattrs(&v.data_as_bytes()).unwrap();
-        assert_eq!(x[0].0, b"security.capability");
-        assert_eq!(x[1].0, b"user.b");
-        assert!(parse_xattrs(&[]).unwrap().is_empty());
     }
 
     /// A content object over 64 MiB goes through the spill path (a temporary file): it arrives

@@ -328,10 +328,10 @@ impl<'r, W: Write> LayerWriter<'r, W> {
     }
 }
 
-/// Owner and mode of a dirmeta object `(uuua(ayay))` (stored big-endian).
-pub fn dirmeta_attrs(v: &ostree::glib::Variant) -> Option<(u32, u32, u32)> {
-    let (uid, gid, mode, _): (u32, u32, u32, crate::ostree::gvariant::Xattrs) = v.get()?;
-    Some((u32::from_be(uid), u32::from_be(gid), u32::from_be(mode)))
+/// Owner and mode of a dirmeta object `(uuua(ayay))`.
+fn dirmeta_attrs(v: &ostree::glib::Variant) -> Option<(u32, u32, u32)> {
+    let (uid, gid, mode, _) = crate::ostree::gvariant::parse_dirmeta(&v.data_as_bytes())?;
+    Some((uid, gid, mode))
 }
 
 /// Write the whole commit as one tar stream (what `tar export` prints, and what a
