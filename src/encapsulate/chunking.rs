@@ -33,6 +33,7 @@ use ostree::gio::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::ostree::commit::{self, CommitError, Walk};
+use crate::ostree::csum::Csum;
 
 /// Layer annotation listing the components a layer holds (as ostree-rs-ext).
 pub use crate::ostree::keys::COMPONENTS_ANNOTATION;
@@ -58,7 +59,7 @@ pub struct Component {
     /// Its name (the package's, or a directory's).
     pub name: String,
     /// Checksums of its content objects.
-    pub objects: BTreeSet<String>,
+    pub objects: BTreeSet<Csum>,
     /// Their total size in bytes.
     pub size: u64,
 }
@@ -69,7 +70,7 @@ pub struct LayerPlan {
     /// The components in the layer.
     pub components: Vec<String>,
     /// Their content objects.
-    pub objects: BTreeSet<String>,
+    pub objects: BTreeSet<Csum>,
     /// Their total size in bytes.
     pub size: u64,
 }
@@ -134,7 +135,7 @@ fn dpkg_packages(
     walk: &Walk,
     all_paths: &HashSet<&str>,
 ) -> Result<Vec<(String, Vec<String>)>, CommitError> {
-    let mut lists: Vec<(&str, &str)> = Vec::new();
+    let mut lists: Vec<(&Csum, &str)> = Vec::new();
     for (csum, paths) in &walk.content {
         for p in paths {
             let Some((dir, file)) = p.rsplit_once('/') else {
@@ -179,10 +180,10 @@ fn rpm_packages(
     walk: &Walk,
 ) -> Result<Vec<(String, Vec<String>)>, CommitError> {
     let Some((dbdir, files)) = RPMDB_DIRS.iter().find_map(|dir| {
-        let files: Vec<(&str, &str)> = walk
+        let files: Vec<(&Csum, &str)> = walk
             .content
             .iter()
-            .flat_map(|(csum, paths)| paths.iter().map(move |p| (csum.as_str(), p.as_str())))
+            .flat_map(|(csum, paths)| paths.iter().map(move |p| (csum, p.as_str())))
             .filter(|(_, p)| p.rsplit_once('/').map(|(d, _)| d) == Some(*dir))
             .collect();
         (!files.is_empty()).then_some((*dir, files))
@@ -285,7 +286,7 @@ pub fn dir_component(path: &str) -> String {
 pub fn components(
     walk: &Walk,
     owners: &HashMap<String, String>,
-    sizes: &BTreeMap<String, u64>,
+    sizes: &BTreeMap<Csum, u64>,
 ) -> Vec<Component> {
     let mut by_name: BTreeMap<String, Component> = BTreeMap::new();
     for (csum, paths) in &walk.content {
@@ -300,7 +301,7 @@ pub fn components(
             objects: BTreeSet::new(),
             size: 0,
         });
-        c.objects.insert(csum.clone());
+        c.objects.insert(*csum);
         c.size += sizes.get(csum).copied().unwrap_or(0);
     }
     by_name.into_values().collect()
@@ -416,7 +417,7 @@ mod tests {
     fn comp(name: &str, size: u64) -> Component {
         Component {
             name: name.into(),
-            objects: [format!("{name}-obj")].into(),
+            objects: [crate::ostree::repo::sha256(name.as_bytes())].into(),
             size,
         }
     }

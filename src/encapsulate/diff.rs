@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::ostree::repo::{self, RepoError};
+use crate::ostree::repo::RepoError;
 use crate::ostree::tree::{Dir, Node};
 
 use super::cli::DiffArgs;
@@ -129,7 +129,7 @@ pub fn diff_commits(
     };
     let load = |rev: &str| -> Result<Dir, DiffError> {
         let c = commit::resolve(repo, rev)?;
-        let root = repo::load_commit_tree(repo, &c)?;
+        let root = crate::ostree::commit::load_commit_tree(repo, &c)?;
         if parts.is_empty() {
             return Ok(root);
         }

@@ -15,6 +15,7 @@ use super::chunking::{self, LayerPlan, COMPONENTS_ANNOTATION, COMPONENT_SEPARATO
 use super::cli::EncapsulateArgs;
 use crate::oci::write::{self, OciDir, MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST};
 use crate::ostree::commit::{self, Commit, Walk};
+use crate::ostree::csum::Csum;
 use crate::ostree::tar::write::{ExportError, LayerWriter};
 
 use crate::ostree::keys::{
@@ -128,13 +129,13 @@ pub fn build_oci(
     let walk = commit::walk(repo, &c)?;
     let mut sizes = BTreeMap::new();
     for csum in walk.content.keys() {
-        sizes.insert(csum.clone(), commit::load_content(repo, csum)?.size);
+        sizes.insert(*csum, commit::load_content(repo, csum)?.size);
     }
     let owners = chunking::package_owners(repo, &walk)?;
     let comps = chunking::components(&walk, &owners, &sizes);
     let plans = chunking::pack(&comps, opts.max_layers.max(1), opts.prior.as_deref());
-    let chunked: HashSet<&String> = plans.iter().flat_map(|p| p.objects.iter()).collect();
-    let remainder: BTreeSet<String> = walk
+    let chunked: HashSet<&Csum> = plans.iter().flat_map(|p| p.objects.iter()).collect();
+    let remainder: BTreeSet<Csum> = walk
         .content
         .keys()
         .filter(|k| !chunked.contains(k))

@@ -20,7 +20,7 @@
 
 use std::io::BufReader;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::host::import::PullResult;
 use crate::host::metadata;
@@ -102,12 +102,6 @@ pub fn record_image(
         repo.transaction_set_ref(None, &blob_ref(desc.digest().as_ref()), Some(commit));
     }
     let original = crate::ostree::commit::Commit::load(repo, commit)?;
-    let csum = |hex_csum: &str| -> Result<crate::ostree::tree::Csum> {
-        hex::decode(hex_csum)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| anyhow!("commit {commit}: malformed tree checksum {hex_csum}"))
-    };
     let bootable = original
         .metadata
         .lookup_value(keys::BOOTABLE, None)
@@ -116,8 +110,8 @@ pub fn record_image(
     let md = metadata::image_commit_metadata(img, bootable);
     let image_commit = ObjectWriter::new(repo).write_commit(
         Some(commit),
-        &csum(&original.root_tree)?,
-        &csum(&original.root_meta)?,
+        &original.root_tree,
+        &original.root_meta,
         &md,
         "",
         original.timestamp,

@@ -55,7 +55,7 @@ use crate::oci::imgref::{ImageReference, OstreeImageReference, SignatureSource};
 use crate::oci::layout as oci;
 use crate::ostree::keys;
 use crate::ostree::refs::blob_ref;
-use crate::ostree::repo::{self, repo_path, Meta, ObjectWriter, Txn, S_IFDIR};
+use crate::ostree::repo::{repo_path, Meta, ObjectWriter, Txn, S_IFDIR};
 use crate::ostree::tar::read::Importer;
 use crate::ostree::tree::{apply_layer, Dir, FileKind, LayerBuilder};
 
@@ -250,7 +250,7 @@ fn unchanged(
         return Ok(None);
     };
     let image_commit = image_commit.to_string();
-    let md = repo::commit_metadata(repo, &image_commit)?;
+    let md = crate::ostree::commit::commit_metadata(repo, &image_commit)?;
     let stored = md.lookup::<String>(keys::MANIFEST_DIGEST).ok().flatten();
     if stored.as_deref() != Some(manifest_digest) {
         return Ok(None);
@@ -336,7 +336,7 @@ pub fn check(
     let diff_ids: Vec<String> = layers.iter().map(|(_, d)| d.clone()).collect();
     let remote = ostree_remote(r, classify(&image.labels(), &diff_ids))?;
     let stored = match repo.resolve_rev(&crate::ostree::refs::image_ref(&r.imgref), true)? {
-        Some(c) => repo::commit_metadata(repo, &c)?
+        Some(c) => crate::ostree::commit::commit_metadata(repo, &c)?
             .lookup::<String>(keys::MANIFEST_DIGEST)
             .ok()
             .flatten(),
@@ -511,7 +511,7 @@ fn pull_layers(
         for (desc, _) in &layers[..n_ostree] {
             repo.transaction_set_ref(None, &blob_ref(desc.digest().as_ref()), Some(&base));
         }
-        merged = repo::load_commit_tree(repo, &base)?;
+        merged = crate::ostree::commit::load_commit_tree(repo, &base)?;
     }
     // Plan the remaining layers: reuse a stored layer commit, or import.
     let chains = lower_chains(&diff_ids);
@@ -565,7 +565,7 @@ fn pull_layers(
                     progress.event(serde_json::json!({
                         "stage": "reuse", "layer": job.digest, "index": job.index, "layers": job.layers,
                     }));
-                    repo::load_commit_tree(repo, c)?
+                    crate::ostree::commit::load_commit_tree(repo, c)?
                 }
                 None => {
                     let pipeline = match prefetched.take() {
@@ -689,7 +689,7 @@ fn import_ostree_base(
 /// (unlabelled, dirtrees written so subtrees compare by checksum) and its stored commit's tree.
 fn previous_trees(w: &mut ObjectWriter<'_>, prev: &str) -> Result<(Dir, Dir)> {
     let repo = w.repo;
-    let md = repo::commit_metadata(repo, prev)?;
+    let md = crate::ostree::commit::commit_metadata(repo, prev)?;
     let manifest: String = md
         .lookup(keys::MANIFEST)
         .ok()
@@ -710,7 +710,7 @@ fn previous_trees(w: &mut ObjectWriter<'_>, prev: &str) -> Result<(Dir, Dir)> {
         if last.as_deref() == Some(commit.as_str()) {
             continue;
         }
-        let tree = repo::load_commit_tree(repo, &commit)?;
+        let tree = crate::ostree::commit::load_commit_tree(repo, &commit)?;
         match &mut unlabelled {
             None => {
                 let mut d = Dir::new(tree.meta);
@@ -723,7 +723,10 @@ fn previous_trees(w: &mut ObjectWriter<'_>, prev: &str) -> Result<(Dir, Dir)> {
     }
     let mut unlabelled = unlabelled.ok_or_else(|| anyhow!("no layers"))?;
     w.write_tree(&mut unlabelled)?;
-    Ok((unlabelled, repo::load_commit_tree(repo, prev)?))
+    Ok((
+        unlabelled,
+        crate::ostree::commit::load_commit_tree(repo, prev)?,
+    ))
 }
 
 /// One layer still to apply.
@@ -770,7 +773,7 @@ fn lower_chains(diff_ids: &[String]) -> Vec<String> {
 /// diff_id is an error (the image's config contradicts the blob it names); one recorded
 /// without (an older import) is read again, which verifies it.
 fn reusable(repo: &ostree::Repo, commit: &str, diff_id: &str, lower_chain: &str) -> Result<bool> {
-    let md = repo::commit_metadata(repo, commit)?;
+    let md = crate::ostree::commit::commit_metadata(repo, commit)?;
     match md.lookup::<String>(keys::LAYER_DIFF_ID).ok().flatten() {
         None => return Ok(false),
         Some(d) if d != diff_id => {
@@ -902,7 +905,7 @@ pub fn stored_manifest_and_config(
     imgref: &ImageReference,
 ) -> Result<(String, String)> {
     let commit = stored_image(repo, imgref)?;
-    let md = repo::commit_metadata(repo, &commit)?;
+    let md = crate::ostree::commit::commit_metadata(repo, &commit)?;
     let get = |k: &str| -> Result<String> {
         md.lookup::<String>(k)
             .ok()

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::origin::{self, Origin};
 use super::sysroot::Machine;
-use crate::ostree::{keys, repo};
+use crate::ostree::keys;
 
 #[derive(Debug, Clone, Serialize)]
 /// One deployment, as `status` shows it.
@@ -71,7 +71,7 @@ pub fn commit_image_facts(
     r: &ostree::Repo,
     commit: &str,
 ) -> Result<(Option<String>, Option<String>)> {
-    let md = repo::commit_metadata(r, commit)?;
+    let md = crate::ostree::commit::commit_metadata(r, commit)?;
     let get = |k: &str| md.lookup::<String>(k).ok().flatten();
     Ok((get(keys::MANIFEST_DIGEST), get(keys::VERSION)))
 }
@@ -104,7 +104,7 @@ pub fn deployment_status(
         refspec,
         manifest_digest,
         version,
-        timestamp: repo::commit_timestamp(&r, &checksum)?,
+        timestamp: crate::ostree::commit::commit_timestamp(&r, &checksum)?,
         checksum,
     })
 }

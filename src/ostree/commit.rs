@@ -1,13 +1,20 @@
-//! Reading one commit out of a repository: its object, detached metadata, and a walk of its
-//! tree that lists every metadata object in traversal order and every content object with the
-//! paths that reference it.
+//! The one reader of commits and trees in a repository: a commit's object, metadata and
+//! detached metadata ([`Commit::load`], [`commit_metadata`], [`commit_timestamp`]); its tree
+//! loaded into memory for the importer ([`load_commit_tree`]) or walked object by object for
+//! export ([`walk`]: every metadata object in traversal order and every content object with
+//! the paths that name it); one dirtree ([`read_dirtree`]) and one content object
+//! ([`load_content`]). Checksums are [`Csum`]; dirtrees are parsed by
+//! [`super::gvariant::parse_dirtree`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use ostree::gio;
 use ostree::glib::{self, Variant};
 
-use crate::ostree::repo::RepoError;
+use super::csum::{self, Csum};
+use super::gvariant::{self, ParsedTree};
+use super::repo::{ctx as repo_ctx, RepoError};
+use super::tree::{Dir, FileKind, Node};
 
 #[derive(Debug, thiserror::Error)]
 /// Why a commit or one of its objects could not be read.
@@ -56,9 +63,9 @@ pub struct Commit {
     /// Its timestamp (seconds since 1970).
     pub timestamp: u64,
     /// The root dirtree's checksum.
-    pub root_tree: String,
+    pub root_tree: Csum,
     /// The root dirmeta's checksum.
-    pub root_meta: String,
+    pub root_meta: Csum,
 }
 
 /// Resolve a ref or checksum to a commit checksum.
@@ -69,18 +76,15 @@ pub fn resolve(repo: &ostree::Repo, rev: &str) -> Result<String, CommitError> {
         .ok_or_else(|| CommitError::NoRev(rev.to_string()))
 }
 
-fn hex_of(v: &Variant, what: &'static str, of: &str) -> Result<String, CommitError> {
-    csum_hex(v.fixed_array::<u8>().unwrap_or_default(), what, of)
+/// The root dirtree and dirmeta checksums of a commit object; None when malformed.
+fn roots(v: &Variant) -> Option<(Csum, Csum)> {
+    let c = |i| csum::from_bytes(v.child_value(i).fixed_array::<u8>().ok()?);
+    Some((c(6)?, c(7)?))
 }
 
-fn csum_hex(b: &[u8], what: &'static str, of: &str) -> Result<String, CommitError> {
-    if b.len() != 32 {
-        return Err(CommitError::Malformed {
-            what,
-            csum: of.to_string(),
-        });
-    }
-    Ok(hex::encode(b))
+fn load_commit_variant(repo: &ostree::Repo, commit: &str) -> Result<Variant, RepoError> {
+    repo.load_variant(ostree::ObjectType::Commit, commit)
+        .map_err(repo_ctx(format!("loading commit {commit}")))
 }
 
 impl Commit {
@@ -96,8 +100,10 @@ impl Commit {
         let metadata = glib::VariantDict::new(Some(&variant.child_value(0)));
         let subject = variant.child_value(3).str().unwrap_or_default().to_string();
         let timestamp = u64::from_be(variant.child_value(5).get::<u64>().unwrap_or(0));
-        let root_tree = hex_of(&variant.child_value(6), "commit", &checksum)?;
-        let root_meta = hex_of(&variant.child_value(7), "commit", &checksum)?;
+        let (root_tree, root_meta) = roots(&variant).ok_or_else(|| CommitError::Malformed {
+            what: "commit",
+            csum: checksum.clone(),
+        })?;
         Ok(Commit {
             checksum,
             variant,
@@ -122,9 +128,9 @@ pub struct WalkDir {
     /// Path in the commit, without leading `/` (`""` for the root).
     pub path: String,
     /// Its dirtree checksum.
-    pub tree: String,
+    pub tree: Csum,
     /// Its dirmeta checksum.
-    pub meta: String,
+    pub meta: Csum,
 }
 
 /// Everything a commit's tree references.
@@ -133,28 +139,61 @@ pub struct Walk {
     /// Directories in depth-first pre-order, children sorted by name (ostree's dirtree order).
     pub dirs: Vec<WalkDir>,
     /// Content objects and the paths (in the commit, without leading `/`) that name them.
-    pub content: BTreeMap<String, Vec<String>>,
+    pub content: BTreeMap<Csum, Vec<String>>,
     /// Distinct metadata objects.
-    pub dirtrees: BTreeSet<String>,
+    pub dirtrees: BTreeSet<Csum>,
     /// Distinct dirmeta objects.
-    pub dirmetas: BTreeSet<String>,
+    pub dirmetas: BTreeSet<Csum>,
 }
 
-type TreeVariant = (Vec<(String, Vec<u8>)>, Vec<(String, Vec<u8>, Vec<u8>)>);
-
-/// Load a dirtree object: the raw variant and its (files, directories).
-pub fn load_dirtree(
-    repo: &ostree::Repo,
-    csum: &str,
-) -> Result<(Variant, TreeVariant), CommitError> {
+/// Read and parse the dirtree `tree`.
+pub fn read_dirtree(repo: &ostree::Repo, tree: &Csum) -> Result<ParsedTree, RepoError> {
+    let hex = csum::hex(tree);
     let v = repo
-        .load_variant(ostree::ObjectType::DirTree, csum)
-        .map_err(ctx(format!("loading dirtree {csum}")))?;
-    let t: TreeVariant = v.get().ok_or_else(|| CommitError::Malformed {
+        .load_variant(ostree::ObjectType::DirTree, &hex)
+        .map_err(repo_ctx(format!("loading dirtree {hex}")))?;
+    gvariant::parse_dirtree(&v.data_as_bytes()).ok_or(RepoError::Malformed {
         what: "dirtree",
-        csum: csum.to_string(),
+        csum: hex,
+    })
+}
+
+/// Load the tree of a commit into memory.
+pub fn load_commit_tree(repo: &ostree::Repo, commit: &str) -> Result<Dir, RepoError> {
+    let v = load_commit_variant(repo, commit)?;
+    let (tree, meta) = roots(&v).ok_or_else(|| RepoError::Malformed {
+        what: "commit",
+        csum: commit.to_string(),
     })?;
-    Ok((v, t))
+    load_tree(repo, &tree, meta)
+}
+
+/// Load the dirtree `tree` and everything below it, the root having the dirmeta `meta`.
+pub fn load_tree(repo: &ostree::Repo, tree: &Csum, meta: Csum) -> Result<Dir, RepoError> {
+    let (files, dirs) = read_dirtree(repo, tree)?;
+    let mut dir = Dir::new(meta);
+    dir.tree = Some(*tree);
+    for (name, csum) in files {
+        let kind = FileKind::Unknown;
+        dir.children.insert(name, Node::File { csum, kind });
+    }
+    for (name, t, m) in dirs {
+        dir.children
+            .insert(name, Node::Dir(load_tree(repo, &t, m)?));
+    }
+    Ok(dir)
+}
+
+/// The metadata dictionary of a commit.
+pub fn commit_metadata(repo: &ostree::Repo, commit: &str) -> Result<glib::VariantDict, RepoError> {
+    let v = load_commit_variant(repo, commit)?;
+    Ok(glib::VariantDict::new(Some(&v.child_value(0))))
+}
+
+/// A commit's timestamp (seconds since the epoch).
+pub fn commit_timestamp(repo: &ostree::Repo, commit: &str) -> Result<u64, RepoError> {
+    let v = load_commit_variant(repo, commit)?;
+    Ok(u64::from_be(v.child_value(5).get::<u64>().unwrap_or(0)))
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -172,8 +211,8 @@ pub fn walk(repo: &ostree::Repo, commit: &Commit) -> Result<Walk, CommitError> {
         repo,
         &mut w,
         String::new(),
-        commit.root_tree.clone(),
-        commit.root_meta.clone(),
+        commit.root_tree,
+        commit.root_meta,
     )?;
     Ok(w)
 }
@@ -182,24 +221,21 @@ fn walk_dir(
     repo: &ostree::Repo,
     w: &mut Walk,
     path: String,
-    tree: String,
-    meta: String,
+    tree: Csum,
+    meta: Csum,
 ) -> Result<(), CommitError> {
-    let (_, (files, dirs)) = load_dirtree(repo, &tree)?;
-    w.dirtrees.insert(tree.clone());
-    w.dirmetas.insert(meta.clone());
+    let (files, dirs) = read_dirtree(repo, &tree)?;
+    w.dirtrees.insert(tree);
+    w.dirmetas.insert(meta);
     w.dirs.push(WalkDir {
         path: path.clone(),
-        tree: tree.clone(),
+        tree,
         meta,
     });
     for (name, c) in files {
-        let c = csum_hex(&c, "dirtree", &tree)?;
         w.content.entry(c).or_default().push(join(&path, &name));
     }
     for (name, t, m) in dirs {
-        let t = csum_hex(&t, "dirtree", &tree)?;
-        let m = csum_hex(&m, "dirtree", &tree)?;
         walk_dir(repo, w, join(&path, &name), t, m)?;
     }
     Ok(())
@@ -224,9 +260,10 @@ pub struct ContentObject {
 }
 
 /// Load the content object `csum`.
-pub fn load_content(repo: &ostree::Repo, csum: &str) -> Result<ContentObject, CommitError> {
+pub fn load_content(repo: &ostree::Repo, csum: &Csum) -> Result<ContentObject, CommitError> {
+    let csum = csum::hex(csum);
     let (stream, info, xattrs) = repo
-        .load_file(csum, gio::Cancellable::NONE)
+        .load_file(&csum, gio::Cancellable::NONE)
         .map_err(ctx(format!("loading content object {csum}")))?;
     let mode = info.attribute_uint32("unix::mode");
     let symlink_target = if stream.is_none() {

@@ -11,7 +11,7 @@
 //! Types: file header `(uuuusa(ayay))`, dirmeta `(uuua(ayay))`, dirtree
 //! `(a(say)a(sayay))`. Every writer is checked byte for byte against glib in the tests.
 
-use super::tree::Csum;
+use super::csum::Csum;
 
 /// Width of the framing offsets in a container of `total` bytes.
 fn offset_width(total: usize) -> usize {

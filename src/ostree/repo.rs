@@ -28,9 +28,9 @@ use ostree::gio::{self, prelude::*};
 use ostree::glib::{self, Variant};
 use sha2::{Digest, Sha256};
 
+pub use super::csum::Csum;
 use super::gvariant;
-pub use super::tree::Csum;
-use super::tree::{Dir, FileKind, Node};
+use super::tree::{Dir, Node};
 
 /// Why reading or writing repository objects failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ pub enum RepoError {
     },
 }
 
-fn ctx(context: impl Into<String>) -> impl FnOnce(glib::Error) -> RepoError {
+pub(crate) fn ctx(context: impl Into<String>) -> impl FnOnce(glib::Error) -> RepoError {
     let context = context.into();
     move |source| RepoError::Ostree { context, source }
 }
@@ -337,76 +337,6 @@ impl<'r> ObjectWriter<'r> {
         let csum = self.write_meta(COMMIT, ostree::ObjectType::Commit, &v.data_as_bytes())?;
         Ok(hex::encode(csum))
     }
-}
-
-fn csum_from(bytes: &[u8], what: &'static str, of: &str) -> Result<Csum, RepoError> {
-    bytes.try_into().map_err(|_| RepoError::Malformed {
-        what,
-        csum: of.to_string(),
-    })
-}
-
-/// Load the tree of a commit back into memory.
-pub fn load_commit_tree(repo: &ostree::Repo, commit: &str) -> Result<Dir, RepoError> {
-    let v = repo
-        .load_variant(ostree::ObjectType::Commit, commit)
-        .map_err(ctx(format!("loading commit {commit}")))?;
-    let tree = csum_from(
-        v.child_value(6).fixed_array::<u8>().unwrap_or_default(),
-        "commit",
-        commit,
-    )?;
-    let meta = csum_from(
-        v.child_value(7).fixed_array::<u8>().unwrap_or_default(),
-        "commit",
-        commit,
-    )?;
-    load_tree(repo, &tree, meta)
-}
-
-/// Load the dirtree `tree` and everything below it, the root having the dirmeta `meta`.
-pub fn load_tree(repo: &ostree::Repo, tree: &Csum, meta: Csum) -> Result<Dir, RepoError> {
-    let hex = hex::encode(tree);
-    let v = repo
-        .load_variant(ostree::ObjectType::DirTree, &hex)
-        .map_err(ctx(format!("loading dirtree {hex}")))?;
-    let (files, dirs) =
-        gvariant::parse_dirtree(&v.data_as_bytes()).ok_or_else(|| RepoError::Malformed {
-            what: "dirtree",
-            csum: hex.clone(),
-        })?;
-    let mut dir = Dir::new(meta);
-    dir.tree = Some(*tree);
-    for (name, csum) in files {
-        dir.children.insert(
-            name,
-            Node::File {
-                csum,
-                kind: FileKind::Unknown,
-            },
-        );
-    }
-    for (name, t, m) in dirs {
-        dir.children
-            .insert(name, Node::Dir(load_tree(repo, &t, m)?));
-    }
-    Ok(dir)
-}
-
-/// The metadata dictionary of a commit.
-pub fn commit_metadata(repo: &ostree::Repo, commit: &str) -> Result<glib::VariantDict, RepoError> {
-    let v = repo
-        .load_variant(ostree::ObjectType::Commit, commit)
-        .map_err(ctx(format!("loading commit {commit}")))?;
-    Ok(glib::VariantDict::new(Some(&v.child_value(0))))
-}
-
-/// A commit's timestamp (seconds since the epoch).
-pub fn commit_timestamp(repo: &ostree::Repo, commit: &str) -> Result<u64, RepoError> {
-    let v = repo
-        .load_variant(ostree::ObjectType::Commit, commit)
-        .map_err(ctx(format!("loading commit {commit}")))?;
-    Ok(u64::from_be(v.child_value(5).get::<u64>().unwrap_or(0)))
 }
 
 /// Copy a file's content to an unlinked temporary file in `dir` while hashing it with its ostree

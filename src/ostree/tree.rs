@@ -21,8 +21,7 @@
 
 use std::collections::BTreeMap;
 
-/// A SHA-256 object checksum, raw.
-pub type Csum = [u8; 32];
+pub use super::csum::Csum;
 
 /// Name prefix of a whiteout: `.wh.NAME` deletes `NAME` from the layers below.
 pub const WH_PREFIX: &str = ".wh.";

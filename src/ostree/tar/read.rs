@@ -59,7 +59,8 @@ use ostree::glib::{self, Variant};
 
 use crate::oci::limits::{NAME_MAX, PATH_MAX};
 use crate::oci::policy::Rejected;
-use crate::ostree::gvariant::{self, parse_dirtree, ParsedTree, Xattrs};
+use crate::ostree::csum;
+use crate::ostree::gvariant::{self, ParsedTree, Xattrs};
 use crate::ostree::repo::{self, Csum, Meta, ObjectWriter, RepoError, S_IFLNK, S_IFREG};
 
 use super::write::{sha256_hex, REPO_DIR};
@@ -669,37 +670,36 @@ impl<'r> Importer<'r> {
             what,
         };
         let commit = Commit::load(self.repo, &c)?;
-        let root: Csum = hex::decode(&commit.root_tree)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| format_err(&c, "malformed root dirtree checksum"))?;
-        longest_path(&root, &mut |t| {
-            let hex = hex::encode(t);
-            let v = self
-                .repo
-                .load_variant(ostree::ObjectType::DirTree, &hex)
-                .map_err(|e| incomplete(format!("dirtree {hex}: {e}")))?;
-            parse_dirtree(&v.data_as_bytes())
-                .ok_or_else(|| format_err(&hex, "malformed dirtree object"))
+        longest_path(&commit.root_tree, &mut |t| {
+            commit::read_dirtree(self.repo, t).map_err(|e| match e {
+                RepoError::Malformed { csum, .. } => format_err(&csum, "malformed dirtree object"),
+                e => incomplete(format!("dirtree {}: {e}", csum::hex(t))),
+            })
         })?;
         let walk = commit::walk(self.repo, &commit).map_err(|e| incomplete(e.to_string()))?;
-        for m in &walk.dirmetas {
+        let has = |kind, c: &Csum, what: &str| -> Result<(), ImportError> {
+            let hex = csum::hex(c);
             let have = self
                 .repo
-                .has_object(ostree::ObjectType::DirMeta, m, gio::Cancellable::NONE)
-                .map_err(octx(format!("looking for dirmeta {m}")))?;
-            if !have {
-                return Err(incomplete(format!("dirmeta {m}")));
+                .has_object(kind, &hex, gio::Cancellable::NONE)
+                .map_err(octx(format!("looking for {what} {hex}")))?;
+            if have {
+                Ok(())
+            } else {
+                Err(incomplete(format!("{what} {hex}")))
             }
+        };
+        for m in &walk.dirmetas {
+            has(ostree::ObjectType::DirMeta, m, "dirmeta")?;
         }
         for (f, paths) in &walk.content {
-            let have = self
-                .repo
-                .has_object(ostree::ObjectType::File, f, gio::Cancellable::NONE)
-                .map_err(octx(format!("looking for content object {f}")))?;
-            if !have {
-                return Err(incomplete(format!("content object {f} (/{})", paths[0])));
-            }
+            has(ostree::ObjectType::File, f, "content object").map_err(|e| match e {
+                ImportError::Incomplete { commit, what } => ImportError::Incomplete {
+                    commit,
+                    what: format!("{what} (/{})", paths[0]),
+                },
+                e => e,
+            })?;
         }
         Ok(c)
     }

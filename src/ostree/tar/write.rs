@@ -11,6 +11,7 @@ use ostree::gio::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::ostree::commit::{self, Commit, CommitError, Walk};
+use crate::ostree::csum::{self, Csum};
 
 /// Where the embedded repository lives in the stream.
 pub const REPO_DIR: &str = "sysroot/ostree/repo";
@@ -206,9 +207,10 @@ impl<'r, W: Write> LayerWriter<'r, W> {
     fn metadata_object(
         &mut self,
         objtype: ostree::ObjectType,
-        csum: &str,
+        csum: &Csum,
         suffix: &str,
     ) -> Result<ostree::glib::Variant, ExportError> {
+        let csum = &csum::hex(csum);
         let v = self
             .repo
             .load_variant(objtype, csum)
@@ -220,9 +222,9 @@ impl<'r, W: Write> LayerWriter<'r, W> {
     }
 
     /// Write a dirmeta object; returns its uid, gid and mode.
-    fn dirmeta(&mut self, csum: &str) -> Result<(u32, u32, u32), ExportError> {
+    fn dirmeta(&mut self, csum: &Csum) -> Result<(u32, u32, u32), ExportError> {
         let v = self.metadata_object(ostree::ObjectType::DirMeta, csum, "dirmeta")?;
-        dirmeta_attrs(&v).ok_or_else(|| ExportError::Dirmeta(csum.to_string()))
+        dirmeta_attrs(&v).ok_or_else(|| ExportError::Dirmeta(csum::hex(csum)))
     }
 
     /// The commit layer's structure: the root directory, the embedded repository, the commit
@@ -231,12 +233,13 @@ impl<'r, W: Write> LayerWriter<'r, W> {
     pub fn commit(&mut self, c: &Commit, walk: &Walk) -> Result<(), ExportError> {
         // The root directory comes first; its dirmeta object only after the commit, which
         // must be the first object in the stream.
+        let root_meta = csum::hex(&c.root_meta);
         let root = self
             .repo
-            .load_variant(ostree::ObjectType::DirMeta, &c.root_meta)
-            .map_err(commit::ctx(format!("loading dirmeta {}", c.root_meta)))?;
+            .load_variant(ostree::ObjectType::DirMeta, &root_meta)
+            .map_err(commit::ctx(format!("loading dirmeta {root_meta}")))?;
         let (uid, gid, mode) =
-            dirmeta_attrs(&root).ok_or_else(|| ExportError::Dirmeta(c.root_meta.clone()))?;
+            dirmeta_attrs(&root).ok_or_else(|| ExportError::Dirmeta(root_meta.clone()))?;
         self.dir("./", uid, gid, mode)?;
         self.repo_structure()?;
         self.data(
@@ -267,8 +270,9 @@ impl<'r, W: Write> LayerWriter<'r, W> {
 
     /// One content object (its xattrs object and link first), then a hard link to it at each
     /// of `paths` (a plain empty file for empty regular files).
-    pub fn content(&mut self, csum: &str, paths: &[String]) -> Result<(), ExportError> {
+    pub fn content(&mut self, csum: &Csum, paths: &[String]) -> Result<(), ExportError> {
         let obj = commit::load_content(self.repo, csum)?;
+        let csum = &csum::hex(csum);
         let xattrs = obj.xattrs.data_as_bytes();
         let xcsum = sha256_hex(&xattrs);
         let xpath = object_path(&xcsum, "file-xattrs");
