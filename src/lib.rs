@@ -10,7 +10,7 @@
 
 // No unsafe code in the library (system calls go through rustix and cap-std), except where a
 // function allows it for a use justified by a `SAFETY:` comment (src/host/progress.rs
-// `event_sink`, src/host/proxy.rs `skopeo_command`).
+// `event_sink`, src/oci/proxy.rs `skopeo_command`).
 #![deny(unsafe_code)]
 
 pub mod cli;
