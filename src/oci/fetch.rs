@@ -225,7 +225,11 @@ fn copy_decompressed(
         .tempdir_in(&parent)
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
     let dest = tmp.path().join("layout");
+    // containers/image's own big temporary files (default /var/tmp) go in our directory,
+    // removed with it.
     let out = Command::new("skopeo")
+        .arg("--tmpdir")
+        .arg(tmp.path())
         .args(copy_args(r, insecure_policy, &dest))
         .output()
         .context("running skopeo (is it installed?)")?;

@@ -25,7 +25,7 @@
 //! blob).
 
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -44,7 +44,8 @@ pub struct FetchOptions {
     pub cert_dir: Option<PathBuf>,
     /// Do not verify the registry's TLS certificate (`skopeo --tls-verify=false`).
     pub insecure_skip_tls_verification: bool,
-    /// Where a temporary copy of an image goes (containers-storage:), default `$TMPDIR`.
+    /// Where temporary files go (a copy of a containers-storage: image; skopeo's own `$TMPDIR`),
+    /// default `$TMPDIR`.
     pub tmp_dir: Option<PathBuf>,
 }
 
@@ -68,6 +69,8 @@ pub struct ProxyImage {
     proxy: Option<Arc<ImageProxy>>,
     img: Arc<OpenedImage>,
     name: String,
+    /// skopeo's `$TMPDIR`, removed after skopeo exits (fields drop after [`Drop::drop`]).
+    _tmp: tempfile::TempDir,
 }
 
 /// What [`ProxyImage::open`] read: the manifest digest (of the manifest as stored, before any
@@ -85,9 +88,14 @@ pub struct Fetched {
 /// be checked against a policy that exists), then what the crate adds (`experimental-image-proxy`
 /// and its options).
 #[allow(unsafe_code)] // `pre_exec`; see the SAFETY comment
-fn skopeo_command(insecure_policy: bool) -> std::process::Command {
+fn skopeo_command(insecure_policy: bool, tmp: &Path) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut c = std::process::Command::new("skopeo");
+    // Debian 12's skopeo 1.9 copies each containers-storage blob it serves into a file in its
+    // directory for big temporary files (/var/tmp; $TMPDIR is not read) and leaves it there:
+    // one file per blob and pull, as large as the layer. `--tmpdir` is ours, removed when the
+    // image is closed.
+    c.arg("--tmpdir").arg(tmp);
     if insecure_policy {
         c.arg("--insecure-policy");
     }
@@ -116,6 +124,13 @@ impl ProxyImage {
             .build()
             .context("starting the image proxy's runtime")?;
         let name = imgref.to_string();
+        let tmp_parent = opts.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let tmp = tempfile::Builder::new()
+            .prefix("ostree-container-proxy-")
+            .tempdir_in(&tmp_parent)
+            .with_context(|| {
+                format!("creating a temporary directory in {}", tmp_parent.display())
+            })?;
         let is_registry = imgref.transport == super::imgref::Transport::Registry;
         let config = ImageProxyConfig {
             authfile: if is_registry {
@@ -125,7 +140,7 @@ impl ProxyImage {
             },
             certificate_directory: opts.cert_dir.clone(),
             insecure_skip_tls_verification: Some(opts.insecure_skip_tls_verification),
-            skopeo_cmd: Some(skopeo_command(insecure_policy)),
+            skopeo_cmd: Some(skopeo_command(insecure_policy, tmp.path())),
             ..Default::default()
         };
         let (proxy, img, fetched) = rt.block_on(async {
@@ -183,6 +198,7 @@ impl ProxyImage {
                 proxy: Some(Arc::new(proxy)),
                 img: Arc::new(img),
                 name,
+                _tmp: tmp,
             },
             fetched,
         ))

@@ -1103,3 +1103,72 @@ fn layer_reused_only_over_the_lower_layers_it_was_built_on() {
     assert_eq!(pull(&repo.path, &imgref(&a)), ca);
     check(&ca, "d00755", "from a");
 }
+
+/// Pulling from containers-storage leaves no temporary file behind. Debian 12's skopeo copies
+/// each blob it serves from containers-storage into its directory for big temporary files
+/// (/var/tmp, whatever $TMPDIR says) and never removes it: before the importer gave skopeo a
+/// `--tmpdir` of its own, every pull left a file per blob there, as large as the layer. The
+/// image holds a marker found nowhere else, so a file made by another test cannot count.
+#[test]
+fn containers_storage_pull_leaves_no_temporary_files() {
+    let t = tmpdir();
+    let b = Buildah::new(Driver::Vfs);
+    let marker = format!("leak-check-{}", uuid_like());
+    let ctr = b.from("scratch");
+    let root = b.mount(&ctr);
+    fs::create_dir_all(root.join("usr/share")).unwrap();
+    fs::write(root.join("usr/share/marker"), &marker).unwrap();
+    b.umount(&ctr);
+    b.commit(&ctr, "localhost/leak-check");
+    let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    pull(
+        &repo.path,
+        &format!(
+            "ostree-unverified-image:{}",
+            b.storage_ref("localhost/leak-check")
+        ),
+    );
+    repo.fsck();
+    let mut left = Vec::new();
+    for dir in [
+        Path::new("/var/tmp"),
+        &std::env::temp_dir(),
+        &repo.path.join("tmp"),
+    ] {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            let new = m.modified().map(|t| t >= started).unwrap_or(false);
+            if m.is_file() && new && m.len() < (1 << 20) {
+                let data = fs::read(e.path()).unwrap_or_default();
+                if data.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+                    left.push(e.path());
+                }
+            }
+        }
+    }
+    assert!(
+        left.is_empty(),
+        "temporary copies of the image left: {left:?}"
+    );
+    let proxy_dirs: Vec<_> = fs::read_dir(repo.path.join("tmp"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("ostree-container-")
+        })
+        .map(|e| e.path())
+        .collect();
+    assert!(proxy_dirs.is_empty(), "{proxy_dirs:?}");
+}
+
+/// 32 hex digits from the clock and the process id: unique enough for a marker.
+fn uuid_like() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{n:024x}{:08x}", std::process::id())
+}
