@@ -238,7 +238,7 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
             b.storage_ref("localhost/layer3")
         ),
     );
-    run(Command::new("skopeo")
+    run(crate::support::skopeo()
         .args(["copy", "--quiet"])
         .arg(format!("oci:{}:v1", oci.display()))
         .arg(b.storage_ref("localhost/from-oci")));
@@ -250,7 +250,7 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
         ),
     );
     let darchive = t.path().join("image.dockerarchive");
-    run(Command::new("skopeo")
+    run(crate::support::skopeo()
         .args(["copy", "--quiet"])
         .arg(b.storage_ref("localhost/layer3"))
         .arg(format!(
@@ -258,7 +258,7 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
             darchive.display()
         )));
     let dir = t.path().join("dirimage");
-    run(Command::new("skopeo")
+    run(crate::support::skopeo()
         .args(["copy", "--quiet"])
         .arg(b.storage_ref("localhost/layer3"))
         .arg(format!("dir:{}", dir.display())));
@@ -281,7 +281,7 @@ fn overlay_driver_opaque_directories_and_archive_and_containers_storage() {
     // A registry (a real one on loopback): the same manifest, so the same commit.
     let reg = registry::Registry::start();
     let (k, home) = reg.env();
-    run(Command::new("skopeo")
+    run(crate::support::skopeo()
         .env(k, home)
         .args(["copy", "--quiet", "--insecure-policy"])
         .arg(format!("oci:{}:v1", oci.display()))
@@ -794,7 +794,7 @@ fn derived_from_encapsulated_base_keeps_the_base_commit() {
         .arg(format!("oci:{}:base", oci.display())));
 
     let b = Buildah::new(Driver::Vfs);
-    run(Command::new("skopeo")
+    run(crate::support::skopeo()
         .args(["copy", "--quiet"])
         .arg(format!("oci:{}:base", oci.display()))
         .arg(b.storage_ref("localhost/base")));

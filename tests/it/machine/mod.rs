@@ -271,7 +271,7 @@ fn upgrade_check_against_a_registry() {
     let (k, home) = reg.env();
     let push = |version: u32| -> (String, u64) {
         let r = publish(&s.layout, "stable", version);
-        run(Command::new("skopeo")
+        run(crate::support::skopeo()
             .env(k, home)
             .args(["copy", "--quiet", "--insecure-policy"])
             .arg(

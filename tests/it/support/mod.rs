@@ -81,6 +81,22 @@ pub fn target_tmp() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
 
+/// Where skopeo, buildah and podman put their big temporary files. containers/image defaults to
+/// /var/tmp, and Debian 12's skopeo and buildah leave some there (a copy of each blob read from
+/// containers-storage); here they stay inside the target directory. scripts/test empties it.
+pub fn containers_tmp() -> PathBuf {
+    let d = target_tmp().join("containers-tmp");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `skopeo --tmpdir <containers_tmp()>`: add the verb and its arguments.
+pub fn skopeo() -> Command {
+    let mut c = Command::new("skopeo");
+    c.arg("--tmpdir").arg(containers_tmp());
+    c
+}
+
 fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
     for a in cmd.get_args() {
@@ -310,7 +326,7 @@ impl Buildah {
     /// `buildah --root … --runroot … --storage-driver …`, for anything the methods don't cover.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new("buildah");
-        c.arg("--root")
+        c.env("TMPDIR", containers_tmp()).arg("--root")
             .arg(&self.root)
             .arg("--runroot")
             .arg(&self.runroot)
@@ -395,7 +411,7 @@ impl Buildah {
         }
         let podman = || {
             let mut c = Command::new("podman");
-            c.arg("--root")
+            c.env("TMPDIR", containers_tmp()).arg("--root")
                 .arg(&self.root)
                 .arg("--runroot")
                 .arg(&runroot)
@@ -491,23 +507,15 @@ impl Buildah {
     /// Write IMAGE to an OCI archive `file` as `tag` with skopeo.
     pub fn push_oci_archive(&self, image: &str, file: &Path, tag: &str) {
         let dest = format!("oci-archive:{}:{tag}", file.display());
-        run(&mut cmd(
-            "skopeo",
-            ["copy", "--quiet", &self.storage_ref(image), &dest],
-        ));
+        run(skopeo().args(["copy", "--quiet", &self.storage_ref(image), &dest]));
     }
 
     /// Copy IMAGE from another storage into this one with skopeo.
     pub fn copy_from(&self, other: &Buildah, image: &str) {
-        let mut c = cmd(
-            "skopeo",
-            [
-                "copy".to_string(),
-                "--quiet".to_string(),
-                other.storage_ref(image),
-                self.storage_ref(image),
-            ],
-        );
+        let mut c = skopeo();
+        c.args(["copy", "--quiet"])
+            .arg(other.storage_ref(image))
+            .arg(self.storage_ref(image));
         run(&mut c);
     }
 }
