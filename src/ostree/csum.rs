@@ -1,6 +1,6 @@
 //! The one checksum type: an ostree object's SHA-256 as 32 raw bytes, as dirtree and commit
 //! objects store it. Hex strings appear only at the edges: object paths, libostree calls and
-//! messages ([`hex`], [`from_hex`]).
+//! messages ([`hex()`], [`from_hex`]).
 
 /// A SHA-256 object checksum, raw.
 pub type Csum = [u8; 32];
