@@ -58,9 +58,10 @@ use ostree::gio;
 use ostree::glib::{self, Variant};
 
 use crate::host::gvariant::{parse_dirtree, ParsedTree};
-use crate::host::limits::{NAME_MAX, PATH_MAX};
+use crate::host::limits::{NAME_MAX, PATH_MAX, TAR_EXTENSION_MAX};
 use crate::host::policy::Rejected;
 use crate::host::repo::{self, Csum, Meta, ObjectWriter, RepoError, S_IFLNK, S_IFREG};
+use crate::host::tarext::ExtensionCap;
 
 use super::commit::{self, Commit, CommitError};
 use super::tarwrite::{sha256_hex, REPO_DIR};
@@ -330,7 +331,7 @@ impl<'r> Importer<'r> {
     /// first object is the commit); later ones hold content objects only.
     pub fn import_layer(&mut self, r: impl Read) -> Result<(), ImportError> {
         let first = self.commit.is_none();
-        let mut ar = tar::Archive::new(r);
+        let mut ar = tar::Archive::new(ExtensionCap::new(r, TAR_EXTENSION_MAX));
         let mut seen_object = false;
         for e in ar.entries()? {
             let mut e = e?;
@@ -939,6 +940,35 @@ mod tests {
         assert_eq!(x[0].0, b"security.capability");
         assert_eq!(x[1].0, b"user.b");
         assert!(parse_xattrs(&[]).unwrap().is_empty());
+    }
+
+    /// An extension header over [`TAR_EXTENSION_MAX`] is refused at its header block: the
+    /// 2 GiB it declares are never read.
+    #[test]
+    fn huge_extension_headers_are_refused_before_they_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("ostree")
+            .arg(format!("--repo={}", d.path().display()))
+            .args(["init", "--mode=archive"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let repo = commit::open_repo(d.path()).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_path("PaxHeaders.0/sysroot/ostree/repo/objects/aa/bb.commit")
+            .unwrap();
+        h.set_size(2 << 30);
+        h.set_cksum();
+        let mut imp = Importer::new(&repo, None).unwrap();
+        match imp.import_layer(h.as_bytes().as_slice()) {
+            Err(ImportError::Io(e)) => {
+                let t = crate::host::tarext::too_large(&e).expect("the cap's error");
+                assert_eq!((t.size, t.limit), (2 << 30, TAR_EXTENSION_MAX));
+                assert!(e.to_string().contains("PaxHeaders.0/sysroot"), "{e}");
+            }
+            other => panic!("not refused by the cap: {other:?}"),
+        }
     }
 
     /// A content object over 64 MiB goes through the spill path (a temporary file): it arrives

@@ -26,6 +26,7 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 
+use super::limits::TAR_EXTENSION_MAX;
 use super::oci::{Compression, DigestReader, OciError};
 use super::policy::{
     classify, normalize, owner_id, symlink_target, xattr_name, Disposition, EntryKind, Filtered,
@@ -33,6 +34,7 @@ use super::policy::{
 };
 use super::repo::{content_checksum, content_hasher, file_header, Meta, S_IFDIR, S_IFLNK, S_IFREG};
 use super::sparse;
+use super::tarext::ExtensionCap;
 use super::tree::{Csum, WH_OPAQUE, WH_PREFIX};
 
 /// Files larger than this are spilled to a temporary file instead of held in memory.
@@ -409,7 +411,7 @@ fn parse_tar(
 ) -> Result<(), LayerError> {
     let ioe = |what: String| move |source| LayerError::Io { what, source };
     let budget = Budget::default();
-    let mut ar = tar::Archive::new(stream);
+    let mut ar = tar::Archive::new(ExtensionCap::new(stream, TAR_EXTENSION_MAX));
     let send = |item| tx.send(item).map_err(|_| LayerError::Stopped);
     let mut last_path = String::new();
     for entry in ar.entries().map_err(ioe("reading tar".into()))? {
@@ -562,7 +564,7 @@ fn parse_tar(
         }
         on_entry(counts);
     }
-    check_end_of_archive(ar.into_inner())
+    check_end_of_archive(&mut ar.into_inner())
         .map_err(ioe(format!("end of the tar archive (after {last_path:?})")))
 }
 

@@ -32,6 +32,7 @@ pub mod refescape;
 pub mod repo;
 pub mod selinux;
 pub mod sparse;
+pub mod tarext;
 pub mod tree;
 
 use anyhow::Result;
