@@ -31,6 +31,7 @@ pub mod proxy;
 pub mod refescape;
 pub mod repo;
 pub mod selinux;
+pub mod sigpolicy;
 pub mod sparse;
 pub mod tarext;
 pub mod tree;
