@@ -484,6 +484,39 @@ mod tests {
         assert_eq!(io::copy(&mut cap, &mut io::sink()).unwrap(), 512);
     }
 
+    /// Layers hold tar files: a file whose bytes hold a huge extension header (at any offset,
+    /// after long names, long links and PAX records) is data, never read as a header.
+    #[test]
+    fn headers_inside_file_data_are_data() {
+        let trap = header(tar::EntryType::XHeader, "trap", 2 << 30);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut want = Vec::new();
+        for (i, skip) in [0usize, 1, 100, 511, 512, 513, 1000, 4096]
+            .into_iter()
+            .enumerate()
+        {
+            let mut data = vec![b'd'; skip];
+            data.extend_from_slice(trap.as_bytes());
+            data.extend(vec![b'e'; i * 77]);
+            let name = format!("usr/{}f{i}", "long/".repeat(30 * (i % 2)));
+            if i % 3 == 0 {
+                b.append_pax_extensions([("comment", &b"x".repeat(i * 300)[..])])
+                    .unwrap();
+            }
+            let mut h = header(tar::EntryType::Regular, "placeholder", data.len() as u64);
+            b.append_data(&mut h, &name, &data[..]).unwrap();
+            want.push(name);
+            let mut l = header(tar::EntryType::Symlink, "placeholder", 0);
+            let target = "t/".repeat(60 * (i % 2) + 1);
+            b.append_link(&mut l, format!("usr/l{i}"), &target).unwrap();
+            want.push(format!("usr/l{i}"));
+        }
+        let ar = b.into_inner().unwrap();
+        for chunk in [1, 512, 1000, 1 << 20] {
+            assert_eq!(parse(&ar, chunk).unwrap(), want, "chunk {chunk}");
+        }
+    }
+
     #[test]
     fn gnu_sparse_extension_blocks_are_skipped() {
         let mut h = header(tar::EntryType::GNUSparse, "s", 512);
