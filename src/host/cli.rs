@@ -30,6 +30,14 @@ pub struct FetchArgs {
     /// Do not verify registries' TLS certificates.
     #[arg(long)]
     pub insecure_skip_tls_verification: bool,
+    /// Signature policy for ostree-image-signed: (and ostree-unverified-*), as skopeo
+    /// --policy (default: /etc/containers/policy.json).
+    #[arg(long, value_name = "PATH")]
+    pub policy: Option<PathBuf>,
+    /// Directory of registry configuration files (where signatures are looked up), as skopeo
+    /// --registries.d (default: containers/image's, /etc/containers/registries.d).
+    #[arg(long = "registries.d", value_name = "DIR")]
+    pub registries_d: Option<PathBuf>,
 }
 
 /// Machine-readable progress.
@@ -48,6 +56,8 @@ impl FetchArgs {
             cert_dir: self.cert_dir.clone(),
             insecure_skip_tls_verification: self.insecure_skip_tls_verification,
             tmp_dir: None,
+            policy: self.policy.clone(),
+            registries_d: self.registries_d.clone(),
         }
     }
 }

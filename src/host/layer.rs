@@ -29,10 +29,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use super::sparse;
 use crate::oci::layer::{LayerReadError, LayerReader};
 use crate::oci::layout::OciError;
+use crate::oci::limits::TAR_EXTENSION_MAX;
 use crate::oci::policy::{
     classify, normalize, owners, pax_records, symlink_target, xattr_name, Disposition, EntryKind,
     Filtered, Rejected,
 };
+use crate::oci::tarext::ExtensionCap;
 use crate::ostree::repo::{content_checksum, file_header, spill, Meta, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::ostree::tree::{Csum, WH_OPAQUE, WH_PREFIX};
 
@@ -262,7 +264,7 @@ fn parse_tar(
 ) -> Result<(), LayerError> {
     let ioe = |what: String| move |source| LayerError::Io { what, source };
     let budget = Budget::default();
-    let mut ar = tar::Archive::new(stream);
+    let mut ar = tar::Archive::new(ExtensionCap::new(stream, TAR_EXTENSION_MAX));
     let send = |item| tx.send(item).map_err(|_| LayerError::Stopped);
     let mut last_path = String::new();
     for entry in ar.entries().map_err(ioe("reading tar".into()))? {
@@ -415,7 +417,7 @@ fn parse_tar(
         }
         on_entry(counts);
     }
-    check_end_of_archive(ar.into_inner())
+    check_end_of_archive(&mut ar.into_inner())
         .map_err(ioe(format!("end of the tar archive (after {last_path:?})")))
 }
 

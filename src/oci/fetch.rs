@@ -21,11 +21,11 @@
 //!
 //! Authentication for registries: `--authfile`, else `/etc/ostree/auth.json`, else
 //! `/run/ostree/auth.json`, else containers/image's defaults (`$REGISTRY_AUTH_FILE`,
-//! `${XDG_RUNTIME_DIR}/containers/auth.json`, …). Policy: `ostree-image-signed:` always uses
-//! containers-policy.json; `ostree-unverified-*` uses the default policy when
-//! `/etc/containers/policy.json` exists and skopeo's `--insecure-policy` otherwise;
-//! `ostree-remote-*` is checked by its ostree signature instead, so it is fetched with
-//! `--insecure-policy`.
+//! `${XDG_RUNTIME_DIR}/containers/auth.json`, …). Policy ([`super::sigpolicy`], as
+//! ostree-rs-ext): `ostree-image-signed:` is verified against containers-policy.json (`--policy`,
+//! else /etc/containers/policy.json), and refused when that policy accepts anything by default;
+//! `ostree-unverified-*` is fetched with skopeo's `--insecure-policy`; `ostree-remote-*` is
+//! checked by its ostree signature instead, so it is fetched with `--insecure-policy` too.
 
 use std::io::Read;
 use std::path::Path;
@@ -115,26 +115,29 @@ pub enum Route {
         /// Pass skopeo `--insecure-policy`.
         insecure_policy: bool,
     },
+    /// `ostree-image-signed:`: `skopeo copy` under the signature policy into a temporary
+    /// layout, read in place. The proxy of Debian 12's skopeo 1.9 never evaluates the policy
+    /// (skopeo's `OpenImage` does since containers/skopeo#2029, 2023), while `copy` does,
+    /// before it copies any blob; the import reads exactly what was verified.
+    CopyVerified,
 }
 
-/// Which [`Route`] reads `r`, given whether `/etc/containers/policy.json` exists.
-pub fn route(r: &OstreeImageReference, policy_exists: bool) -> Route {
+/// Which [`Route`] reads `r` (the policy rules: [`super::sigpolicy`]).
+pub fn route(r: &OstreeImageReference) -> Route {
     let native_transport = matches!(
         r.imgref.transport,
         Transport::OciDir | Transport::OciArchive
     );
     let via = match &r.sigverify {
-        SignatureSource::ContainerPolicy => Route::Proxy {
-            insecure_policy: false,
-        },
+        SignatureSource::ContainerPolicy => return Route::CopyVerified,
         _ if native_transport => Route::Native,
-        SignatureSource::ContainerPolicyAllowInsecure => Route::Proxy {
-            insecure_policy: !policy_exists,
-        },
-        // The ostree signature is the check; containers-policy does not apply.
-        SignatureSource::OstreeRemote(_) => Route::Proxy {
-            insecure_policy: true,
-        },
+        // Unverified: no policy applies (as ostree-rs-ext); for ostree-remote-*, the ostree
+        // signature is the check.
+        SignatureSource::ContainerPolicyAllowInsecure | SignatureSource::OstreeRemote(_) => {
+            Route::Proxy {
+                insecure_policy: true,
+            }
+        }
     };
     match (r.imgref.transport, via) {
         (Transport::ContainerStorage, Route::Proxy { insecure_policy }) => {
@@ -146,8 +149,10 @@ pub fn route(r: &OstreeImageReference, policy_exists: bool) -> Route {
 
 /// Open the image named by `r`: read its manifest and config, nothing else yet.
 pub fn open(r: &OstreeImageReference, opts: &FetchOptions) -> Result<Source> {
-    let policy_exists = Path::new("/etc/containers/policy.json").exists();
-    match route(r, policy_exists) {
+    if r.sigverify == SignatureSource::ContainerPolicy {
+        super::sigpolicy::require_verifying_policy(opts.policy.as_deref())?;
+    }
+    match route(r) {
         Route::Native => {
             let layout = open_layout(&r.imgref)?;
             let (_, tag) = r.imgref.oci_path_and_tag();
@@ -165,8 +170,9 @@ pub fn open(r: &OstreeImageReference, opts: &FetchOptions) -> Result<Source> {
                 return Ok(source);
             }
             drop(source);
-            copy_decompressed(r, insecure_policy, opts.tmp_dir.as_deref())
+            copy_decompressed(r, opts, insecure_policy)
         }
+        Route::CopyVerified => copy_decompressed(r, opts, false),
     }
 }
 
@@ -201,25 +207,44 @@ fn all_layers_uncompressed(image: &Image) -> bool {
 
 /// The arguments of `skopeo copy` for `r` into the layout `dest` (tag `import`), layers
 /// written uncompressed.
-fn copy_args(r: &OstreeImageReference, insecure_policy: bool, dest: &Path) -> Vec<String> {
-    let mut args = vec![];
-    if insecure_policy {
-        args.push("--insecure-policy".to_string());
+fn copy_args(
+    r: &OstreeImageReference,
+    opts: &FetchOptions,
+    insecure_policy: bool,
+    dest: &Path,
+) -> Vec<std::ffi::OsString> {
+    let mut args = opts.skopeo_global_args(insecure_policy);
+    args.extend(["copy", "--quiet", "--dest-oci-accept-uncompressed-layers"].map(Into::into));
+    if r.sigverify == SignatureSource::ContainerPolicy {
+        // Verified on the way in; an `oci:` layout cannot store them.
+        args.push("--remove-signatures".into());
     }
-    args.extend(["copy", "--quiet", "--dest-oci-accept-uncompressed-layers"].map(String::from));
-    args.push(r.imgref.to_string());
-    args.push(format!("oci:{}:import", dest.display()));
+    if r.imgref.transport == Transport::Registry {
+        if let Some(a) = opts
+            .authfile
+            .clone()
+            .or_else(super::proxy::default_authfile)
+        {
+            args.extend(["--src-authfile".into(), a.into()]);
+        }
+        if let Some(d) = &opts.cert_dir {
+            args.extend(["--src-cert-dir".into(), d.into()]);
+        }
+        if opts.insecure_skip_tls_verification {
+            args.push("--src-tls-verify=false".into());
+        }
+    }
+    args.push(r.imgref.to_string().into());
+    args.push(format!("oci:{}:import", dest.display()).into());
     args
 }
 
 fn copy_decompressed(
     r: &OstreeImageReference,
+    opts: &FetchOptions,
     insecure_policy: bool,
-    tmp_parent: Option<&Path>,
 ) -> Result<Source> {
-    let parent = tmp_parent
-        .map(Path::to_path_buf)
-        .unwrap_or_else(std::env::temp_dir);
+    let parent = opts.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
     let tmp = tempfile::Builder::new()
         .prefix("ostree-container-fetch-")
         .tempdir_in(&parent)
@@ -230,15 +255,20 @@ fn copy_decompressed(
     let out = Command::new("skopeo")
         .arg("--tmpdir")
         .arg(tmp.path())
-        .args(copy_args(r, insecure_policy, &dest))
+        .args(copy_args(r, opts, insecure_policy, &dest))
         .output()
         .context("running skopeo (is it installed?)")?;
     if !out.status.success() {
-        bail!(
-            "skopeo copy {} failed: {}",
-            r.imgref,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        let err = skopeo_message(&String::from_utf8_lossy(&out.stderr));
+        if r.sigverify == SignatureSource::ContainerPolicy && err.contains("Source image rejected")
+        {
+            bail!(
+                "the signature policy ({}) refused {}: {err}; nothing was imported",
+                super::sigpolicy::policy_path(opts.policy.as_deref()).display(),
+                r.imgref
+            );
+        }
+        bail!("skopeo copy {} failed: {err}", r.imgref);
     }
     let layout = Layout::open_dir(&dest)?;
     let image = layout.resolve(Some("import"))?;
@@ -247,6 +277,19 @@ fn copy_decompressed(
         blobs: Blobs::Layout(layout),
         _tmp: Some(tmp),
     })
+}
+
+/// skopeo's error without its logrus decoration: the `msg="…"` of a `level=fatal` line, else
+/// the whole text trimmed.
+fn skopeo_message(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| l.contains("level=fatal"))
+        .find_map(|l| {
+            let m = l.split_once(" msg=\"")?.1;
+            Some(m.strip_suffix('"').unwrap_or(m).replace("\\\"", "\""))
+        })
+        .unwrap_or_else(|| stderr.trim().to_string())
 }
 
 fn open_layout(imgref: &ImageReference) -> Result<Layout> {
@@ -277,82 +320,77 @@ mod tests {
 
     #[test]
     fn copy_command_line() {
-        let r = "ostree-unverified-image:containers-storage:localhost/os"
-            .parse()
-            .unwrap();
+        let cs = "ostree-unverified-image:containers-storage:localhost/os";
+        let signed = "ostree-image-signed:docker://r.example/os:1";
+        let plain = FetchOptions::default();
+        let full = FetchOptions {
+            policy: Some("/p.json".into()),
+            registries_d: Some("/r.d".into()),
+            authfile: Some("/a.json".into()),
+            insecure_skip_tls_verification: true,
+            ..Default::default()
+        };
+        let copy = "copy --quiet --dest-oci-accept-uncompressed-layers";
+        let table = [
+            (cs, &plain, true, format!("--insecure-policy {copy} containers-storage:localhost/os oci:/t:import")),
+            (cs, &plain, false, format!("{copy} containers-storage:localhost/os oci:/t:import")),
+            (cs, &full, false, format!("--policy /p.json --registries.d /r.d {copy} containers-storage:localhost/os oci:/t:import")),
+            (cs, &full, true, format!("--insecure-policy --registries.d /r.d {copy} containers-storage:localhost/os oci:/t:import")),
+            // Signed, from a registry: the policy, signatures dropped after the check, and
+            // the registry options as skopeo copy spells them.
+            (signed, &full, false, format!("--policy /p.json --registries.d /r.d {copy} --remove-signatures --src-authfile /a.json --src-tls-verify=false docker://r.example/os:1 oci:/t:import")),
+        ];
+        for (r, opts, insecure, want) in table {
+            let got = copy_args(&r.parse().unwrap(), opts, insecure, Path::new("/t"))
+                .join(std::ffi::OsStr::new(" "));
+            assert_eq!(got.to_str().unwrap(), want, "{r}");
+        }
+    }
+
+    #[test]
+    fn skopeo_messages_lose_their_decoration() {
+        let fatal = "time=\"2026-11-30T05:50:53Z\" level=fatal msg=\"Source image rejected: A signature was required, but no signature exists\"\n";
         assert_eq!(
-            copy_args(&r, true, Path::new("/t")).join(" "),
-            "--insecure-policy copy --quiet --dest-oci-accept-uncompressed-layers containers-storage:localhost/os oci:/t:import"
+            skopeo_message(fatal),
+            "Source image rejected: A signature was required, but no signature exists"
         );
+        let quoted = r#"time="x" level=fatal msg="Invalid GPG signature: gpgme.Signature{Fingerprint:\"63\"}""#;
         assert_eq!(
-            copy_args(&r, false, Path::new("/t")).join(" "),
-            "copy --quiet --dest-oci-accept-uncompressed-layers containers-storage:localhost/os oci:/t:import"
+            skopeo_message(quoted),
+            r#"Invalid GPG signature: gpgme.Signature{Fingerprint:"63"}"#
         );
+        assert_eq!(skopeo_message("  plain error\n"), "plain error");
     }
 
     #[test]
     fn routes() {
+        let proxy = |insecure_policy| Route::Proxy { insecure_policy };
         let table = [
-            ("ostree-unverified-image:oci:/srv/os:1", true, Route::Native),
-            (
-                "ostree-unverified-image:oci-archive:/a.tar",
-                false,
-                Route::Native,
-            ),
-            ("ostree-remote-image:r:oci:/srv/os:1", true, Route::Native),
-            (
-                "ostree-unverified-registry:quay.io/os:1",
-                true,
-                Route::Proxy {
-                    insecure_policy: false,
-                },
-            ),
-            (
-                "ostree-unverified-registry:quay.io/os:1",
-                false,
-                Route::Proxy {
-                    insecure_policy: true,
-                },
-            ),
-            // Signed: never --insecure-policy, whatever the system has, even for oci:.
+            ("ostree-unverified-image:oci:/srv/os:1", Route::Native),
+            ("ostree-unverified-image:oci-archive:/a.tar", Route::Native),
+            ("ostree-remote-image:r:oci:/srv/os:1", Route::Native),
+            // Unverified: no policy, whatever the system has (as ostree-rs-ext).
+            ("ostree-unverified-registry:quay.io/os:1", proxy(true)),
+            // Signed: copied under the policy, even for oci:.
             (
                 "ostree-image-signed:docker://quay.io/os:1",
-                false,
-                Route::Proxy {
-                    insecure_policy: false,
-                },
+                Route::CopyVerified,
             ),
-            (
-                "ostree-image-signed:oci:/srv/os:1",
-                true,
-                Route::Proxy {
-                    insecure_policy: false,
-                },
-            ),
-            (
-                "ostree-remote-registry:r:quay.io/os:1",
-                true,
-                Route::Proxy {
-                    insecure_policy: true,
-                },
-            ),
+            ("ostree-image-signed:oci:/srv/os:1", Route::CopyVerified),
+            ("ostree-remote-registry:r:quay.io/os:1", proxy(true)),
             (
                 "ostree-unverified-image:containers-storage:localhost/os",
-                true,
-                Route::CopyDecompressed {
-                    insecure_policy: false,
-                },
-            ),
-            (
-                "ostree-unverified-image:containers-storage:localhost/os",
-                false,
                 Route::CopyDecompressed {
                     insecure_policy: true,
                 },
+            ),
+            (
+                "ostree-image-signed:containers-storage:localhost/os",
+                Route::CopyVerified,
             ),
         ];
-        for (r, policy, want) in table {
-            assert_eq!(route(&r.parse().unwrap(), policy), want, "{r}");
+        for (r, want) in table {
+            assert_eq!(route(&r.parse().unwrap()), want, "{r}");
         }
     }
 }

@@ -13,6 +13,7 @@
 //! | [`SYMLINK_TARGET_MAX`]   | 4095 bytes    | kernel: `symlink(2)` refuses a longer target; ostree `bare` repositories store symlinks as symlinks, and `bare-user` ones read the target back into a `PATH_MAX + 1` buffer (`ostree-repo.c`), so a longer one fails `ostree fsck` |
 //! | [`ID_MAX`]               | 4294967294    | ostree stores owners as `u32`; `(uid_t)-1` means "leave unchanged" to `chown(2)` |
 //! | [`SPARSE_MAP_MAX`]       | 1 MiB         | Go `archive/tar` `maxSpecialFileSize`: the largest PAX 1.0 sparse map it reads |
+//! | [`TAR_EXTENSION_MAX`]    | 1 MiB         | Go `archive/tar` `maxSpecialFileSize` (`readSpecialFile`): the largest GNU long name or link, PAX extended or global header it reads ("header field too long" above) |
 //! | [`GZIP_HEADER_STRING_MAX`] | 512 bytes   | Go `compress/gzip` (its header buffer): the longest gzip file name or comment, NUL included |
 //!
 //! Symlink targets must also be non-empty (`symlink(2)` refuses an empty target: `ENOENT`) and
@@ -43,3 +44,7 @@ pub const SPARSE_MAP_MAX: u64 = 1 << 20;
 
 /// Longest file name or comment in a gzip member header, its NUL included.
 pub const GZIP_HEADER_STRING_MAX: usize = 512;
+
+/// Largest tar extension entry: GNU long name (`L`) or long link (`K`), PAX extended (`x`)
+/// or global (`g`) header. Enforced on the stream by [`super::tarext`].
+pub const TAR_EXTENSION_MAX: u64 = 1 << 20;

@@ -9,8 +9,10 @@
 //! - [`proxy`]: containers/image's own proxy (`skopeo experimental-image-proxy`);
 //! - [`layout`]: reading an OCI image layout (`oci:`, `oci-archive:` in place), digests;
 //!   [`write`](mod@write): writing one; [`gzip`]: decoding layers; [`time`]: RFC 3339 timestamps;
+//! - [`sigpolicy`]: containers' signature policy, as `ostree-image-signed:` needs it;
 //! - [`policy`] and [`limits`]: the rules for untrusted layer tar entries (paths, whiteouts,
-//!   owners, link targets) and every limit they apply.
+//!   owners, link targets) and every limit they apply; [`tarext`]: the cap on tar extension
+//!   headers, applied before the tar crate reads them.
 
 pub mod fetch;
 pub mod gzip;
@@ -20,5 +22,7 @@ pub mod layout;
 pub mod limits;
 pub mod policy;
 pub mod proxy;
+pub mod sigpolicy;
+pub mod tarext;
 pub mod time;
 pub mod write;

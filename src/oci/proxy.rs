@@ -47,6 +47,28 @@ pub struct FetchOptions {
     /// Where temporary files go (a copy of a containers-storage: image; skopeo's own `$TMPDIR`),
     /// default `$TMPDIR`.
     pub tmp_dir: Option<PathBuf>,
+    /// The signature policy (`skopeo --policy`); default /etc/containers/policy.json
+    /// ([`super::sigpolicy`]).
+    pub policy: Option<PathBuf>,
+    /// Registry configuration, e.g. where signatures are (`skopeo --registries.d`).
+    pub registries_d: Option<PathBuf>,
+}
+
+impl FetchOptions {
+    /// skopeo's global options for these settings: `--insecure-policy`, or `--policy P` when
+    /// one was given; `--registries.d D` when given.
+    pub fn skopeo_global_args(&self, insecure_policy: bool) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        match (&self.policy, insecure_policy) {
+            (_, true) => args.push("--insecure-policy".into()),
+            (Some(p), false) => args.extend(["--policy".into(), p.into()]),
+            (None, false) => {}
+        }
+        if let Some(d) = &self.registries_d {
+            args.extend(["--registries.d".into(), d.into()]);
+        }
+        args
+    }
 }
 
 /// The auth files ostree-rs-ext looks for, in order, before containers/image's own defaults
@@ -88,7 +110,7 @@ pub struct Fetched {
 /// be checked against a policy that exists), then what the crate adds (`experimental-image-proxy`
 /// and its options).
 #[allow(unsafe_code)] // `pre_exec`; see the SAFETY comment
-fn skopeo_command(insecure_policy: bool, tmp: &Path) -> std::process::Command {
+fn skopeo_command(opts: &FetchOptions, insecure_policy: bool, tmp: &Path) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut c = std::process::Command::new("skopeo");
     // Debian 12's skopeo 1.9 copies each containers-storage blob it serves into a file in its
@@ -96,9 +118,7 @@ fn skopeo_command(insecure_policy: bool, tmp: &Path) -> std::process::Command {
     // one file per blob and pull, as large as the layer. `--tmpdir` is ours, removed when the
     // image is closed.
     c.arg("--tmpdir").arg(tmp);
-    if insecure_policy {
-        c.arg("--insecure-policy");
-    }
+    c.args(opts.skopeo_global_args(insecure_policy));
     // As the crate does by default: skopeo goes away with us.
     // SAFETY: only an async-signal-safe prctl runs between fork and exec.
     unsafe {
@@ -140,7 +160,7 @@ impl ProxyImage {
             },
             certificate_directory: opts.cert_dir.clone(),
             insecure_skip_tls_verification: Some(opts.insecure_skip_tls_verification),
-            skopeo_cmd: Some(skopeo_command(insecure_policy, tmp.path())),
+            skopeo_cmd: Some(skopeo_command(opts, insecure_policy, tmp.path())),
             ..Default::default()
         };
         let (proxy, img, fetched) = rt.block_on(async {

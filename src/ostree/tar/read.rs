@@ -57,8 +57,9 @@ use std::path::PathBuf;
 use ostree::gio;
 use ostree::glib::{self, Variant};
 
-use crate::oci::limits::{NAME_MAX, PATH_MAX};
+use crate::oci::limits::{NAME_MAX, PATH_MAX, TAR_EXTENSION_MAX};
 use crate::oci::policy::Rejected;
+use crate::oci::tarext::ExtensionCap;
 use crate::ostree::csum;
 use crate::ostree::gvariant::{self, ParsedTree, Xattrs};
 use crate::ostree::repo::{self, Csum, Meta, ObjectWriter, RepoError, S_IFLNK, S_IFREG};
@@ -311,7 +312,7 @@ impl<'r> Importer<'r> {
     /// first object is the commit); later ones hold content objects only.
     pub fn import_layer(&mut self, r: impl Read) -> Result<(), ImportError> {
         let first = self.commit.is_none();
-        let mut ar = tar::Archive::new(r);
+        let mut ar = tar::Archive::new(ExtensionCap::new(r, TAR_EXTENSION_MAX));
         let mut seen_object = false;
         for e in ar.entries()? {
             let mut e = e?;
@@ -906,6 +907,35 @@ mod tests {
         ];
         for (path, want) in table {
             assert_eq!(classify(&path), want, "{path}");
+        }
+    }
+
+    /// An extension header over [`TAR_EXTENSION_MAX`] is refused at its header block: the
+    /// 2 GiB it declares are never read.
+    #[test]
+    fn huge_extension_headers_are_refused_before_they_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("ostree")
+            .arg(format!("--repo={}", d.path().display()))
+            .args(["init", "--mode=archive"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let repo = crate::ostree::repo::open_repo(d.path()).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_path("PaxHeaders.0/sysroot/ostree/repo/objects/aa/bb.commit")
+            .unwrap();
+        h.set_size(2 << 30);
+        h.set_cksum();
+        let mut imp = Importer::new(&repo, None).unwrap();
+        match imp.import_layer(h.as_bytes().as_slice()) {
+            Err(ImportError::Io(e)) => {
+                let t = crate::oci::tarext::too_large(&e).expect("the cap's error");
+                assert_eq!((t.size, t.limit), (2 << 30, TAR_EXTENSION_MAX));
+                assert!(e.to_string().contains("PaxHeaders.0/sysroot"), "{e}");
+            }
+            other => panic!("not refused by the cap: {other:?}"),
         }
     }
 

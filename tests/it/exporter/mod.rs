@@ -8,6 +8,7 @@
 
 mod fetch;
 mod hostile;
+mod signed;
 use crate::support::registry;
 
 use std::fs;
@@ -16,12 +17,29 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::oci::*;
-use crate::support::{bin_cmd, report, run, run_fails, set_xattr, Buildah, Driver};
+use crate::support::{bin_cmd, report, run, run_fails, run_refused, set_xattr, Buildah, Driver};
 
 /// A capability set (cap_net_raw+ep) as the kernel stores it in security.capability.
 const CAP_NET_RAW: [u8; 20] = [
     1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 ];
+
+/// Files under `objects/`, to show a refused import wrote none.
+pub(super) fn object_count(repo: &Repo) -> usize {
+    fn count(p: &Path) -> usize {
+        fs::read_dir(p)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| match e.file_type() {
+                        Ok(t) if t.is_dir() => count(&e.path()),
+                        _ => 1,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    count(&repo.path.join("objects"))
+}
 
 fn tmpdir() -> Scratch {
     Scratch::new()

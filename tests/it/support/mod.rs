@@ -173,6 +173,18 @@ pub fn run_fails(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Run `cmd`, which must refuse its input as the importer does: exit code 1 or 2 (not a
+/// panic's 101, not a signal); returns stderr.
+pub fn run_refused(cmd: &mut Command) -> String {
+    let out = run_output(cmd);
+    assert!(
+        matches!(out.status.code(), Some(1 | 2)),
+        "exit code 1 or 2 expected: {}",
+        report(cmd, &out)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Set the extended attribute `name` on `path` itself (a symlink is not followed).
 pub fn set_xattr(path: &Path, name: &str, value: &[u8]) {
     rustix::fs::lsetxattr(path, name, value, rustix::fs::XattrFlags::empty())
@@ -326,7 +338,8 @@ impl Buildah {
     /// `buildah --root … --runroot … --storage-driver …`, for anything the methods don't cover.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new("buildah");
-        c.env("TMPDIR", containers_tmp()).arg("--root")
+        c.env("TMPDIR", containers_tmp())
+            .arg("--root")
             .arg(&self.root)
             .arg("--runroot")
             .arg(&self.runroot)
@@ -411,7 +424,8 @@ impl Buildah {
         }
         let podman = || {
             let mut c = Command::new("podman");
-            c.env("TMPDIR", containers_tmp()).arg("--root")
+            c.env("TMPDIR", containers_tmp())
+                .arg("--root")
                 .arg(&self.root)
                 .arg("--runroot")
                 .arg(&runroot)
