@@ -14,6 +14,10 @@ set -euo pipefail
 work=$(realpath "$1")
 mkdir -p "$work"
 cd "$work"
+# containers/image's big temporary files stay in the work directory: skopeo 1.9 leaves a copy
+# of every blob it reads from containers-storage in /var/tmp otherwise.
+mkdir -p "$work/tmp"
+export TMPDIR="$work/tmp"
 B=(buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs)
 
 small=$(ls ~/.cache/ostree-container/debian-bookworm-minbase-amd64-*.tar 2>/dev/null | head -1 || true)
@@ -56,7 +60,7 @@ if [ ! -d oci ]; then
         rm -f "$mnt/etc/motd"
         "${B[@]}" config --label org.opencontainers.image.version="$v" "$ctr"
         "${B[@]}" commit -q "$ctr" "bench-$v" >/dev/null && "${B[@]}" rm "$ctr" >/dev/null
-        skopeo copy --quiet "containers-storage:[vfs@$work/storage+$work/run]localhost/bench-$v" "oci:$work/oci:$v"
+        skopeo --tmpdir "$work/tmp" copy --quiet "containers-storage:[vfs@$work/storage+$work/run]localhost/bench-$v" "oci:$work/oci:$v"
     done
     ctr=$("${B[@]}" from --pull-never bench-v1)
     mnt=$("${B[@]}" mount "$ctr")
