@@ -256,11 +256,12 @@ fn unchanged(
         return Ok(None);
     }
     // An encapsulated image is recorded as an image commit over the original commit.
-    let v = repo.load_variant(ostree::ObjectType::Commit, &image_commit)?;
-    let parent = hex::encode(v.child_value(1).fixed_array::<u8>().unwrap_or_default());
-    let original = (!parent.is_empty()
-        && repo.has_object(ostree::ObjectType::Commit, &parent, gio::Cancellable::NONE)?)
-    .then_some(parent);
+    let original = match crate::ostree::commit::commit_parent(repo, &image_commit)? {
+        Some(p) if repo.has_object(ostree::ObjectType::Commit, &p, gio::Cancellable::NONE)? => {
+            Some(p)
+        }
+        _ => None,
+    };
     if let Some(remote) = remote {
         let Some(original) = &original else {
             // Recorded without its original commit: import again, which verifies.

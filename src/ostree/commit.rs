@@ -190,6 +190,13 @@ pub fn commit_metadata(repo: &ostree::Repo, commit: &str) -> Result<glib::Varian
     Ok(glib::VariantDict::new(Some(&v.child_value(0))))
 }
 
+/// A commit's parent checksum, when it has one.
+pub fn commit_parent(repo: &ostree::Repo, commit: &str) -> Result<Option<String>, RepoError> {
+    let v = load_commit_variant(repo, commit)?;
+    let parent = v.child_value(1).fixed_array::<u8>().map(csum::from_bytes);
+    Ok(parent.ok().flatten().map(|p| csum::hex(&p)))
+}
+
 /// A commit's timestamp (seconds since the epoch).
 pub fn commit_timestamp(repo: &ostree::Repo, commit: &str) -> Result<u64, RepoError> {
     let v = load_commit_variant(repo, commit)?;
