@@ -48,6 +48,7 @@ use ostree::glib::prelude::ToVariant;
 
 use super::fetch;
 use super::imgref::{ImageReference, OstreeImageReference, SignatureSource};
+use super::inflight::{self, Inflight};
 use super::layer::{self, Data, Item, LayerCounts, LayerError, LayerSource};
 use super::metadata;
 use super::oci;
@@ -611,6 +612,9 @@ fn pull_layers(
         "bytes_to_fetch": to_fetch.iter().map(|j| j.size).sum::<u64>(),
     }));
     std::thread::scope(|s| -> Result<()> {
+        // The blobs to import are fetched ahead, several at once (from a remote source).
+        let blobs = to_fetch.iter().map(|j| j.blob()).collect();
+        let inflight = Inflight::start(s, source, blobs, &tmp, progress);
         // While one layer is written, the next one to import is already being read.
         let mut prefetched: Option<(usize, Pipeline<'_>)> = None;
         for (k, job) in jobs.iter().enumerate() {
@@ -625,7 +629,7 @@ fn pull_layers(
                 None => {
                     let pipeline = match prefetched.take() {
                         Some((kk, p)) if kk == k => p,
-                        _ => start_layer(s, source, job, &tmp, progress)?,
+                        _ => start_layer(s, &inflight, job, &tmp)?,
                     };
                     if let Some((k2, j2)) = jobs
                         .iter()
@@ -634,7 +638,7 @@ fn pull_layers(
                         .find(|(_, j)| j.existing.is_none())
                     {
                         // An error here surfaces when that layer's turn comes.
-                        if let Ok(p) = start_layer(s, source, j2, &tmp, progress) {
+                        if let Ok(p) = start_layer(s, &inflight, j2, &tmp) {
                             prefetched = Some((k2, p));
                         }
                     }
@@ -649,6 +653,9 @@ fn pull_layers(
                     }
                     let commit = w.write_commit(None, &t, &tree.meta, &md, &job.digest, 0)?;
                     repo.transaction_set_ref(None, &job.bref, Some(&commit));
+                    progress.event(serde_json::json!({
+                        "stage": "imported", "layer": job.digest, "index": job.index, "layers": job.layers,
+                    }));
                     result.layers_imported += 1;
                     result.blob_bytes += counts.blob_bytes;
                     result.tar_bytes += counts.tar_bytes;
@@ -800,6 +807,20 @@ struct LayerJob {
     lower_chain: String,
 }
 
+impl LayerJob {
+    /// What [`Inflight`] needs to fetch its blob.
+    fn blob(&self) -> inflight::Blob {
+        inflight::Blob {
+            index: self.index,
+            layers: self.layers,
+            digest: self.digest.clone(),
+            size: self.size,
+            label: self.label.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 /// Layer commit metadata: the chain ID of the lower layers the tree was built over, when it
 /// took something from them.
 const LOWER_CHAIN: &str = "ostree.container.lower-chain";
@@ -860,21 +881,12 @@ struct Pipeline<'scope> {
 
 fn start_layer<'scope, 'env>(
     s: &'scope std::thread::Scope<'scope, 'env>,
-    source: &'env fetch::Source,
+    inflight: &Inflight<'env>,
     job: &'env LayerJob,
     spill_dir: &'env Path,
-    progress: &Progress,
 ) -> Result<Pipeline<'scope>> {
     let compression = oci::layer_compression(&job.media_type).with_context(|| job.name.clone())?;
-    let pb = progress.layer(&job.label, job.size);
-    let blob = progress.track_layer(
-        &pb,
-        source.open_blob(&job.digest, job.size)?,
-        &job.digest,
-        job.index,
-        job.layers,
-        job.size,
-    );
+    let (blob, pb) = inflight.open(job.index)?;
     let (tx, rx) = sync_channel::<Item>(256);
     let bar = pb.clone();
     let reader = s.spawn(move || {

@@ -11,7 +11,8 @@
 //! - [`repo`]: ostree object formats and writing ([`gvariant`]: their serialisation);
 //! - [`import`]: the pull pipeline, read top to bottom (open, classify, the one "unchanged"
 //!   check, plan, import in one transaction), and `check`; [`metadata`]: commit metadata;
-//!   [`selinux`]: labels from the image's own policy;
+//!   [`selinux`]: labels from the image's own policy; [`inflight`]: layer blobs fetched
+//!   ahead of the importer, several at once;
 //! - [`refescape`]: ref names; [`manage`]: list/remove/prune/history; [`progress`].
 
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod gvariant;
 pub mod gzip;
 pub mod imgref;
 pub mod import;
+pub mod inflight;
 pub mod layer;
 pub mod limits;
 pub mod manage;

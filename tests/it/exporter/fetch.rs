@@ -47,7 +47,7 @@ fn manifest_and_config(layout: &Path) -> (String, String) {
 }
 
 /// skopeo copy of a layout's only image into the registry.
-fn push(reg: &Registry, layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
+pub(super) fn push(reg: &Registry, layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
     let (k, home) = reg.env();
     run(Command::new("skopeo")
         .env(k, home)

@@ -8,6 +8,7 @@
 
 mod fetch;
 mod hostile;
+mod inflight;
 use crate::support::registry;
 
 use std::fs;
