@@ -19,15 +19,21 @@
 //!   files, with `etc` at `usr/etc` and its whiteouts kept as empty `.wh.*` files; parents the
 //!   layer does not list get the lower layers' metadata;
 //! - the merged image, ref `ostree/container/image/<escaped image reference>`, with the
-//!   metadata described in [`super::metadata`].
+//!   metadata described in [`super::metadata`];
+//! - for each ostree layer of an encapsulated base (whose blob refs all name the base commit),
+//!   ref `ostree/container/diffid/<escaped layer digest>`: a commit with the base's root, no
+//!   parent, and in its metadata the diff_id the layer was verified against
+//!   (`ostree.container.diff-id`) and the base commit (`ostree.container.base-commit`).
 //!
 //! A layer whose ref already exists, with the same diff_id (`ostree.container.diff-id`), is
 //! not fetched again: its tree is loaded from the repository. The same blob listed with
-//! another diff_id is an error. A layer tree that took something from the layers below it (the metadata of a
-//! parent directory it does not list, a hard link to a lower file) records their chain ID
-//! (`ostree.container.lower-chain`, as OCI's ChainID) and is reused only over the same lower
-//! layers; elsewhere it is read again. Pulling an image whose manifest digest equals the one
-//! already stored does nothing.
+//! another diff_id is an error. A stored encapsulated base is reused only when each of its
+//! ostree layers has such a record with the diff_id listed (another is an error; none: the
+//! base is read again, which verifies it). A layer tree that took something from the layers
+//! below it (the metadata of a parent directory it does not list, a hard link to a lower
+//! file) records their chain ID (`ostree.container.lower-chain`, as OCI's ChainID) and is
+//! reused only over the same lower layers; elsewhere it is read again. Pulling an image whose
+//! manifest digest equals the one already stored does nothing.
 //!
 //! # Atomicity
 //!
@@ -46,6 +52,7 @@ use anyhow::{anyhow, Context, Result};
 use ostree::gio::{self, prelude::FileExt};
 use ostree::glib::prelude::ToVariant;
 
+use super::baserecord;
 use super::fetch;
 use super::imgref::{ImageReference, OstreeImageReference, SignatureSource};
 use super::inflight::{self, Inflight};
@@ -519,6 +526,7 @@ fn pull_encapsulated(
         repo.transaction_set_ref(None, w, Some(&commit));
     }
     unencap::record_image(repo, &source.image, &commit, layers, &r.imgref)?;
+    baserecord::record(repo, &commit, layers)?;
     txn.commit()?;
     res.commit = commit;
     res.elapsed = start.elapsed();
@@ -567,6 +575,7 @@ fn pull_layers(
         for (desc, _) in &layers[..n_ostree] {
             repo.transaction_set_ref(None, &blob_ref(desc.digest().as_ref()), Some(&base));
         }
+        baserecord::record(repo, &base, &layers[..n_ostree])?;
         merged = repo::load_commit_tree(repo, &base)?;
     }
     // Plan the remaining layers: reuse a stored layer commit, or import.
@@ -716,8 +725,9 @@ fn pull_layers(
 }
 
 /// The commit held by the ostree layers of an encapsulated base: reused when every one of
-/// their refs names the same commit, else imported (objects, checksum and detached metadata
-/// kept) with the encapsulate side's importer, inside our transaction.
+/// their refs names the same commit and every one was verified against the diff_id the config
+/// lists (its record, [`baserecord::verified`]), else imported (objects, checksum and
+/// detached metadata kept) with the encapsulate side's importer, inside our transaction.
 fn import_ostree_base(
     repo: &ostree::Repo,
     source: &fetch::Source,
@@ -738,8 +748,18 @@ fn import_ostree_base(
             .iter()
             .all(|c| c.as_deref() == Some(first.as_str()))
         {
-            result.layers_reused += layers.len();
-            return Ok(first.clone());
+            let n = layers.len();
+            let mut verified = true;
+            for (i, (desc, diff_id)) in layers.iter().enumerate() {
+                let digest = desc.digest().to_string();
+                verified &= baserecord::verified(repo, first, &digest, diff_id)
+                    .with_context(|| format!("ostree layer {}/{n} ({digest})", i + 1))?;
+            }
+            // Recorded by an older import, or not at all: read again, which verifies.
+            if verified {
+                result.layers_reused += n;
+                return Ok(first.clone());
+            }
         }
     }
     let mut imp = Importer::new(repo, None)?;
@@ -845,14 +865,19 @@ fn lower_chains(diff_ids: &[String]) -> Vec<String> {
 
 /// Layer commit metadata: the layer's diff_id (the digest of its uncompressed tar), as the
 /// image that brought it listed and the import verified.
-const LAYER_DIFF_ID: &str = "ostree.container.diff-id";
+pub(super) const LAYER_DIFF_ID: &str = "ostree.container.diff-id";
 
 /// Whether the stored layer commit `commit` can stand for a layer with `diff_id` over lower
 /// layers with chain ID `lower_chain`: it took nothing from below, or it was built over the
 /// same chain; and it was verified against the same diff_id. A commit recorded with another
 /// diff_id is an error (the image's config contradicts the blob it names); one recorded
 /// without (an older import) is read again, which verifies it.
-fn reusable(repo: &ostree::Repo, commit: &str, diff_id: &str, lower_chain: &str) -> Result<bool> {
+pub(super) fn reusable(
+    repo: &ostree::Repo,
+    commit: &str,
+    diff_id: &str,
+    lower_chain: &str,
+) -> Result<bool> {
     let md = repo::commit_metadata(repo, commit)?;
     match md.lookup::<String>(LAYER_DIFF_ID).ok().flatten() {
         None => return Ok(false),

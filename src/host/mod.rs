@@ -12,9 +12,11 @@
 //! - [`import`]: the pull pipeline, read top to bottom (open, classify, the one "unchanged"
 //!   check, plan, import in one transaction), and `check`; [`metadata`]: commit metadata;
 //!   [`selinux`]: labels from the image's own policy; [`inflight`]: layer blobs fetched
-//!   ahead of the importer, several at once;
+//!   ahead of the importer, several at once; [`baserecord`]: the diff_ids of a stored
+//!   encapsulated base;
 //! - [`refescape`]: ref names; [`manage`]: list/remove/prune/history; [`progress`].
 
+pub mod baserecord;
 pub mod cli;
 pub mod fetch;
 pub mod gvariant;

@@ -345,6 +345,12 @@ fn csum_from(bytes: &[u8], what: &'static str, of: &str) -> Result<Csum, RepoErr
 
 /// Load the tree of a commit back into memory.
 pub fn load_commit_tree(repo: &ostree::Repo, commit: &str) -> Result<Dir, RepoError> {
+    let (tree, meta) = commit_root(repo, commit)?;
+    load_tree(repo, &tree, meta)
+}
+
+/// A commit's root dirtree and dirmeta checksums.
+pub fn commit_root(repo: &ostree::Repo, commit: &str) -> Result<(Csum, Csum), RepoError> {
     let v = repo
         .load_variant(ostree::ObjectType::Commit, commit)
         .map_err(ctx(format!("loading commit {commit}")))?;
@@ -358,7 +364,7 @@ pub fn load_commit_tree(repo: &ostree::Repo, commit: &str) -> Result<Dir, RepoEr
         "commit",
         commit,
     )?;
-    load_tree(repo, &tree, meta)
+    Ok((tree, meta))
 }
 
 /// Load the dirtree `tree` and everything below it, the root having the dirmeta `meta`.
