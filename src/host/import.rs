@@ -621,9 +621,9 @@ fn pull_layers(
         "bytes_to_fetch": to_fetch.iter().map(|j| j.size).sum::<u64>(),
     }));
     std::thread::scope(|s| -> Result<()> {
-        // The blobs to import are fetched ahead, several at once (from a remote source).
+        // The blobs to import are fetched ahead, several at once (from a registry).
         let blobs = to_fetch.iter().map(|j| j.blob()).collect();
-        let inflight = Inflight::start(s, source, blobs, &tmp, progress);
+        let inflight = Inflight::start(s, source, r.imgref.transport, blobs, &tmp, progress);
         // While one layer is written, the next one to import is already being read.
         let mut prefetched: Option<(usize, Pipeline<'_>)> = None;
         for (k, job) in jobs.iter().enumerate() {

@@ -3,11 +3,13 @@
 //!
 //! Layer trees are applied in order (a layer's tree needs the merged tree below it for the
 //! metadata of parents it does not list), but fetching a blob needs nothing from the layers
-//! below. So, for a remote source (a registry, or anything else reached through
-//! containers/image's proxy), [`Inflight`] starts fetching the blobs to import in image order,
-//! each on a thread of its own, up to [`MAX_SPOOLS`] at once, and the importer reads each one
-//! when its turn comes. Blobs of a local layout (`oci:`, `oci-archive:`, the temporary copy of
-//! a `containers-storage:` image) are already on disk and are read in place.
+//! below. So, from a registry, [`Inflight`] starts fetching the blobs to import in image
+//! order, each on a thread of its own, up to [`MAX_SPOOLS`] at once, and the importer reads
+//! each one when its turn comes. Other sources are local ([`fetch_ahead`]): a layout (`oci:`,
+//! `oci-archive:`, the temporary copy of a `containers-storage:` image) is read in place, and
+//! a blob the proxy reads from local storage (`containers-storage:`, `docker-archive:`,
+//! `dir:`) is streamed into the importer when its turn comes, as a copy to a spool would only
+//! add writes.
 //!
 //! # Spools
 //!
@@ -45,6 +47,7 @@ use anyhow::{anyhow, Result};
 use indicatif::ProgressBar;
 
 use super::fetch::Source;
+use super::imgref::Transport;
 use super::oci::DigestReader;
 use super::progress::Progress;
 
@@ -56,6 +59,11 @@ pub const SPOOL_BYTES: u64 = 4 << 30;
 
 /// Bytes read from the source per chunk.
 const CHUNK: usize = 256 << 10;
+
+/// Whether blobs are fetched ahead into spools: only from a registry, through the proxy.
+pub fn fetch_ahead(transport: Transport, through_proxy: bool) -> bool {
+    through_proxy && transport == Transport::Registry
+}
 
 /// Whether a fetch of `size` bytes may start when `live` spools holding `live_bytes` exist.
 pub fn room(live: usize, live_bytes: u64, size: u64) -> bool {
@@ -147,22 +155,24 @@ impl Shared {
 /// fetches still running.
 pub struct Inflight<'env> {
     shared: Arc<Shared>,
-    /// Through the proxy: fetched into spools (else read in place).
-    remote: bool,
+    /// Fetched ahead into spools (else opened when their turn comes).
+    ahead: bool,
     source: &'env Source,
 }
 
 impl<'env> Inflight<'env> {
     /// Start fetching `blobs` (in the order the importer will read them) from `source`, on
-    /// threads of the scope `s`, into spools under `tmp`. A local source is read in place.
+    /// threads of the scope `s`, into spools under `tmp`, when [`fetch_ahead`] says so for
+    /// `transport`; else each is opened when its turn comes.
     pub fn start<'scope>(
         s: &'scope std::thread::Scope<'scope, 'env>,
         source: &'env Source,
+        transport: Transport,
         blobs: Vec<Blob>,
         tmp: &'env Path,
         progress: &Progress,
     ) -> Self {
-        let remote = source.is_remote();
+        let ahead = fetch_ahead(transport, source.is_remote());
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 slots: blobs.iter().map(|_| Slot::default()).collect(),
@@ -172,20 +182,20 @@ impl<'env> Inflight<'env> {
             cv: Condvar::new(),
             progress: progress.clone(),
         });
-        if remote && !shared.blobs.is_empty() {
+        if ahead && !shared.blobs.is_empty() {
             let sh = shared.clone();
             s.spawn(move || schedule(s, &sh, source, tmp));
         }
         Inflight {
             shared,
-            remote,
+            ahead,
             source,
         }
     }
 
-    /// The blob of the layer at `index` (as in [`Blob::index`]) and its progress bar. From a
-    /// remote source, a reader of its spool (waiting for bytes still to come); an error when
-    /// any fetch has failed already.
+    /// The blob of the layer at `index` (as in [`Blob::index`]) and its progress bar. Fetched
+    /// ahead: a reader of its spool (waiting for bytes still to come), or an error when any
+    /// fetch has failed already.
     pub fn open(&self, index: usize) -> Result<(Box<dyn Read + Send>, ProgressBar)> {
         let sh = &self.shared;
         let i = sh
@@ -194,7 +204,7 @@ impl<'env> Inflight<'env> {
             .position(|b| b.index == index)
             .ok_or_else(|| anyhow!("layer {index} is not to be fetched"))?;
         let b = &sh.blobs[i];
-        if !self.remote {
+        if !self.ahead {
             let bar = sh.progress.layer(&b.label, b.size);
             let r = self.source.open_blob(&b.digest, b.size)?;
             let r = sh
@@ -370,6 +380,21 @@ impl Drop for SpoolReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_registries_are_fetched_ahead() {
+        assert!(fetch_ahead(Transport::Registry, true));
+        for t in [
+            Transport::OciDir,
+            Transport::OciArchive,
+            Transport::DockerArchive,
+            Transport::ContainerStorage,
+            Transport::Dir,
+        ] {
+            assert!(!fetch_ahead(t, true), "{t:?}");
+            assert!(!fetch_ahead(t, false), "{t:?}");
+        }
+    }
 
     #[test]
     fn room_for_a_spool() {
