@@ -298,16 +298,17 @@ impl Read for ChunkReader {
     }
 }
 
+/// The blob as read, hashed.
+type RawBlob<'a> = DigestReader<BufReader<Box<dyn Read + Send + 'a>>>;
+
 /// Read the blob to its end, hashing it, decompressing into chunks sent to `tx`. Returns the
-/// blob's digest reader (to verify) and the decompression error, if any.
+/// blob's digest reader (to verify), the decompression error, if any, and the error reading
+/// the blob itself (its source failed: a fetch error), if any.
 fn inflate(
     blob: Box<dyn Read + Send + '_>,
     compression: Compression,
     tx: SyncSender<io::Result<Vec<u8>>>,
-) -> (
-    DigestReader<BufReader<Box<dyn Read + Send + '_>>>,
-    Option<io::Error>,
-) {
+) -> (RawBlob<'_>, Option<io::Error>, Option<io::Error>) {
     let raw = DigestReader::new(BufReader::with_capacity(256 << 10, blob));
     let mut dec = match compression {
         Compression::None => Decoder::Plain(BufReader::new(raw)),
@@ -344,8 +345,8 @@ fn inflate(
     drop(tx);
     // Hash the rest of the blob even after an error: a corrupted blob is reported as such.
     let mut raw = dec.into_raw().into_inner();
-    let _ = io::copy(&mut raw, &mut io::sink());
-    (raw, failed)
+    let read_failed = io::copy(&mut raw, &mut io::sink()).err();
+    (raw, failed, read_failed)
 }
 
 /// Read, verify and classify one layer, sending its items to `tx`. Decompression runs on a
@@ -373,7 +374,13 @@ pub fn read_layer(
         let drained = io::copy(&mut tar_stream, &mut io::sink());
         let tar_digest = tar_stream.finish();
         drop(tar_stream);
-        let (raw, inflate_err) = inflater.join().map_err(|_| LayerError::Stopped)?;
+        let (raw, inflate_err, read_err) = inflater.join().map_err(|_| LayerError::Stopped)?;
+        if let Some(source) = read_err {
+            return Err(LayerError::Io {
+                what: "reading the blob".into(),
+                source,
+            });
+        }
         raw.verify(&format!("{name} blob"), src.digest, Some(src.size))?;
         if let Some(e) = inflate_err {
             return Err(LayerError::Io {
