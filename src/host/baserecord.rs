@@ -26,7 +26,7 @@ const BASE_COMMIT: &str = "ostree.container.base-commit";
 
 /// Whether the ostree layer `digest` of the stored base commit `base` was verified against
 /// `diff_id`: its record says so. An error when it was verified against another diff_id (as
-/// [`reusable`]); `false` when there is no record for this base.
+/// for a plain layer's commit); `false` when there is no record for this base.
 pub fn verified(repo: &ostree::Repo, base: &str, digest: &str, diff_id: &str) -> Result<bool> {
     let Some(record) = repo.resolve_rev(&diffid_ref(digest), true)? else {
         return Ok(false);
