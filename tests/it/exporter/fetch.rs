@@ -428,7 +428,7 @@ fn bad_stored_ostree_layer_listed_with_another_diff_id() {
 }
 
 /// Peak memory (max RSS, KiB) and stderr of a command, from GNU time.
-fn peak_kib(cmd: &mut Command) -> (u64, String, bool) {
+pub(super) fn peak_kib(cmd: &mut Command) -> (u64, String, bool) {
     let mut t = Command::new("/usr/bin/time");
     t.arg("-f").arg("peak-rss-kib=%M").arg(cmd.get_program());
     t.args(cmd.get_args());

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::fetch::push;
+use super::fetch::{peak_kib, push};
 use super::registry::Registry;
 use crate::support::oci::*;
 use crate::support::{bin, bin_cmd, run, run_fails};
@@ -225,4 +225,39 @@ fn registry_bad_later_blob_leaves_the_repository_untouched() {
         repo.fsck();
         assert_eq!(spool_leftovers(&repo.path), Vec::<String>::new(), "{what}");
     }
+}
+
+/// Peak memory of a pull from the registry does not follow layer size: the blobs go to spool
+/// files, not memory. A 128 MiB layer (one fetch at a time, being read while it is written)
+/// takes less than the layer itself, and at most the importer's in-memory file budget (64 MiB,
+/// src/host/layer.rs) more than a 4 MiB one.
+#[test]
+fn registry_pull_memory_does_not_grow_with_layer_size() {
+    let t = Scratch::new();
+    let reg = Registry::start();
+    let (k, home) = reg.env();
+    let peak = |name: &str, mib: usize| {
+        let oci = t.path().join(name);
+        image(&oci, 40 + mib as u64, mib);
+        push(&reg, &oci, "v", &format!("{name}:1"), &[]);
+        let repo = Repo::init(t.path().join(format!("repo-{name}")), "bare-user");
+        // (peak_kib runs the program and arguments alone: HOME goes through env.)
+        let (kib, err, ok) = peak_kib(
+            Command::new("env")
+                .arg(format!("{k}={}", home.display()))
+                .arg(bin())
+                .args(["image", "pull", "--quiet"])
+                .arg(&repo.path)
+                .arg(format!("ostree-unverified-registry:{}/{name}:1", reg.host)),
+        );
+        assert!(ok, "{err}");
+        kib
+    };
+    let small = peak("small", 4);
+    let large = peak("large", 128);
+    assert!(large < 128 * 1024, "peak {large} KiB for a 128 MiB layer");
+    assert!(
+        large < small + 64 * 1024,
+        "peak {large} KiB for a 128 MiB layer, {small} KiB for a 4 MiB one"
+    );
 }
