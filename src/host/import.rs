@@ -8,8 +8,10 @@
 //!    reference asks for it (`unchanged`);
 //! 4. plan each layer: reuse a stored layer commit (same blob digest, same diff_id, same lower
 //!    chain) or fetch and import it;
-//! 5. carry the plan out in one transaction (`pull_layers`, or `pull_encapsulated` through
-//!    [`crate::encapsulate::unencap`]'s reader of ostree layers).
+//! 5. carry the plan out in one transaction (`pull_layers`, whose blobs from a registry are
+//!    fetched ahead, several at once, by [`super::inflight`], while the layers are applied in
+//!    order; or `pull_encapsulated` through [`crate::encapsulate::unencap`]'s reader of ostree
+//!    layers).
 //!
 //! [`check`] runs steps 1–3 and reports what step 4 would fetch, without writing anything.
 //!
