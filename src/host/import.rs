@@ -622,10 +622,12 @@ fn pull_layers(
         "layers_to_fetch": to_fetch.len(),
         "bytes_to_fetch": to_fetch.iter().map(|j| j.size).sum::<u64>(),
     }));
+    // The blobs to import are fetched ahead, several at once (from a registry).
+    let ahead = inflight::fetch_ahead(r.imgref.transport, source.is_remote());
+    let open = |digest: &str, size: u64| source.open_blob(digest, size);
     std::thread::scope(|s| -> Result<()> {
-        // The blobs to import are fetched ahead, several at once (from a registry).
         let blobs = to_fetch.iter().map(|j| j.blob()).collect();
-        let inflight = Inflight::start(s, source, r.imgref.transport, blobs, &tmp, progress);
+        let inflight = Inflight::start(s, &open, ahead, blobs, &tmp, progress);
         // While one layer is written, the next one to import is already being read.
         let mut prefetched: Option<(usize, Pipeline<'_>)> = None;
         for (k, job) in jobs.iter().enumerate() {

@@ -46,7 +46,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use anyhow::{anyhow, Result};
 use indicatif::ProgressBar;
 
-use super::fetch::Source;
 use super::imgref::Transport;
 use super::oci::DigestReader;
 use super::progress::Progress;
@@ -69,6 +68,9 @@ pub fn fetch_ahead(transport: Transport, through_proxy: bool) -> bool {
 pub fn room(live: usize, live_bytes: u64, size: u64) -> bool {
     live == 0 || (live < MAX_SPOOLS && live_bytes.saturating_add(size) <= SPOOL_BYTES)
 }
+
+/// Opens a blob of the image by digest and size, unverified (`fetch::Source::open_blob`).
+pub type Opener<'env> = &'env (dyn Fn(&str, u64) -> Result<Box<dyn Read + Send>> + Sync);
 
 /// A blob to import.
 #[derive(Debug, Clone)]
@@ -157,22 +159,21 @@ pub struct Inflight<'env> {
     shared: Arc<Shared>,
     /// Fetched ahead into spools (else opened when their turn comes).
     ahead: bool,
-    source: &'env Source,
+    open: Opener<'env>,
 }
 
 impl<'env> Inflight<'env> {
-    /// Start fetching `blobs` (in the order the importer will read them) from `source`, on
-    /// threads of the scope `s`, into spools under `tmp`, when [`fetch_ahead`] says so for
-    /// `transport`; else each is opened when its turn comes.
+    /// Start fetching `blobs` (in the order the importer will read them) with `open`, on
+    /// threads of the scope `s`, into spools under `tmp`, when `ahead` ([`fetch_ahead`]);
+    /// else each is opened when its turn comes.
     pub fn start<'scope>(
         s: &'scope std::thread::Scope<'scope, 'env>,
-        source: &'env Source,
-        transport: Transport,
+        open: Opener<'env>,
+        ahead: bool,
         blobs: Vec<Blob>,
         tmp: &'env Path,
         progress: &Progress,
     ) -> Self {
-        let ahead = fetch_ahead(transport, source.is_remote());
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 slots: blobs.iter().map(|_| Slot::default()).collect(),
@@ -184,12 +185,12 @@ impl<'env> Inflight<'env> {
         });
         if ahead && !shared.blobs.is_empty() {
             let sh = shared.clone();
-            s.spawn(move || schedule(s, &sh, source, tmp));
+            s.spawn(move || schedule(s, &sh, open, tmp));
         }
         Inflight {
             shared,
             ahead,
-            source,
+            open,
         }
     }
 
@@ -206,7 +207,7 @@ impl<'env> Inflight<'env> {
         let b = &sh.blobs[i];
         if !self.ahead {
             let bar = sh.progress.layer(&b.label, b.size);
-            let r = self.source.open_blob(&b.digest, b.size)?;
+            let r = (self.open)(&b.digest, b.size)?;
             let r = sh
                 .progress
                 .track_layer(&bar, r, &b.digest, b.index, b.layers, b.size);
@@ -239,7 +240,7 @@ impl Drop for Inflight<'_> {
 fn schedule<'scope, 'env>(
     s: &'scope std::thread::Scope<'scope, 'env>,
     sh: &Arc<Shared>,
-    source: &'env Source,
+    open: Opener<'env>,
     tmp: &'env Path,
 ) {
     for (i, b) in sh.blobs.iter().enumerate() {
@@ -276,7 +277,7 @@ fn schedule<'scope, 'env>(
         sh.cv.notify_all();
         let sh = sh.clone();
         s.spawn(move || {
-            let r = fetch(&sh, i, source, &file, bar);
+            let r = fetch(&sh, i, open, &file, bar);
             sh.end(i, r);
         });
     }
@@ -286,14 +287,12 @@ fn schedule<'scope, 'env>(
 fn fetch(
     sh: &Shared,
     i: usize,
-    source: &Source,
+    open: Opener<'_>,
     file: &File,
     bar: ProgressBar,
 ) -> Result<(), String> {
     let b = &sh.blobs[i];
-    let blob = source
-        .open_blob(&b.digest, b.size)
-        .map_err(|e| format!("{}: {e:#}", b.name))?;
+    let blob = open(&b.digest, b.size).map_err(|e| format!("{}: {e:#}", b.name))?;
     let blob = sh
         .progress
         .track_layer(&bar, blob, &b.digest, b.index, b.layers, b.size);
@@ -380,6 +379,127 @@ impl Drop for SpoolReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Blob `i`: 300 kB (more than one chunk) that differ with `i`.
+    fn data(i: usize) -> Vec<u8> {
+        (0..300_000).map(|n| (n * 7 + i * 13) as u8).collect()
+    }
+
+    fn blobs(n: usize) -> Vec<Blob> {
+        (1..=n)
+            .map(|i| {
+                let d = data(i);
+                Blob {
+                    index: i,
+                    layers: n,
+                    digest: format!("sha256:{}", hex::encode(super::super::repo::sha256(&d))),
+                    size: d.len() as u64,
+                    label: format!("layer {i}/{n}"),
+                    name: format!("layer {i}/{n} (test)"),
+                }
+            })
+            .collect()
+    }
+
+    /// A source whose blob `i` is `data(i)` (`broken`: one byte changed), counting the fetches
+    /// that started.
+    struct Fake {
+        started: AtomicUsize,
+        broken: usize,
+    }
+
+    impl Fake {
+        fn open(&self, digest: &str, _size: u64) -> Result<Box<dyn Read + Send>> {
+            let i = (1..=9)
+                .find(|i| blobs(*i).last().unwrap().digest == digest)
+                .unwrap();
+            self.started.fetch_add(1, Ordering::SeqCst);
+            let mut d = data(i);
+            if i == self.broken {
+                d[1000] ^= 1;
+            }
+            Ok(Box::new(io::Cursor::new(d)))
+        }
+
+        /// Wait until `n` fetches have started, at most `secs` (and a moment more, for any
+        /// extra to show).
+        fn wait_started(&self, n: usize, secs: u64) -> usize {
+            let t = Instant::now();
+            while self.started.load(Ordering::SeqCst) < n && t.elapsed() < Duration::from_secs(secs)
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            self.started.load(Ordering::SeqCst)
+        }
+    }
+
+    fn read_all(inflight: &Inflight<'_>, index: usize) -> io::Result<Vec<u8>> {
+        let (mut r, _) = inflight.open(index).map_err(io::Error::other)?;
+        let mut v = Vec::new();
+        r.read_to_end(&mut v)?;
+        Ok(v)
+    }
+
+    /// `n` blobs (`broken`: that one corrupted) through an [`Inflight`] (`ahead` or not),
+    /// handed to `check` with the fake source and the spool directory.
+    fn with_inflight(
+        n: usize,
+        broken: usize,
+        ahead: bool,
+        check: impl FnOnce(&Fake, &Inflight<'_>, &Path),
+    ) {
+        let fake = Fake {
+            started: AtomicUsize::new(0),
+            broken,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let open = |d: &str, size: u64| fake.open(d, size);
+        std::thread::scope(|s| {
+            let hidden = Progress::hidden();
+            let inflight = Inflight::start(s, &open, ahead, blobs(n), tmp.path(), &hidden);
+            check(&fake, &inflight, tmp.path());
+            // Dropping the Inflight cancels what is left, so the scope ends.
+        });
+    }
+
+    #[test]
+    fn fetches_run_ahead_in_order_within_the_bound() {
+        with_inflight(5, 0, true, |fake, inflight, tmp| {
+            // Three spools at most, though none is read yet.
+            assert_eq!(fake.wait_started(MAX_SPOOLS, 10), MAX_SPOOLS);
+            for i in 1..=5 {
+                assert_eq!(read_all(inflight, i).unwrap(), data(i), "blob {i}");
+            }
+            assert_eq!(fake.started.load(Ordering::SeqCst), 5);
+            // Spools are unnamed files: nothing is left in tmp.
+            assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+        });
+    }
+
+    #[test]
+    fn a_failure_is_reported_at_the_next_open() {
+        with_inflight(4, 3, true, |fake, inflight, _| {
+            assert_eq!(fake.wait_started(MAX_SPOOLS, 10), MAX_SPOOLS);
+            // Blob 3 has failed by now: the pull stops at the next blob it opens.
+            let e = inflight.open(1).err().expect("blob 3 failed").to_string();
+            assert!(
+                e.contains("layer 3/4 (test)") && e.contains("digest mismatch"),
+                "{e}"
+            );
+        });
+    }
+
+    #[test]
+    fn local_sources_are_opened_when_their_turn_comes() {
+        with_inflight(3, 0, false, |fake, inflight, _| {
+            assert_eq!(fake.wait_started(1, 0), 0);
+            assert_eq!(read_all(inflight, 2).unwrap(), data(2));
+            assert_eq!(fake.started.load(Ordering::SeqCst), 1);
+        });
+    }
 
     #[test]
     fn only_registries_are_fetched_ahead() {
