@@ -35,7 +35,8 @@
 //! blob, or, sooner, when it opens any blob after the failure: the pull then stops at the next
 //! layer instead of importing layers it will throw away. Either way the transaction is
 //! aborted and nothing moves. Dropping the [`Inflight`] (the pull ended or failed) cancels the
-//! fetches still running; their threads end at their next chunk.
+//! fetches still running; their threads end at their next chunk (a read waiting on a stalled
+//! network is not interrupted: the failed pull ends when it returns).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -140,11 +141,12 @@ impl Shared {
             .clone()
     }
 
-    /// The fetch of slot `i` ended.
+    /// The fetch of slot `i` ended. Its error stops the pull, unless the pull or the reader
+    /// of that blob stopped it (the reader's own error is the one to report).
     fn end(&self, i: usize, r: Result<(), String>) {
         let mut st = self.lock();
         if let Err(e) = &r {
-            if !st.cancelled && st.failed.is_none() {
+            if !st.cancelled && !st.slots[i].consumed && st.failed.is_none() {
                 st.failed = Some(e.clone());
             }
         }
