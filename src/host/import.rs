@@ -8,8 +8,10 @@
 //!    reference asks for it (`unchanged`);
 //! 4. plan each layer: reuse a stored layer commit (same blob digest, same diff_id, same lower
 //!    chain) or fetch and import it;
-//! 5. carry the plan out in one transaction (`pull_layers`, or `pull_encapsulated` through
-//!    [`crate::host::encapsulated`]'s reader of ostree layers).
+//! 5. carry the plan out in one transaction (`pull_layers`, whose blobs from a registry are
+//!    fetched ahead, several at once, by [`super::inflight`], while the layers are applied in
+//!    order; or `pull_encapsulated` through [`crate::host::encapsulated`]'s reader of ostree
+//!    layers).
 //!
 //! [`check`] runs steps 1–3 and reports what step 4 would fetch, without writing anything.
 //!
@@ -19,15 +21,21 @@
 //!   files, with `etc` at `usr/etc` and its whiteouts kept as empty `.wh.*` files; parents the
 //!   layer does not list get the lower layers' metadata;
 //! - the merged image, ref `ostree/container/image/<escaped image reference>`, with the
-//!   metadata described in [`super::metadata`].
+//!   metadata described in [`super::metadata`];
+//! - for each ostree layer of an encapsulated base (whose blob refs all name the base commit),
+//!   ref `ostree/container/diffid/<escaped layer digest>`: a commit with the base's root, no
+//!   parent, and in its metadata the diff_id the layer was verified against
+//!   (`ostree.container.diff-id`) and the base commit (`ostree.container.base-commit`).
 //!
 //! A layer whose ref already exists, with the same diff_id (`ostree.container.diff-id`), is
 //! not fetched again: its tree is loaded from the repository. The same blob listed with
-//! another diff_id is an error. A layer tree that took something from the layers below it (the metadata of a
-//! parent directory it does not list, a hard link to a lower file) records their chain ID
-//! (`ostree.container.lower-chain`, as OCI's ChainID) and is reused only over the same lower
-//! layers; elsewhere it is read again. Pulling an image whose manifest digest equals the one
-//! already stored does nothing.
+//! another diff_id is an error. A stored encapsulated base is reused only when each of its
+//! ostree layers has such a record with the diff_id listed (another is an error; none: the
+//! base is read again, which verifies it). A layer tree that took something from the layers
+//! below it (the metadata of a parent directory it does not list, a hard link to a lower
+//! file) records their chain ID (`ostree.container.lower-chain`, as OCI's ChainID) and is
+//! reused only over the same lower layers; elsewhere it is read again. Pulling an image whose
+//! manifest digest equals the one already stored does nothing.
 //!
 //! # Atomicity
 //!
@@ -46,12 +54,15 @@ use anyhow::{anyhow, Context, Result};
 use ostree::gio;
 use ostree::glib::prelude::ToVariant;
 
+use super::baserecord;
 use super::encapsulated;
+use super::inflight::{self, Inflight};
 use super::layer::{self, Data, Item, LayerCounts, LayerError};
 use super::metadata;
 use super::progress::Progress;
 use crate::oci::fetch;
 use crate::oci::imgref::{ImageReference, OstreeImageReference, SignatureSource};
+use crate::oci::layer::{LayerFacts, LayerReader};
 use crate::oci::layout as oci;
 use crate::ostree::keys;
 use crate::ostree::refs::blob_ref;
@@ -464,6 +475,7 @@ fn pull_encapsulated(
         repo.transaction_set_ref(None, w, Some(&commit));
     }
     encapsulated::record_image(repo, &source.image, &commit, layers, &r.imgref)?;
+    baserecord::record(repo, &commit, layers)?;
     txn.commit()?;
     res.commit = commit;
     res.elapsed = start.elapsed();
@@ -512,6 +524,7 @@ fn pull_layers(
         for (desc, _) in &layers[..n_ostree] {
             repo.transaction_set_ref(None, &blob_ref(desc.digest().as_ref()), Some(&base));
         }
+        baserecord::record(repo, &base, &layers[..n_ostree])?;
         merged = crate::ostree::commit::load_commit_tree(repo, &base)?;
     }
     // Plan the remaining layers: reuse a stored layer commit, or import.
@@ -556,7 +569,12 @@ fn pull_layers(
         "layers_to_fetch": to_fetch.len(),
         "bytes_to_fetch": to_fetch.iter().map(|j| j.size).sum::<u64>(),
     }));
+    // The blobs to import are fetched ahead, several at once (from a registry).
+    let ahead = inflight::fetch_ahead(r.imgref.transport, source.is_remote());
+    let open = |digest: &str, size: u64| source.open_blob(digest, size);
     std::thread::scope(|s| -> Result<()> {
+        let blobs = to_fetch.iter().map(|j| j.blob()).collect();
+        let inflight = Inflight::start(s, &open, ahead, blobs, &tmp, progress);
         // While one layer is written, the next one to import is already being read.
         let mut prefetched: Option<(usize, Pipeline<'_>)> = None;
         for (k, job) in jobs.iter().enumerate() {
@@ -571,7 +589,7 @@ fn pull_layers(
                 None => {
                     let pipeline = match prefetched.take() {
                         Some((kk, p)) if kk == k => p,
-                        _ => start_layer(s, source, job, &tmp, progress)?,
+                        _ => start_layer(s, &inflight, job, &tmp)?,
                     };
                     if let Some((k2, j2)) = jobs
                         .iter()
@@ -580,7 +598,7 @@ fn pull_layers(
                         .find(|(_, j)| j.existing.is_none())
                     {
                         // An error here surfaces when that layer's turn comes.
-                        if let Ok(p) = start_layer(s, source, j2, &tmp, progress) {
+                        if let Ok(p) = start_layer(s, &inflight, j2, &tmp) {
                             prefetched = Some((k2, p));
                         }
                     }
@@ -595,6 +613,9 @@ fn pull_layers(
                     }
                     let commit = w.write_commit(None, &t, &tree.meta, &md, &job.digest, 0)?;
                     repo.transaction_set_ref(None, &job.bref, Some(&commit));
+                    progress.event(serde_json::json!({
+                        "stage": "imported", "layer": job.digest, "index": job.index, "layers": job.layers,
+                    }));
                     result.layers_imported += 1;
                     result.blob_bytes += counts.blob_bytes;
                     result.tar_bytes += counts.tar_bytes;
@@ -655,8 +676,9 @@ fn pull_layers(
 }
 
 /// The commit held by the ostree layers of an encapsulated base: reused when every one of
-/// their refs names the same commit, else imported (objects, checksum and detached metadata
-/// kept) with the encapsulate side's importer, inside our transaction.
+/// their refs names the same commit and every one was verified against the diff_id the config
+/// lists (its record, [`baserecord::verified`]), else imported (objects, checksum and
+/// detached metadata kept) with the encapsulate side's importer, inside our transaction.
 fn import_ostree_base(
     repo: &ostree::Repo,
     source: &fetch::Source,
@@ -677,8 +699,18 @@ fn import_ostree_base(
             .iter()
             .all(|c| c.as_deref() == Some(first.as_str()))
         {
-            result.layers_reused += layers.len();
-            return Ok(first.clone());
+            let n = layers.len();
+            let mut verified = true;
+            for (i, (desc, diff_id)) in layers.iter().enumerate() {
+                let digest = desc.digest().to_string();
+                verified &= baserecord::verified(repo, first, &digest, diff_id)
+                    .with_context(|| format!("ostree layer {}/{n} ({digest})", i + 1))?;
+            }
+            // Recorded by an older import, or not at all: read again, which verifies.
+            if verified {
+                result.layers_reused += n;
+                return Ok(first.clone());
+            }
         }
     }
     let mut imp = Importer::new(repo, None)?;
@@ -750,6 +782,20 @@ struct LayerJob {
     lower_chain: String,
 }
 
+impl LayerJob {
+    /// What [`Inflight`] needs to fetch its blob.
+    fn blob(&self) -> inflight::Blob {
+        inflight::Blob {
+            index: self.index,
+            layers: self.layers,
+            digest: self.digest.clone(),
+            size: self.size,
+            label: self.label.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 /// For each layer, the chain ID of the layers below it, as OCI defines ChainID:
 /// `ChainID(L0) = DiffID(L0)`, `ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))`; "" for
 /// the first layer.
@@ -773,7 +819,12 @@ fn lower_chains(diff_ids: &[String]) -> Vec<String> {
 /// same chain; and it was verified against the same diff_id. A commit recorded with another
 /// diff_id is an error (the image's config contradicts the blob it names); one recorded
 /// without (an older import) is read again, which verifies it.
-fn reusable(repo: &ostree::Repo, commit: &str, diff_id: &str, lower_chain: &str) -> Result<bool> {
+pub(super) fn reusable(
+    repo: &ostree::Repo,
+    commit: &str,
+    diff_id: &str,
+    lower_chain: &str,
+) -> Result<bool> {
     let md = crate::ostree::commit::commit_metadata(repo, commit)?;
     match md.lookup::<String>(keys::LAYER_DIFF_ID).ok().flatten() {
         None => return Ok(false),
@@ -804,15 +855,13 @@ struct Pipeline<'scope> {
 
 fn start_layer<'scope, 'env>(
     s: &'scope std::thread::Scope<'scope, 'env>,
-    source: &'env fetch::Source,
+    inflight: &Inflight<'env>,
     job: &'env LayerJob,
     spill_dir: &'env Path,
-    progress: &Progress,
 ) -> Result<Pipeline<'scope>> {
-    let pb = progress.layer(&job.label, job.size);
-    let layer = source.open_layer(&job.desc, &job.diff_id, &job.name, |raw| {
-        progress.track_layer(&pb, raw, &job.digest, job.index, job.layers, job.size)
-    })?;
+    let facts = LayerFacts::of(&job.desc, &job.diff_id, &job.name)?;
+    let (blob, pb) = inflight.open(job.index)?;
+    let layer = LayerReader::new(blob, facts);
     let (tx, rx) = sync_channel::<Item>(256);
     let bar = pb.clone();
     let reader = s.spawn(move || {

@@ -19,7 +19,9 @@
 //! The compressed stream is hashed against the manifest's layer digest and size, and the
 //! decompressed stream against the config's diff_id; both are read to their end even when
 //! the tar ends early. When decompression or parsing fails, the blob digest is checked first,
-//! so a corrupted blob is reported as a digest mismatch naming both digests.
+//! so a corrupted blob is reported as a digest mismatch naming both digests; before that, an
+//! error reading the blob itself (a failed fetch, [`crate::host::inflight`]) is reported as it
+//! is.
 
 use std::io::{self, Read};
 use std::path::Path;

@@ -7,7 +7,7 @@ use ostree::gio;
 
 use super::import::{stored_image, stored_manifest_and_config};
 use crate::oci::imgref::ImageReference;
-use crate::ostree::refs::{self, BLOB_PREFIX, IMAGE_PREFIX};
+use crate::ostree::refs::{self, BLOB_PREFIX, DIFFID_PREFIX, IMAGE_PREFIX};
 
 fn refs_with_prefix(repo: &ostree::Repo, prefix: &str) -> Result<Vec<(String, String)>> {
     let all = repo
@@ -77,16 +77,18 @@ pub fn prune(repo: &ostree::Repo) -> Result<PruneResult> {
     for img in list(repo)? {
         let imgref: ImageReference = img.parse()?;
         let (manifest, _) = stored_manifest_and_config(repo, &imgref)?;
-        for d in manifest_layer_digests(&manifest)? {
-            used.insert(crate::ostree::refs::blob_ref(&d));
-        }
+        used.extend(manifest_layer_digests(&manifest)?);
     }
     let mut res = PruneResult::default();
-    for (r, _) in refs_with_prefix(repo, BLOB_PREFIX)? {
-        if !used.contains(&r) {
-            repo.set_ref_immediate(None, &r, None, gio::Cancellable::NONE)
-                .with_context(|| format!("removing {r}"))?;
-            res.layers_removed += 1;
+    // A layer's diff_id record goes with its blob ref.
+    for prefix in [BLOB_PREFIX, DIFFID_PREFIX] {
+        for (r, _) in refs_with_prefix(repo, prefix)? {
+            let digest = refs::unprefix_unescape(prefix, &r).unwrap_or_default();
+            if !used.contains(&digest) {
+                repo.set_ref_immediate(None, &r, None, gio::Cancellable::NONE)
+                    .with_context(|| format!("removing {r}"))?;
+                res.layers_removed += usize::from(prefix == BLOB_PREFIX);
+            }
         }
     }
     let (_, pruned, freed) = repo

@@ -6,6 +6,8 @@
 //! - [`layer`]: one plain layer's tar entries, decided by [`crate::oci::policy`], checksummed
 //!   ([`sparse`]: PAX sparse files); [`encapsulated`]: the ostree layers of an encapsulated
 //!   image, through [`crate::ostree::tar::read`];
+//! - [`inflight`]: layer blobs fetched ahead of the importer, several at once (registries);
+//!   [`baserecord`]: the diff_ids a stored encapsulated base was verified against;
 //! - [`metadata`]: the merged commit's metadata; [`selinux`]: labels from the image's own
 //!   policy;
 //! - [`manage`]: list/remove/prune/history; [`progress`]: bars and `--progress-fd` events.
@@ -13,9 +15,11 @@
 //! Image references, fetching, layouts and layer opening are in [`crate::oci`]; object
 //! formats, trees, refs and the transaction in [`crate::ostree`].
 
+pub mod baserecord;
 pub mod cli;
 pub mod encapsulated;
 pub mod import;
+pub mod inflight;
 pub mod layer;
 pub mod manage;
 pub mod metadata;

@@ -9,8 +9,11 @@
 //! - `{"stage":"start","imgref":…,"manifest":…,"layers":4,"layers_to_fetch":1,"bytes_to_fetch":N}`
 //!   once the manifest and config are read and the plan is made;
 //! - `{"stage":"fetch","layer":"sha256:…","index":4,"layers":4,"bytes":done,"total":size}` while a
-//!   layer blob is fetched and imported: at most every 1 MiB of the blob, and once at its end
-//!   (`bytes` = `total`);
+//!   layer blob is fetched (from a local layout: read by the importer): once when it starts
+//!   (`bytes` = 0), at most every 1 MiB of the blob, and once at its end (`bytes` = `total`);
+//!   several layers can be fetched at once, so their events interleave;
+//! - `{"stage":"imported","layer":"sha256:…","index":4,"layers":4}` when a fetched layer's
+//!   commit is written;
 //! - `{"stage":"reuse","layer":"sha256:…","index":2,"layers":4}` for a layer already stored;
 //! - `{"stage":"commit"}` when the layers are in and the merged commit is being written;
 //! - `{"stage":"done","commit":…,"manifest":…,"unchanged":bool}` at the end of a pull that
@@ -46,7 +49,7 @@ pub fn event_sink(fd: i32) -> anyhow::Result<EventSink> {
     Ok(Arc::new(Mutex::new(f)))
 }
 
-/// Where the bars go: several layers can be in flight (one written, the next one read).
+/// Where the bars go: several layers can be in flight (one written, the next ones fetched).
 #[derive(Debug, Clone)]
 pub struct Progress {
     bars: Option<MultiProgress>,
@@ -89,16 +92,20 @@ impl Progress {
         let r = Box::new(pb.wrap_read(r));
         match &self.events {
             None => r,
-            Some(sink) => Box::new(FetchEvents {
-                inner: r,
-                sink: Some(sink.clone()),
-                layer: layer.to_string(),
-                index,
-                layers,
-                total,
-                done: 0,
-                last: 0,
-            }),
+            Some(sink) => {
+                let f = FetchEvents {
+                    inner: r,
+                    sink: Some(sink.clone()),
+                    layer: layer.to_string(),
+                    index,
+                    layers,
+                    total,
+                    done: 0,
+                    last: 0,
+                };
+                f.emit();
+                Box::new(f)
+            }
         }
     }
 

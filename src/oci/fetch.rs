@@ -35,7 +35,7 @@ use anyhow::{bail, Context, Result};
 
 use super::imgref::{ImageReference, OstreeImageReference, SignatureSource, Transport};
 use super::layer::{LayerFacts, LayerReader};
-use super::layout::{layer_compression, Image, Layout};
+use super::layout::{Image, Layout};
 pub use super::proxy::FetchOptions;
 use super::proxy::ProxyImage;
 
@@ -64,20 +64,9 @@ impl Source {
         name: &str,
         track: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
     ) -> Result<LayerReader> {
-        let digest = desc.digest().to_string();
-        let compression =
-            layer_compression(desc.media_type().as_ref()).with_context(|| name.to_string())?;
-        let blob = track(self.open_blob(&digest, desc.size())?);
-        Ok(LayerReader::new(
-            blob,
-            LayerFacts {
-                digest,
-                size: desc.size(),
-                compression,
-                diff_id: diff_id.to_string(),
-                name: name.to_string(),
-            },
-        ))
+        let facts = LayerFacts::of(desc, diff_id, name).with_context(|| name.to_string())?;
+        let blob = track(self.open_blob(&facts.digest, facts.size)?);
+        Ok(LayerReader::new(blob, facts))
     }
 
     /// Open the blob `digest` of `size` bytes, not yet verified: the caller wraps it in a

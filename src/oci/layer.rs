@@ -8,8 +8,9 @@
 //! Nothing is trusted until [`LayerReader::finish`], which reads to the end of both streams
 //! and checks, in this order:
 //!
-//! 1. the blob's digest and size against the descriptor (a corrupt or truncated blob explains
-//!    every error after it, so it is reported first: [`LayerReadError::is_blob`]);
+//! 1. that the blob could be read to its end (a failed fetch), then its digest and size
+//!    against the descriptor (a corrupt or truncated blob explains every error after it, so
+//!    it is reported first: [`LayerReadError::is_blob`]);
 //! 2. that decompression succeeded;
 //! 3. the tar's digest against the config's diff_id.
 //!
@@ -21,7 +22,7 @@ use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use super::layout::{Compression, DigestReader, OciError};
+use super::layout::{layer_compression, Compression, DigestReader, OciError};
 
 /// What the manifest and config say about a layer, and its name for messages.
 #[derive(Debug, Clone)]
@@ -38,12 +39,39 @@ pub struct LayerFacts {
     pub name: String,
 }
 
+impl LayerFacts {
+    /// The facts of the layer `desc` whose config diff_id is `diff_id` (compression from the
+    /// media type, an unknown one refused); `name` is for messages.
+    pub fn of(
+        desc: &oci_spec::image::Descriptor,
+        diff_id: &str,
+        name: &str,
+    ) -> Result<Self, OciError> {
+        Ok(LayerFacts {
+            digest: desc.digest().to_string(),
+            size: desc.size(),
+            compression: layer_compression(desc.media_type().as_ref())?,
+            diff_id: diff_id.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
 /// A layer failed its checks ([`LayerReader::finish`]).
 #[derive(Debug, thiserror::Error)]
 pub enum LayerReadError {
     /// The blob's digest or size differs from its descriptor's.
     #[error(transparent)]
     Blob(OciError),
+    /// Reading the blob itself failed (its fetch failed): reported first, as what was read
+    /// cannot be checked.
+    #[error("{name}: reading the blob")]
+    Read {
+        /// The layer, for the message.
+        name: String,
+        /// The source's error.
+        source: io::Error,
+    },
     /// The blob did not decompress.
     #[error("{name}: decompressing")]
     Decompress {
@@ -79,10 +107,14 @@ const CHUNK: usize = 1 << 20;
 
 type RawBlob = DigestReader<BufReader<Box<dyn Read + Send>>>;
 
+/// What the inflating thread hands back: the blob as read (hashed), the decompression error
+/// and the error reading the blob itself, if any.
+type Inflated = (RawBlob, Option<io::Error>, Option<io::Error>);
+
 /// A layer's tar stream, decompressed on its own thread and verified by [`Self::finish`].
 pub struct LayerReader {
     stream: DigestReader<ChunkReader>,
-    inflater: JoinHandle<(RawBlob, Option<io::Error>)>,
+    inflater: JoinHandle<Inflated>,
     facts: LayerFacts,
 }
 
@@ -117,13 +149,14 @@ impl LayerReader {
         let (tar_digest, tar_bytes) = self.stream.finish();
         // Closing the channel lets the inflater stop early after a parse error.
         drop(self.stream);
-        let (raw, inflate_err) = self.inflater.join().unwrap_or_else(|_| {
+        let (raw, inflate_err, read_err) = self.inflater.join().unwrap_or_else(|_| {
             let e = io::Error::other("the decompressing thread panicked");
-            (
-                DigestReader::new(BufReader::new(Box::new(io::empty()))),
-                Some(e),
-            )
+            let nothing = DigestReader::new(BufReader::new(Box::new(io::empty()) as _));
+            (nothing, Some(e), None)
         });
+        if let Some(source) = read_err {
+            return Err(LayerReadError::Read { name, source });
+        }
         raw.verify(
             &format!("{name} blob"),
             &self.facts.digest,
@@ -211,7 +244,7 @@ fn inflate(
     blob: Box<dyn Read + Send>,
     compression: Compression,
     tx: SyncSender<io::Result<Vec<u8>>>,
-) -> (RawBlob, Option<io::Error>) {
+) -> Inflated {
     let raw = DigestReader::new(BufReader::with_capacity(256 << 10, blob));
     let mut dec = match compression {
         Compression::None => Decoder::Plain(BufReader::new(raw)),
@@ -248,8 +281,8 @@ fn inflate(
     drop(tx);
     // Hash the rest of the blob even after an error: a corrupted blob is reported as such.
     let mut raw = dec.into_raw().into_inner();
-    let _ = io::copy(&mut raw, &mut io::sink());
-    (raw, failed)
+    let read_failed = io::copy(&mut raw, &mut io::sink()).err();
+    (raw, failed, read_failed)
 }
 
 #[cfg(test)]

@@ -23,6 +23,12 @@
 //! and returns a plain [`Read`] over that channel, so several blobs can stream at once while
 //! the importer's threads block on them. Memory is bounded by the channel (a few chunks per
 //! blob).
+//!
+//! skopeo serves one request at a time, and `FinishPipe` waits until skopeo has written the
+//! whole blob into its pipe: sent at once, it would hold every other request back until that
+//! blob is read. So it is sent only once the blob's size has arrived (or its pipe has been
+//! silent for a second, which is how a blob shorter than its size shows), and blobs
+//! fetched together ([`crate::host::inflight`]) really stream at once.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -84,6 +90,8 @@ pub fn default_authfile() -> Option<PathBuf> {
 const CHUNK: usize = 256 << 10;
 /// Chunks in flight per blob.
 const CHUNKS_IN_FLIGHT: usize = 8;
+/// A blob pipe silent this long before its size is reached: ask skopeo how the copy ended.
+const STALL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// An image opened in a running proxy; closed (and skopeo stopped) when dropped.
 pub struct ProxyImage {
@@ -235,13 +243,32 @@ impl ProxyImage {
         let what = format!("{}: blob {digest}", self.name);
         self.rt.spawn(async move {
             let res: Result<(), String> = async {
-                let (reader, driver) = proxy
+                let (mut reader, driver) = proxy
                     .get_blob(&img, &parsed, size)
                     .await
                     .map_err(|e| e.to_string())?;
-                // skopeo closes its end of the pipe only once FinishPipe (the driver) is
-                // answered, so both run together. The copy owns the pipe: on an error it is
-                // closed at once, skopeo's writer fails, and FinishPipe returns.
+                // skopeo answers FinishPipe (the driver) only once it has written the whole
+                // blob, and answers no other request meanwhile; it closes its end of the pipe
+                // only after that. So FinishPipe is sent once `size` bytes are here (or the
+                // pipe has stalled: a short blob), and other blobs can stream at once; from
+                // then on both run together. The copy owns the pipe: on an error it is closed
+                // at once, skopeo's writer fails, and FinishPipe returns.
+                let mut got = 0u64;
+                while got < size {
+                    let mut buf = vec![0u8; CHUNK];
+                    let n = match tokio::time::timeout(STALL, reader.read(&mut buf)).await {
+                        Err(_) => break,
+                        Ok(n) => n.map_err(|e| e.to_string())?,
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    got += n as u64;
+                    buf.truncate(n);
+                    if tx.send(Ok(buf)).await.is_err() {
+                        return Err("reader went away".to_string());
+                    }
+                }
                 let tx2 = tx.clone();
                 let copy = async move {
                     let (mut reader, tx) = (reader, tx2);

@@ -160,12 +160,17 @@ pub fn read_dirtree(repo: &ostree::Repo, tree: &Csum) -> Result<ParsedTree, Repo
 
 /// Load the tree of a commit into memory.
 pub fn load_commit_tree(repo: &ostree::Repo, commit: &str) -> Result<Dir, RepoError> {
+    let (tree, meta) = commit_root(repo, commit)?;
+    load_tree(repo, &tree, meta)
+}
+
+/// A commit's root dirtree and dirmeta checksums.
+pub fn commit_root(repo: &ostree::Repo, commit: &str) -> Result<(Csum, Csum), RepoError> {
     let v = load_commit_variant(repo, commit)?;
-    let (tree, meta) = roots(&v).ok_or_else(|| RepoError::Malformed {
+    roots(&v).ok_or_else(|| RepoError::Malformed {
         what: "commit",
         csum: commit.to_string(),
-    })?;
-    load_tree(repo, &tree, meta)
+    })
 }
 
 /// Load the dirtree `tree` and everything below it, the root having the dirmeta `meta`.

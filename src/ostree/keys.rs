@@ -18,6 +18,13 @@
 //! | `ostree.container.diff-id`       | s    | the layer's diff_id, as the image config lists it |
 //! | `ostree.container.lower-chain`   | s    | ChainID of the layers below, when the tree took something from them |
 //!
+//! # diff_id record of an ostree layer (`ostree/container/diffid/…`)
+//!
+//! | key                              | type | value                                           |
+//! |----------------------------------|------|-------------------------------------------------|
+//! | `ostree.container.diff-id`       | s    | the diff_id the layer was verified against      |
+//! | `ostree.container.base-commit`   | s    | the encapsulated base commit the layer holds    |
+//!
 //! # Labels of an encapsulated image (ostree-rs-ext's names)
 //!
 //! | label                              | value                                          |
@@ -50,6 +57,9 @@ pub const CONTAINER_CMD: &str = "ostree.container-cmd";
 pub const LAYER_DIFF_ID: &str = "ostree.container.diff-id";
 /// Layer commit key: ChainID of the lower layers the layer's tree depends on.
 pub const LOWER_CHAIN: &str = "ostree.container.lower-chain";
+/// Key of an ostree layer's diff_id record (`ostree/container/diffid/…`): the encapsulated
+/// base commit the layer holds (with [`LAYER_DIFF_ID`]).
+pub const BASE_COMMIT: &str = "ostree.container.base-commit";
 
 /// Label: the encapsulated commit's checksum.
 pub const LABEL_COMMIT: &str = "ostree.commit";

@@ -12,8 +12,10 @@
 //!   (`:` is `_3A_`, `.` is `_2E_`, `/` in a forbidden place is `_2F_`).
 //!
 //! Refs used by the importer (see [`crate::host::import`]):
-//! `ostree/container/blob/<escaped layer digest>` and
-//! `ostree/container/image/<escaped image reference>`.
+//! `ostree/container/blob/<escaped layer digest>`,
+//! `ostree/container/image/<escaped image reference>`, and
+//! `ostree/container/diffid/<escaped layer digest>` for the ostree layers of an encapsulated
+//! base (the diff_id they were verified against).
 
 use std::fmt::Write;
 
@@ -21,6 +23,8 @@ use std::fmt::Write;
 pub const BLOB_PREFIX: &str = "ostree/container/blob";
 /// Ref prefix for an imported image's merged commit.
 pub const IMAGE_PREFIX: &str = "ostree/container/image";
+/// Ref prefix for the diff_id record of an ostree layer (whose blob ref names the base commit).
+pub const DIFFID_PREFIX: &str = "ostree/container/diffid";
 
 /// Why a string cannot be escaped into a ref, or a ref unescaped back.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -122,6 +126,11 @@ pub fn image_ref(imgref: &impl std::fmt::Display) -> String {
     prefix_escape(IMAGE_PREFIX, &imgref.to_string()).expect("image reference is non-empty")
 }
 
+/// Ref of the diff_id record of an ostree layer, from its blob digest `sha256:<hex>`.
+pub fn diffid_ref(digest: &str) -> String {
+    prefix_escape(DIFFID_PREFIX, digest).expect("digest is non-empty")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +210,9 @@ mod tests {
     #[test]
     fn blob_ref_form() {
         assert_eq!(blob_ref("sha256:ab"), "ostree/container/blob/sha256_3A_ab");
+        assert_eq!(
+            diffid_ref("sha256:ab"),
+            "ostree/container/diffid/sha256_3A_ab"
+        );
     }
 }

@@ -47,7 +47,7 @@ fn manifest_and_config(layout: &Path) -> (String, String) {
 }
 
 /// skopeo copy of a layout's only image into the registry.
-fn push(reg: &Registry, layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
+pub(super) fn push(reg: &Registry, layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
     let (k, home) = reg.env();
     run(Command::new("skopeo")
         .env(k, home)
@@ -268,8 +268,167 @@ fn bad_stored_blob_listed_with_another_diff_id() {
     repo.fsck();
 }
 
+/// A layout at `dest` with the image of `base` (tag `tag`) plus the layer `extra` on top (its
+/// config's diff_ids passed through `tamper` first), tagged `d`: an image derived from it, as
+/// a build tool would write it.
+fn derive_layout(
+    base: &Path,
+    tag: &str,
+    dest: &Path,
+    extra: &Layer,
+    tamper: impl Fn(&mut Vec<serde_json::Value>),
+) {
+    run(Command::new("cp").arg("-a").arg(base).arg(dest));
+    let blobs = dest.join("blobs/sha256");
+    let path = |d: &str| blobs.join(d.strip_prefix("sha256:").unwrap());
+    let read = |d: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path(d)).unwrap()).unwrap()
+    };
+    let put = |v: &serde_json::Value| -> (String, usize) {
+        let b = serde_json::to_vec(v).unwrap();
+        let d = sha(&b);
+        std::fs::write(path(&d), &b).unwrap();
+        (d, b.len())
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("index.json")).unwrap()).unwrap();
+    let md = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest = read(&md);
+    let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+    std::fs::write(path(&extra.digest), &extra.blob).unwrap();
+    let mut diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap().clone();
+    diff_ids.push(extra.diff_id.clone().into());
+    tamper(&mut diff_ids);
+    config["rootfs"]["diff_ids"] = diff_ids.into();
+    let (cd, cs) = put(&config);
+    manifest["config"]["digest"] = cd.into();
+    manifest["config"]["size"] = cs.into();
+    manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+        "mediaType": extra.media_type, "digest": extra.digest, "size": extra.size}));
+    let (md, ms) = put(&manifest);
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+        "annotations": {"org.opencontainers.image.ref.name": "d"}}]});
+    std::fs::write(dest.join("index.json"), index.to_string()).unwrap();
+}
+
+/// An image derived from an encapsulated base whose commit is already stored, listing one of
+/// the base's ostree layer blobs with another diff_id: refused like a plain layer (naming the
+/// blob and both diff_ids), nothing moves. The base is reused only when every ostree layer was
+/// verified against the diff_id listed (recorded under `ostree/container/diffid/…`); without
+/// that record (an older import), the base is read again, which verifies it and records it.
+/// Before issue 11 the reused base was never checked.
+#[test]
+fn bad_stored_ostree_layer_listed_with_another_diff_id() {
+    let t = Scratch::new();
+    let tree = t.path().join("tree");
+    for (f, data) in [("usr/bin/a", "a"), ("usr/lib/b", "b"), ("usr/share/c", "c")] {
+        std::fs::create_dir_all(tree.join(f).parent().unwrap()).unwrap();
+        std::fs::write(tree.join(f), data).unwrap();
+    }
+    let enc = t.path().join("enc");
+    let (_src, base) = super::encapsulated_base(t.path(), &tree, &enc);
+    let extra = |n: usize| Layer::new(&[file(&format!("usr/extra{n}"), b"x")], Comp::Gzip);
+    let derived = |name: &str, n: usize, tamper: &dyn Fn(&mut Vec<serde_json::Value>)| {
+        let dest = t.path().join(name);
+        derive_layout(&enc, "base", &dest, &extra(n), tamper);
+        format!("ostree-unverified-image:oci:{}:d", dest.display())
+    };
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let pull_err = |imgref: &str| {
+        let mut c = bin_cmd(["image", "pull"]);
+        c.arg(&repo.path).arg(imgref);
+        let out = c.output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let records = || -> Vec<String> {
+        let r = repo.refs();
+        r.into_keys().filter(|k| k.contains("/diffid/")).collect()
+    };
+    pull(&repo.path, &derived("good", 1, &|_| {}));
+    let n_ostree = records().len();
+    assert!(
+        n_ostree >= 2,
+        "one record per ostree layer: {:?}",
+        repo.refs()
+    );
+    // The base is reused by a second derived image with the same diff_ids.
+    let (status, err) = pull_err(&derived("good2", 2, &|_| {}));
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains(&format!("1 imported, {n_ostree} reused")),
+        "{err}"
+    );
+
+    // The first ostree layer's blob with another diff_id.
+    let manifest: serde_json::Value = serde_json::from_str(&run(Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci:{}:base", enc.display()))))
+    .unwrap();
+    let digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrong = format!("sha256:{}", "cd".repeat(32));
+    let right = std::cell::RefCell::new(String::new());
+    let bad = derived("bad", 3, &|ids| {
+        *right.borrow_mut() = ids[0].as_str().unwrap().to_string();
+        ids[0] = wrong.clone().into();
+    });
+    let right = right.into_inner();
+    let check_refused = || {
+        let before = repo.refs();
+        let (status, err) = pull_err(&bad);
+        assert!(matches!(status.code(), Some(1 | 2)), "{status}: {err}");
+        for want in ["diff_id", &right, &wrong, &digest] {
+            assert!(err.contains(want), "error should contain {want:?}: {err}");
+        }
+        assert_eq!(repo.refs(), before, "no ref moved");
+        repo.fsck();
+    };
+    check_refused();
+
+    // Records missing (an import from before they existed): the base is read again.
+    for r in records() {
+        run(&mut repo.ostree(["refs", "--delete", &r]));
+    }
+    let (status, err) = pull_err(&derived("good3", 4, &|_| {}));
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{} imported, 0 reused", n_ostree + 1)),
+        "{err}"
+    );
+    assert_eq!(records().len(), n_ostree);
+    let blobs: Vec<String> = repo
+        .refs()
+        .into_iter()
+        .filter(|(k, _)| k.contains("/blob/"))
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(
+        blobs.iter().filter(|c| **c == base).count(),
+        n_ostree,
+        "the ostree layers still name the base commit"
+    );
+    check_refused();
+}
+
 /// Peak memory (max RSS, KiB) and stderr of a command, from GNU time.
-fn peak_kib(cmd: &mut Command) -> (u64, String, bool) {
+pub(super) fn peak_kib(cmd: &mut Command) -> (u64, String, bool) {
     let mut t = Command::new("/usr/bin/time");
     t.arg("-f").arg("peak-rss-kib=%M").arg(cmd.get_program());
     t.args(cmd.get_args());

@@ -8,6 +8,7 @@
 
 mod fetch;
 mod hostile;
+mod inflight;
 mod signed;
 use crate::support::registry;
 
@@ -784,6 +785,22 @@ fn killed_import_leaves_repository_clean_and_rerun_succeeds() {
     assert!(run(&mut repo.ostree(["ls", &c, "/usr/l2f399"])).contains("100000"));
 }
 
+/// `tree` committed (owned by root) as `base` in a new repository `src` under `dir`, and
+/// encapsulated (in up to 3 layers) to `oci:<oci>:base`: the repository and the commit.
+fn encapsulated_base(dir: &Path, tree: &Path, oci: &Path) -> (Repo, String) {
+    let src = Repo::init(dir.join("src"), "bare-user");
+    let base = run(src
+        .ostree(["commit", "-b", "base", "--owner-uid=0", "--owner-gid=0"])
+        .arg(format!("--tree=dir={}", tree.display())))
+    .trim()
+    .to_string();
+    run(bin_cmd(["encapsulate", "--max-layers", "3", "--repo"])
+        .arg(&src.path)
+        .arg("base")
+        .arg(format!("oci:{}:base", oci.display())));
+    (src, base)
+}
+
 /// An image derived (with buildah) from an ostree-encapsulated commit: the base keeps its
 /// commit checksum, the derived layers go on top, and no ostree object store leaks into the
 /// merged tree.
@@ -799,17 +816,8 @@ fn derived_from_encapsulated_base_keeps_the_base_commit() {
     fs::write(tree.join("usr/bin/gone"), b"gone").unwrap();
     fs::write(tree.join("usr/etc/os-release"), b"ID=base\n").unwrap();
     fs::write(tree.join("usr/lib/modules/6.1.0/vmlinuz"), vec![1u8; 5000]).unwrap();
-    let src = Repo::init(t.path().join("src"), "bare-user");
-    let base = run(src
-        .ostree(["commit", "-b", "base", "--owner-uid=0", "--owner-gid=0"])
-        .arg(format!("--tree=dir={}", tree.display())))
-    .trim()
-    .to_string();
     let oci = t.path().join("oci");
-    run(bin_cmd(["encapsulate", "--max-layers", "3", "--repo"])
-        .arg(&src.path)
-        .arg("base")
-        .arg(format!("oci:{}:base", oci.display())));
+    let (src, base) = encapsulated_base(t.path(), &tree, &oci);
 
     let b = Buildah::new(Driver::Vfs);
     run(crate::support::skopeo()

@@ -193,6 +193,17 @@ impl Registry {
             .collect()
     }
 
+    /// The file in which the registry stores the blob `digest` (to break it in a test).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     /// Digests of the blobs fetched (GET) so far, in order.
     pub fn blob_gets(&self) -> Vec<String> {
         self.requests()
