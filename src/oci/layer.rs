@@ -371,4 +371,37 @@ mod tests {
         let e = read_all(blob.clone(), facts(&blob, b"")).1.unwrap_err();
         assert!(matches!(e, LayerReadError::Decompress { .. }), "{e}");
     }
+
+    /// A blob whose source fails (a fetch that broke) is reported as that failure, before any
+    /// digest check of what was read.
+    #[test]
+    fn failing_source_is_reported_as_a_read_error() {
+        struct Broken(usize);
+        impl Read for Broken {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("connection reset"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(0);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let blob = gz(b"x");
+        let mut f = facts(&blob, b"x");
+        f.compression = Compression::None;
+        let e = read_all_from(Box::new(Broken(1000)), f).unwrap_err();
+        assert!(matches!(e, LayerReadError::Read { .. }), "{e}");
+        assert!(e.is_blob());
+    }
+
+    fn read_all_from(
+        blob: Box<dyn Read + Send>,
+        f: LayerFacts,
+    ) -> Result<Verified, LayerReadError> {
+        let mut r = LayerReader::new(blob, f);
+        let _ = r.read_to_end(&mut Vec::new());
+        r.finish()
+    }
 }

@@ -49,7 +49,7 @@ fn manifest_and_config(layout: &Path) -> (String, String) {
 /// skopeo copy of a layout's only image into the registry.
 pub(super) fn push(reg: &Registry, layout: &Path, tag: &str, dest: &str, extra: &[&str]) {
     let (k, home) = reg.env();
-    run(Command::new("skopeo")
+    run(crate::support::skopeo()
         .env(k, home)
         .args(["copy", "--quiet", "--insecure-policy"])
         .args(extra)
@@ -375,7 +375,7 @@ fn bad_stored_ostree_layer_listed_with_another_diff_id() {
     );
 
     // The first ostree layer's blob with another diff_id.
-    let manifest: serde_json::Value = serde_json::from_str(&run(Command::new("skopeo")
+    let manifest: serde_json::Value = serde_json::from_str(&run(crate::support::skopeo()
         .args(["inspect", "--raw"])
         .arg(format!("oci:{}:base", enc.display()))))
     .unwrap();

@@ -132,7 +132,7 @@ fn signed_by(key: &Path) -> String {
 /// skopeo copy of a layout's image into the registry, signed by `signer` when given.
 fn push(reg: &Registry, trust: &Trust, layout: &Path, dest: &str, signer: Option<&Gpg>) {
     let (k, home) = reg.env();
-    let mut c = Command::new("skopeo");
+    let mut c = crate::support::skopeo();
     c.env(k, home)
         .arg("--registries.d")
         .arg(&trust.registries_d)
