@@ -360,10 +360,7 @@ pub fn check(
         stored_manifest_digest: stored,
         changed: !same,
         layers_total: layers.len(),
-        version: image
-            .labels()
-            .get("org.opencontainers.image.version")
-            .cloned(),
+        version: image.labels().get(keys::LABEL_OCI_VERSION).cloned(),
         ..Default::default()
     };
     for (desc, _) in &layers {

@@ -37,6 +37,12 @@
 //! | `org.opencontainers.image.version` | the commit's `version` metadata                |
 //!
 //! Each content layer's descriptor carries the annotation `ostree.components`.
+//!
+//! # Summary (what `serve` generates; ostree's own names)
+//!
+//! Per ref: `ostree.commit.timestamp` (t, big-endian), `ostree.commit.version` (s). Top level:
+//! `ostree.summary.mode` (s), `ostree.summary.last-modified` (t, big-endian),
+//! `ostree.summary.tombstone-commits` (b), `ostree.summary.indexed-deltas` (b).
 
 /// Commit key: `sha256:…` of the image manifest.
 pub const MANIFEST_DIGEST: &str = "ostree.manifest-digest";
@@ -75,3 +81,16 @@ pub const LABEL_LINUX: &str = "ostree.linux";
 pub const LABEL_OCI_VERSION: &str = "org.opencontainers.image.version";
 /// Layer descriptor annotation: the components a content layer holds.
 pub const COMPONENTS_ANNOTATION: &str = "ostree.components";
+
+/// Summary, per ref: the commit's timestamp (big-endian).
+pub const SUMMARY_COMMIT_TIMESTAMP: &str = "ostree.commit.timestamp";
+/// Summary, per ref: the commit's `version` metadata.
+pub const SUMMARY_COMMIT_VERSION: &str = "ostree.commit.version";
+/// Summary: the repository mode clients should expect.
+pub const SUMMARY_MODE: &str = "ostree.summary.mode";
+/// Summary: when it was generated (seconds since the epoch, big-endian).
+pub const SUMMARY_LAST_MODIFIED: &str = "ostree.summary.last-modified";
+/// Summary: whether the repository keeps tombstone commits.
+pub const SUMMARY_TOMBSTONE_COMMITS: &str = "ostree.summary.tombstone-commits";
+/// Summary: whether `delta-indexes/` exist.
+pub const SUMMARY_INDEXED_DELTAS: &str = "ostree.summary.indexed-deltas";

@@ -30,6 +30,7 @@ use std::io::Read;
 use ostree::glib::{self, prelude::*, Variant, VariantDict};
 
 use super::repo::{self, is_not_found, RepoDir};
+use crate::ostree::keys;
 
 /// Why the summary could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +123,7 @@ pub fn parse_commit(data: &[u8]) -> Option<(u64, Option<String>)> {
     }
     let ts = u64::from_be(v.try_child_value(5)?.get::<u64>()?);
     let md = VariantDict::new(Some(&v.try_child_value(0)?));
-    let version = md.lookup::<String>("version").ok().flatten();
+    let version = md.lookup::<String>(keys::VERSION).ok().flatten();
     Some((ts, version))
 }
 
@@ -134,9 +135,12 @@ pub fn build(refs: &[RefEntry], last_modified: u64, indexed_deltas: bool) -> Vec
         .iter()
         .map(|r| {
             let md = VariantDict::new(None);
-            md.insert_value("ostree.commit.timestamp", &r.timestamp.to_be().to_variant());
+            md.insert_value(
+                keys::SUMMARY_COMMIT_TIMESTAMP,
+                &r.timestamp.to_be().to_variant(),
+            );
             if let Some(v) = &r.version {
-                md.insert_value("ostree.commit.version", &v.to_variant());
+                md.insert_value(keys::SUMMARY_COMMIT_VERSION, &v.to_variant());
             }
             let csum = hex::decode(&r.checksum).expect("refs hold validated checksums");
             let inner = Variant::tuple_from_iter([
@@ -152,14 +156,14 @@ pub fn build(refs: &[RefEntry], last_modified: u64, indexed_deltas: bool) -> Vec
         entries,
     );
     let md = VariantDict::new(None);
-    md.insert_value("ostree.summary.mode", &"archive-z2".to_variant());
+    md.insert_value(keys::SUMMARY_MODE, &"archive-z2".to_variant());
     md.insert_value(
-        "ostree.summary.last-modified",
+        keys::SUMMARY_LAST_MODIFIED,
         &last_modified.to_be().to_variant(),
     );
-    md.insert_value("ostree.summary.tombstone-commits", &false.to_variant());
+    md.insert_value(keys::SUMMARY_TOMBSTONE_COMMITS, &false.to_variant());
     if indexed_deltas {
-        md.insert_value("ostree.summary.indexed-deltas", &true.to_variant());
+        md.insert_value(keys::SUMMARY_INDEXED_DELTAS, &true.to_variant());
     }
     let v = Variant::tuple_from_iter([refs_v, md.end()]);
     v.data().to_vec()
@@ -204,21 +208,19 @@ mod tests {
         assert_eq!(hex::encode(inner.child_value(1).data()), c);
         let md = VariantDict::new(Some(&inner.child_value(2)));
         assert_eq!(
-            md.lookup::<String>("ostree.commit.version")
+            md.lookup::<String>(keys::SUMMARY_COMMIT_VERSION)
                 .unwrap()
                 .unwrap(),
             "1.2"
         );
         let top = VariantDict::new(Some(&v.child_value(1)));
         assert_eq!(
-            top.lookup::<String>("ostree.summary.mode")
-                .unwrap()
-                .unwrap(),
+            top.lookup::<String>(keys::SUMMARY_MODE).unwrap().unwrap(),
             "archive-z2"
         );
         assert_eq!(
             u64::from_be(
-                top.lookup::<u64>("ostree.summary.last-modified")
+                top.lookup::<u64>(keys::SUMMARY_LAST_MODIFIED)
                     .unwrap()
                     .unwrap()
             ),
