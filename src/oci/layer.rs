@@ -124,11 +124,16 @@ impl LayerReader {
         let (tx, rx) = sync_channel(8);
         let compression = facts.compression;
         let inflater = std::thread::spawn(move || inflate(blob, compression, tx));
-        let stream = DigestReader::new(ChunkReader {
+        let chunks = ChunkReader {
             rx,
             cur: Vec::new(),
             pos: 0,
-        });
+        };
+        // An uncompressed layer's tar is its blob, hashed once as the blob.
+        let stream = match compression {
+            Compression::None => DigestReader::count_only(chunks),
+            _ => DigestReader::new(chunks),
+        };
         LayerReader {
             stream,
             inflater,
@@ -166,6 +171,10 @@ impl LayerReader {
         if let Some(source) = inflate_err.or(drained.err()) {
             return Err(LayerReadError::Decompress { name, source });
         }
+        let tar_digest = match self.facts.compression {
+            Compression::None => raw.finish().0,
+            _ => tar_digest,
+        };
         if tar_digest != self.facts.diff_id {
             return Err(LayerReadError::DiffId(OciError::DigestMismatch {
                 what: format!("{name} uncompressed content (diff_id)"),
@@ -403,5 +412,21 @@ mod tests {
         let mut r = LayerReader::new(blob, f);
         let _ = r.read_to_end(&mut Vec::new());
         r.finish()
+    }
+
+    /// An uncompressed layer's tar is its blob: hashed once, and its diff_id still checked.
+    #[test]
+    fn uncompressed_layer_is_hashed_once_and_checked() {
+        let tar = vec![5u8; 2 * CHUNK + 3];
+        let mut f = facts(&tar, &tar);
+        f.compression = Compression::None;
+        let v = read_all_from(Box::new(io::Cursor::new(tar.clone())), f.clone()).unwrap();
+        assert_eq!(
+            (v.blob_bytes, v.tar_bytes),
+            (tar.len() as u64, tar.len() as u64)
+        );
+        f.diff_id = sha(b"something else");
+        let e = read_all_from(Box::new(io::Cursor::new(tar)), f).unwrap_err();
+        assert!(matches!(e, LayerReadError::DiffId(_)), "{e}");
     }
 }

@@ -182,7 +182,8 @@ pub fn sha256_hex(digest: &str) -> Result<&str, OciError> {
 /// A reader that hashes and counts what passes through it.
 pub struct DigestReader<R> {
     inner: R,
-    hasher: Sha256,
+    /// None: counting only ([`DigestReader::count_only`]).
+    hasher: Option<Sha256>,
     count: u64,
 }
 
@@ -191,7 +192,17 @@ impl<R: Read> DigestReader<R> {
     pub fn new(inner: R) -> Self {
         DigestReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
+            count: 0,
+        }
+    }
+
+    /// Count without hashing, for a stream whose digest is known otherwise (an uncompressed
+    /// layer's tar is its blob, already hashed): [`Self::finish`] gives no digest.
+    pub fn count_only(inner: R) -> Self {
+        DigestReader {
+            inner,
+            hasher: None,
             count: 0,
         }
     }
@@ -211,12 +222,13 @@ impl<R: Read> DigestReader<R> {
         self.inner
     }
 
-    /// `sha256:<hex>` of everything read so far, and the byte count.
+    /// `sha256:<hex>` of everything read so far ("" when counting only), and the byte count.
     pub fn finish(&self) -> (String, u64) {
-        (
-            format!("sha256:{}", hex::encode(self.hasher.clone().finalize())),
-            self.count,
-        )
+        let digest = match &self.hasher {
+            Some(h) => format!("sha256:{}", hex::encode(h.clone().finalize())),
+            None => String::new(),
+        };
+        (digest, self.count)
     }
 
     /// Check what was read against an expected digest (and size, when given).
@@ -245,7 +257,9 @@ impl<R: Read> DigestReader<R> {
 impl<R: Read> Read for DigestReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }
