@@ -51,6 +51,7 @@ pub struct Source {
 enum Blobs {
     Layout(Layout),
     Proxy(ProxyImage),
+    Storage(super::storage::StorageImage),
 }
 
 impl Source {
@@ -76,6 +77,7 @@ impl Source {
         match &self.blobs {
             Blobs::Layout(l) => Ok(l.open_blob(digest)?),
             Blobs::Proxy(p) => p.open_blob(digest, size),
+            Blobs::Storage(s) => s.open_blob(digest),
         }
     }
 
@@ -154,6 +156,18 @@ pub fn open(r: &OstreeImageReference, opts: &FetchOptions) -> Result<Source> {
         }
         Route::Proxy { insecure_policy } => open_proxy(r, opts, insecure_policy),
         Route::CopyDecompressed { insecure_policy } => {
+            // Read in place when the store can be (src/oci/storage.rs); else the proxy.
+            match super::storage::open(&r.imgref) {
+                Ok(Some((image, store))) => {
+                    return Ok(Source {
+                        image,
+                        blobs: Blobs::Storage(store),
+                        _tmp: None,
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!("{}: read through the proxy: {e:#}", r.imgref),
+            }
             let source = open_proxy(r, opts, insecure_policy)?;
             if all_layers_uncompressed(&source.image) {
                 return Ok(source);

@@ -7,6 +7,7 @@
 //!   blob on demand; [`fetch::Source::open_layer`] and [`layer`]: the one way to read a
 //!   layer (decompressed on its own thread; digest, size and diff_id verified);
 //! - [`proxy`]: containers/image's own proxy (`skopeo experimental-image-proxy`);
+//!   [`storage`]: `containers-storage:` read in place, where it can be;
 //! - [`layout`]: reading an OCI image layout (`oci:`, `oci-archive:` in place), digests;
 //!   [`write`](mod@write): writing one; [`gzip`]: decoding layers; [`time`]: RFC 3339 timestamps;
 //! - [`sigpolicy`]: containers' signature policy, as `ostree-image-signed:` needs it;
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod policy;
 pub mod proxy;
 pub mod sigpolicy;
+pub mod storage;
 pub mod tarext;
 pub mod time;
 pub mod write;

@@ -195,21 +195,35 @@ impl ProxyImage {
             let digest: oci_spec_proxy::image::Digest = config_digest
                 .parse()
                 .map_err(|e| anyhow!("{name}: config digest {config_digest}: {e}"))?;
-            let (reader, driver) = proxy
-                .get_blob(&img, &digest, config_size)
-                .await
-                .map_err(|e| anyhow!("{name}: reading the config: {e}"))?;
-            let read = async move {
-                let mut config_raw = Vec::new();
-                reader
-                    .take(MAX_JSON_SIZE + 1)
-                    .read_to_end(&mut config_raw)
+            let stored = async {
+                let (reader, driver) = proxy
+                    .get_blob(&img, &digest, config_size)
                     .await
-                    .map(|_| config_raw)
+                    .map_err(|e| anyhow!("{name}: reading the config: {e}"))?;
+                let read = async move {
+                    let mut config_raw = Vec::new();
+                    reader
+                        .take(MAX_JSON_SIZE + 1)
+                        .read_to_end(&mut config_raw)
+                        .await
+                        .map(|_| config_raw)
+                };
+                let (read, finished) = tokio::join!(read, driver);
+                let config_raw = read.map_err(|e| anyhow!("{name}: reading the config: {e}"))?;
+                finished.map_err(|e| anyhow!("{name}: reading the config: {e}"))?;
+                anyhow::Ok(config_raw)
+            }
+            .await;
+            // A Docker-format image: GetManifest converted its manifest to OCI, and with it the
+            // config, whose new digest names no stored blob. GetFullConfig hands back that
+            // converted config; it is used when it is what the converted manifest lists.
+            let config_raw = match stored {
+                Ok(c) => c,
+                Err(e) => match proxy.fetch_config_raw(&img).await {
+                    Ok(c) if sha256_digest(&c) == config_digest => c,
+                    _ => return Err(e),
+                },
             };
-            let (read, finished) = tokio::join!(read, driver);
-            let config_raw = read.map_err(|e| anyhow!("{name}: reading the config: {e}"))?;
-            finished.map_err(|e| anyhow!("{name}: reading the config: {e}"))?;
             anyhow::Ok((
                 proxy,
                 img,
@@ -360,6 +374,12 @@ fn config_descriptor(manifest: &[u8]) -> Result<(String, u64)> {
     }
     let m: Manifest = serde_json::from_slice(manifest).context("no config descriptor")?;
     Ok((m.config.digest, m.config.size))
+}
+
+/// `sha256:<hex>` of `data`.
+fn sha256_digest(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
 #[cfg(test)]

@@ -637,3 +637,44 @@ fn every_verb_takes_both_reference_forms() {
         .arg(format!("oci:{}:e", enc.display())));
     assert_eq!(out.trim(), c);
 }
+
+/// An image stored in Docker format (schema 2, as `docker push` and many registries hold
+/// them) imports from the registry: the proxy converts its manifest to OCI and its config with
+/// it, so the config is read through GetFullConfig, checked against the converted manifest.
+/// The tree equals the OCI image's.
+#[test]
+fn registry_docker_format_image_imports() {
+    let t = Scratch::new();
+    let reg = Registry::start();
+    let (k, home) = reg.env();
+    let layout = t.path().join("layout");
+    write_layout(&layout, "v", &layers(2), &[("version", "1")], CREATED);
+    push(&reg, &layout, "v", "docker-format:1", &["--format", "v2s2"]);
+    let mut inspect = crate::support::skopeo();
+    inspect
+        .env(k, home)
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(reg.docker("docker-format:1"));
+    let raw: serde_json::Value = serde_json::from_str(&run(&mut inspect)).unwrap();
+    assert_eq!(
+        raw["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
+        "the registry holds the Docker format"
+    );
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let c = run(bin_cmd(["image", "pull", "--quiet"])
+        .env(k, home)
+        .arg(&repo.path)
+        .arg(format!(
+            "ostree-unverified-registry:{}/docker-format:1",
+            reg.host
+        )))
+    .trim()
+    .to_string();
+    let c_oci = pull(
+        &repo.path,
+        &format!("ostree-unverified-image:oci:{}:v", layout.display()),
+    );
+    let content = |c: &str| run(&mut repo.ostree(["ls", "-R", "-C", "-X", c]));
+    assert_eq!(content(&c), content(&c_oci));
+    repo.fsck();
+}
