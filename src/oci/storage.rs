@@ -22,8 +22,9 @@
 //! <root>/<driver>-layers/layers.lock      read-locked (fcntl, whole file) while reading
 //! ```
 //!
-//! Only what is certain is read here; anything else ([`open`] returns `None`) goes through
-//! containers/image's proxy as before: another driver, a store given without its root, a
+//! A bare `containers-storage:NAME` is looked up in the store storage.conf names
+//! ([`default_store`]). Only what is certain is read here; anything else ([`open`] returns
+//! `None`) goes through containers/image's proxy as before: another driver, a rootless store, a
 //! manifest that is not OCI, a layer listed compressed, a layer without a tar-split record.
 //! Nothing read here is trusted more than a blob from a registry: each layer's tar is hashed
 //! and checked against the manifest's digest and the config's diff_id
@@ -65,24 +66,101 @@ pub struct StoreRef {
     pub image: String,
 }
 
-/// Parse a containers-storage reference that names its store; None for any other form (the
-/// default store, options after the run root, a digest reference).
-pub fn parse_store_ref(name: &str) -> Option<StoreRef> {
-    let rest = name.strip_prefix('[')?;
-    let (spec, image) = rest.split_once(']')?;
-    let (driver, paths) = spec.split_once('@')?;
-    let (root, runroot) = paths.split_once('+')?;
-    if !matches!(driver, "vfs" | "overlay") || root.is_empty() || runroot.contains(':') {
+/// Parse a containers-storage reference: `[driver@root+runroot]name` names its store, a bare
+/// `name` is in `default` (the store of storage.conf, [`default_store`]). None for any other
+/// form (options after the run root, a digest reference, a driver other than vfs and overlay).
+pub fn parse_store_ref(name: &str, default: Option<(String, PathBuf)>) -> Option<StoreRef> {
+    let (driver, root, image) = match name.strip_prefix('[') {
+        Some(rest) => {
+            let (spec, image) = rest.split_once(']')?;
+            let (driver, paths) = spec.split_once('@')?;
+            let (root, runroot) = paths.split_once('+')?;
+            if runroot.contains(':') {
+                return None;
+            }
+            (driver.to_string(), PathBuf::from(root), image)
+        }
+        None => {
+            let (driver, root) = default?;
+            (driver, root, name)
+        }
+    };
+    if !matches!(driver.as_str(), "vfs" | "overlay") || root.as_os_str().is_empty() {
         return None;
     }
     if image.is_empty() || image.contains('@') {
         return None;
     }
     Some(StoreRef {
-        driver: driver.to_string(),
-        root: PathBuf::from(root),
+        driver,
+        root,
         image: normalize_name(image),
     })
+}
+
+/// The store a bare `containers-storage:NAME` means, for root: `[storage] driver` and
+/// `graphroot` of `$CONTAINERS_STORAGE_CONF`, else /etc/containers/storage.conf, else
+/// /usr/share/containers/storage.conf (containers/storage's order), graphroot defaulting to
+/// /var/lib/containers/storage; with no driver configured, the one whose layers are in that
+/// root when there is exactly one. None for another user (rootless stores live elsewhere) or a
+/// file that does not parse.
+pub fn default_store() -> Option<(String, PathBuf)> {
+    if !rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let conf = match std::env::var_os("CONTAINERS_STORAGE_CONF") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => [
+            "/etc/containers/storage.conf",
+            "/usr/share/containers/storage.conf",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists()),
+    };
+    let text = match &conf {
+        Some(p) => std::fs::read_to_string(p).ok()?,
+        None => String::new(),
+    };
+    let (driver, root) = storage_conf(&text)?;
+    let root = root.unwrap_or_else(|| PathBuf::from("/var/lib/containers/storage"));
+    let driver = match driver {
+        Some(d) => d,
+        None => {
+            let found: Vec<&str> = ["overlay", "vfs"]
+                .into_iter()
+                .filter(|d| root.join(format!("{d}-layers")).is_dir())
+                .collect();
+            match found.as_slice() {
+                [one] => one.to_string(),
+                _ => return None,
+            }
+        }
+    };
+    Some((driver, root))
+}
+
+/// `[storage] driver` and `graphroot` of a storage.conf (empty values as absent); None when it
+/// does not parse.
+pub fn storage_conf(text: &str) -> Option<(Option<String>, Option<PathBuf>)> {
+    #[derive(serde::Deserialize, Default)]
+    struct Conf {
+        #[serde(default)]
+        storage: Storage,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Storage {
+        #[serde(default)]
+        driver: String,
+        #[serde(default)]
+        graphroot: String,
+    }
+    let c: Conf = toml::from_str(text).ok()?;
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    Some((
+        some(c.storage.driver),
+        some(c.storage.graphroot).map(PathBuf::from),
+    ))
 }
 
 /// A name as containers/storage records it: `docker.io/library/` for a bare name, `:latest`
@@ -145,7 +223,7 @@ pub fn open(imgref: &ImageReference) -> Result<Option<(Image, StorageImage)>> {
     if imgref.transport != Transport::ContainerStorage {
         return Ok(None);
     }
-    let Some(s) = parse_store_ref(&imgref.name) else {
+    let Some(s) = parse_store_ref(&imgref.name, default_store()) else {
         return Ok(None);
     };
     let layers_dir = s.root.join(format!("{}-layers", s.driver));
@@ -395,7 +473,7 @@ mod tests {
 
     #[test]
     fn store_references() {
-        let r = parse_store_ref("[vfs@/s/root+/s/run]localhost/os").unwrap();
+        let r = parse_store_ref("[vfs@/s/root+/s/run]localhost/os", None).unwrap();
         assert_eq!(
             r,
             StoreRef {
@@ -404,7 +482,7 @@ mod tests {
                 image: "localhost/os:latest".into()
             }
         );
-        let r = parse_store_ref("[overlay@/r+/run]quay.io/a/b:1").unwrap();
+        let r = parse_store_ref("[overlay@/r+/run]quay.io/a/b:1", None).unwrap();
         assert_eq!(
             (r.driver.as_str(), r.image.as_str()),
             ("overlay", "quay.io/a/b:1")
@@ -417,8 +495,35 @@ mod tests {
             "[vfs@/r+/run]",
             "[vfs@+/run]os",
         ] {
-            assert_eq!(parse_store_ref(other), None, "{other}");
+            assert_eq!(parse_store_ref(other, None), None, "{other}");
         }
+        let default = Some((
+            "overlay".to_string(),
+            PathBuf::from("/var/lib/containers/storage"),
+        ));
+        let r = parse_store_ref("localhost/os", default.clone()).unwrap();
+        assert_eq!(r.root, Path::new("/var/lib/containers/storage"));
+        assert_eq!(
+            (r.driver.as_str(), r.image.as_str()),
+            ("overlay", "localhost/os:latest")
+        );
+        let btrfs = Some(("btrfs".to_string(), PathBuf::from("/s")));
+        assert_eq!(parse_store_ref("localhost/os", btrfs), None);
+    }
+
+    #[test]
+    fn storage_conf_driver_and_graphroot() {
+        let text = "[storage]\ndriver = \"vfs\"\nrunroot = \"/run/x\"\ngraphroot = \"/srv/s\"\n[storage.options]\nadditionalimagestores = []\n";
+        assert_eq!(
+            storage_conf(text),
+            Some((Some("vfs".to_string()), Some(PathBuf::from("/srv/s"))))
+        );
+        assert_eq!(
+            storage_conf("[storage]\ndriver = \"\"\n"),
+            Some((None, None))
+        );
+        assert_eq!(storage_conf(""), Some((None, None)));
+        assert_eq!(storage_conf("[storage\n"), None);
     }
 
     #[test]

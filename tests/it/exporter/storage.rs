@@ -102,3 +102,36 @@ fn containers_storage_changed_in_place_is_refused() {
     assert_eq!(repo.refs(), before);
     repo.fsck();
 }
+
+/// `containers-storage:NAME` without a store in brackets: the store storage.conf names (here
+/// the test's own file, through `CONTAINERS_STORAGE_CONF`, as containers/storage reads it) is
+/// read in place, skopeo out of reach.
+#[test]
+fn containers_storage_default_store_from_storage_conf() {
+    let t = tempfile::tempdir().unwrap();
+    let no_skopeo = t.path().join("bin");
+    fs::create_dir_all(&no_skopeo).unwrap();
+    let b = Buildah::new(Driver::Vfs);
+    two_layer_image(&b, "localhost/default-store");
+    let conf = t.path().join("storage.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[storage]\ndriver = \"vfs\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+            b.runroot.display(),
+            b.root.display()
+        ),
+    )
+    .unwrap();
+    let repo = Repo::init(t.path().join("repo"), "bare-user");
+    let c = run(bin_cmd(["image", "pull", "--quiet"])
+        .env("PATH", &no_skopeo)
+        .env("CONTAINERS_STORAGE_CONF", &conf)
+        .arg(&repo.path)
+        .arg("ostree-unverified-image:containers-storage:localhost/default-store"))
+    .trim()
+    .to_string();
+    repo.fsck();
+    let listing = run(&mut repo.ostree(["ls", "-R", &c]));
+    assert!(listing.contains("/usr/bin/tool2"), "{listing}");
+}
