@@ -47,8 +47,11 @@ mkdir -p out
 newdir() { mktemp -d "$work/out/$1.XXXXXX"; } # (called in $(…): a counter would not count)
 newrepo() { local r; r=$(newdir "$1"); ostree --repo="$r" init --mode=bare-user; echo "$r"; }
 # "seconds peak-KB" of a command; its output is discarded, a failure ends the benchmark.
+# Whatever the previous row left dirty is written out first (not timed): otherwise the next
+# row's final sync (libostree's syncfs, the floor's sync -f) pays for it.
 measure() {
     local o
+    sync
     o=$(/usr/bin/time -f '%e %M' "$@" 2>&1 >/dev/null) || { echo "failed: $*" >&2; echo "$o" >&2; exit 1; }
     echo "$o" | tail -1
 }
